@@ -1,0 +1,71 @@
+using System.Runtime.CompilerServices;
+
+namespace CookieProxy.Diagnostics;
+
+/// <summary>
+/// Counters owned by one capture thread and written only by it (plain increments, no atomics:
+/// Linux keeps SYNPROXY's counters per CPU for the same reason). Readers on other threads call
+/// <see cref="AddTo"/> and accept values that are a few increments stale.
+/// </summary>
+public sealed class ProxyCounters
+{
+    public long FramesReceived;
+    public long SynReceived;
+    public long SynAckSent;
+    public long CookieValid;
+    public long CookieInvalid;
+    public long CookieRetransmit;
+    public long RstSent;
+    public long FlowsCreated;
+    public long FlowsClosed;
+    public long FlowsActive;
+    public long BackendConnectFailed;
+    public long BytesToBackend;
+    public long BytesToClient;
+    public long SegmentsToClient;
+    public long Retransmits;
+
+    private readonly long[] _drops = new long[(int)DropReason.Count];
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Drop(DropReason reason) => _drops[(int)reason]++;
+
+    public long Drops(DropReason reason) => Volatile.Read(ref _drops[(int)reason]);
+
+    public long TotalDrops
+    {
+        get
+        {
+            long sum = 0;
+            for (int i = 1; i < _drops.Length; i++)
+            {
+                sum += Volatile.Read(ref _drops[i]);
+            }
+            return sum;
+        }
+    }
+
+    /// <summary>Adds this thread's counters into <paramref name="total"/> (summing per-thread counters on read).</summary>
+    public void AddTo(ProxyCounters total)
+    {
+        total.FramesReceived += Volatile.Read(ref FramesReceived);
+        total.SynReceived += Volatile.Read(ref SynReceived);
+        total.SynAckSent += Volatile.Read(ref SynAckSent);
+        total.CookieValid += Volatile.Read(ref CookieValid);
+        total.CookieInvalid += Volatile.Read(ref CookieInvalid);
+        total.CookieRetransmit += Volatile.Read(ref CookieRetransmit);
+        total.RstSent += Volatile.Read(ref RstSent);
+        total.FlowsCreated += Volatile.Read(ref FlowsCreated);
+        total.FlowsClosed += Volatile.Read(ref FlowsClosed);
+        total.FlowsActive += Volatile.Read(ref FlowsActive);
+        total.BackendConnectFailed += Volatile.Read(ref BackendConnectFailed);
+        total.BytesToBackend += Volatile.Read(ref BytesToBackend);
+        total.BytesToClient += Volatile.Read(ref BytesToClient);
+        total.SegmentsToClient += Volatile.Read(ref SegmentsToClient);
+        total.Retransmits += Volatile.Read(ref Retransmits);
+        for (int i = 0; i < _drops.Length; i++)
+        {
+            total._drops[i] += Volatile.Read(ref _drops[i]);
+        }
+    }
+}

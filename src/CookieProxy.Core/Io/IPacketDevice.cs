@@ -1,0 +1,35 @@
+namespace CookieProxy.Io;
+
+/// <summary>
+/// A raw Ethernet frame device: libpcap (portable) or an AF_PACKET ring (Linux fast path).
+/// Owned by one capture thread; only <see cref="Wake"/> may be called from other threads.
+/// </summary>
+public interface IPacketDevice : IDisposable
+{
+    /// <summary>Interface name, e.g. "veth-srv".</summary>
+    string Name { get; }
+
+    /// <summary>Human-readable backend name for logs ("libpcap", "af_packet-v3").</summary>
+    string Backend { get; }
+
+    /// <summary>
+    /// Clears <paramref name="batch"/>, then fills it with received frames. Waits at most
+    /// <paramref name="timeoutMs"/> for the first frame (0 = poll, never block), and returns early
+    /// when <see cref="Wake"/> is called. Returns the number of frames in the batch.
+    /// </summary>
+    int Receive(FrameBatch batch, int timeoutMs);
+
+    /// <summary>Queues one frame for transmission. May send at once or at <see cref="Flush"/>. False if it was dropped.</summary>
+    bool Send(ReadOnlySpan<byte> frame);
+
+    /// <summary>Pushes queued frames to the wire (one syscall for the batch where the backend allows).</summary>
+    void Flush();
+
+    /// <summary>Makes a blocked <see cref="Receive"/> return soon. Thread-safe, cheap, idempotent.</summary>
+    void Wake();
+
+    /// <summary>Kernel-side statistics: frames received / dropped by the kernel or interface.</summary>
+    DeviceStats GetStats();
+}
+
+public readonly record struct DeviceStats(long Received, long KernelDropped, long InterfaceDropped, long Sent, long SendFailed);
