@@ -26,13 +26,17 @@ public sealed class FrameBatch
     private readonly FrameFlags[] _flags;
     private int _used;
 
+    /// <summary>Bytes kept free after every frame so a reply can be built in place even when it is longer
+    /// than the frame it answers (a bare SYN grows by our SYN+ACK options: at most 40 bytes).</summary>
+    public const int TailRoom = 64;
+
     public FrameBatch(int maxFrames = 64, int maxFrameBytes = 65536 + 64)
     {
         if (maxFrames <= 0) throw new ArgumentOutOfRangeException(nameof(maxFrames));
         if (maxFrameBytes < 64) throw new ArgumentOutOfRangeException(nameof(maxFrameBytes));
         MaxFrameBytes = maxFrameBytes;
         // Room for a full batch of MTU-sized frames, plus one maximal (GRO) frame.
-        int capacity = checked(maxFrames * 2048 + maxFrameBytes);
+        int capacity = checked(maxFrames * (2048 + TailRoom) + maxFrameBytes + TailRoom);
         _buffer = GC.AllocateArray<byte>(capacity, pinned: true);
         _offsets = new int[maxFrames];
         _lengths = new int[maxFrames];
@@ -48,6 +52,9 @@ public sealed class FrameBatch
     public Span<byte> this[int index] => _buffer.AsSpan(_offsets[index], _lengths[index]);
 
     public FrameFlags GetFlags(int index) => _flags[index];
+
+    /// <summary>The frame plus its <see cref="TailRoom"/> bytes: for rewriting a frame in place into a longer reply.</summary>
+    public Span<byte> GetWithTailRoom(int index) => _buffer.AsSpan(_offsets[index], _lengths[index] + TailRoom);
 
     public void Clear()
     {
@@ -70,7 +77,7 @@ public sealed class FrameBatch
     /// <summary>Reserves <paramref name="length"/> bytes for the next frame; call <see cref="Commit"/> after filling it.</summary>
     public bool TryReserve(int length, out Span<byte> destination)
     {
-        if (Count == _offsets.Length || length > MaxFrameBytes || _used + length > _buffer.Length)
+        if (Count == _offsets.Length || length > MaxFrameBytes || _used + length + TailRoom > _buffer.Length)
         {
             destination = default;
             return false;
@@ -87,6 +94,6 @@ public sealed class FrameBatch
         Count++;
         // Keep frames 8-byte aligned: headers are read with unaligned-safe primitives anyway,
         // but aligned starts keep copies fast.
-        _used += (length + 7) & ~7;
+        _used += (length + TailRoom + 7) & ~7;
     }
 }

@@ -1,0 +1,310 @@
+using System.Globalization;
+using System.Net;
+
+namespace CookieProxy.Host.Cli;
+
+/// <summary>The result of parsing argv: options to run, text to print, or an error (exit code 2).</summary>
+public sealed record ParseResult(ProxyOptions? Options, string? Output, string? Error, string? Command = null, string? Argument = null)
+{
+    public static ParseResult Fail(string error) => new(null, null, error);
+}
+
+/// <summary>
+/// Hand-rolled argv parser: no dependency, every bad input gets a message that names the flag and the value.
+/// </summary>
+public static class CommandLine
+{
+    public const string Usage = """
+        Usage:
+          cookieproxy run --interface IF --listen IP:PORT --backend IP:PORT [--listen IP:PORT --backend IP:PORT]... [options]
+          cookieproxy genkey [FILE]       write a new 128-bit cookie key (hex) to FILE or stdout
+          cookieproxy --help | --version
+
+        Run options:
+          --interface IF            external interface to capture on (required)
+          --listen IP:PORT          protected endpoint (repeatable; each needs a --backend after it)
+          --backend IP:PORT         where validated connections of the preceding --listen go
+          --proxy-protocol v1|v2    send a PROXY header to the preceding listener's backend (default: off)
+          --key-file FILE           128-bit cookie key (32 hex digits); share it so instances accept each other's cookies
+          --hide-port               install an nftables rule so the kernel drops inbound packets to the protected
+                                    endpoints (removed on exit)
+          --capture auto|pcap|afpacket   capture backend (default auto: AF_PACKET ring on Linux, else libpcap)
+          --threads N               capture threads with PACKET_FANOUT (0 = one per core; default 1)
+          --mss N                   MSS announced to clients (default 1460; 536..9000)
+          --slot-seconds N          cookie time slot, 30..60 (a cookie lives 1-2 slots; default 32)
+          --rst-invalid             answer invalid cookie ACKs with RST (default: drop silently)
+          --max-flows N             cap on concurrent flows (default 100000)
+          --max-buffer-mb N         cap on bytes buffered across all flows (default 1024)
+          --flow-buffer-kb N        per-flow buffer each way (default 256)
+          --connect-timeout MS      backend connect timeout (default 3000)
+          --idle-timeout S          close flows idle this long (default 300)
+          --stats-interval SEC      counters line on stderr every SEC seconds (default 2; 0 = off)
+          --stats-file FILE         also write counters as JSON to FILE every interval and on exit
+          --duration SEC            exit after SEC seconds (default: run until SIGINT/SIGTERM)
+          --verbose                 log flow events
+        """;
+
+    public static ParseResult Parse(IReadOnlyList<string> args)
+    {
+        if (args.Count == 0)
+        {
+            return ParseResult.Fail("no command given");
+        }
+        switch (args[0])
+        {
+            case "--help" or "-h" or "help":
+                return new ParseResult(null, Usage, null);
+            case "--version":
+                return new ParseResult(null, "cookieproxy " + typeof(CommandLine).Assembly.GetName().Version, null);
+            case "genkey":
+                if (args.Count > 2)
+                {
+                    return ParseResult.Fail("genkey takes at most one FILE argument");
+                }
+                return new ParseResult(null, null, null, "genkey", args.Count == 2 ? args[1] : null);
+            case "run":
+                return ParseRun(args);
+            default:
+                return ParseResult.Fail($"unknown command '{args[0]}'");
+        }
+    }
+
+    private static ParseResult ParseRun(IReadOnlyList<string> args)
+    {
+        string? iface = null;
+        var listeners = new List<ListenerOptions>();
+        IPEndPoint? pendingListen = null;
+        string? keyFile = null, statsFile = null;
+        bool hide = false, rstInvalid = false, verbose = false;
+        var capture = CaptureKind.Auto;
+        int threads = 1, slot = Cookies.SynCookieCodec.DefaultSlotSeconds, maxFlows = 100_000, flowKb = 256, connectMs = 3000;
+        long maxBufferMb = 1024, idleS = 300;
+        ushort mss = 1460;
+        double statsInterval = 2, duration = 0;
+
+        for (int i = 1; i < args.Count; i++)
+        {
+            string flag = args[i];
+            string? value = null;
+            bool NeedValue(out string? error)
+            {
+                if (i + 1 >= args.Count || args[i + 1].StartsWith("--", StringComparison.Ordinal))
+                {
+                    error = $"{flag} needs a value";
+                    return false;
+                }
+                value = args[++i];
+                error = null;
+                return true;
+            }
+
+            string? err;
+            switch (flag)
+            {
+                case "--interface":
+                    if (!NeedValue(out err)) return ParseResult.Fail(err!);
+                    iface = value;
+                    break;
+                case "--listen":
+                    if (!NeedValue(out err)) return ParseResult.Fail(err!);
+                    if (pendingListen is not null)
+                    {
+                        return ParseResult.Fail($"--listen {pendingListen} has no --backend before the next --listen");
+                    }
+                    if (!TryParseEndpoint(value!, out pendingListen, out err))
+                    {
+                        return ParseResult.Fail($"--listen '{value}': {err}");
+                    }
+                    if (pendingListen!.Address.Equals(IPAddress.Any) || pendingListen.Address.Equals(IPAddress.IPv6Any))
+                    {
+                        return ParseResult.Fail($"--listen '{value}': a protected endpoint needs a concrete address, not a wildcard");
+                    }
+                    break;
+                case "--backend":
+                    if (!NeedValue(out err)) return ParseResult.Fail(err!);
+                    if (pendingListen is null)
+                    {
+                        return ParseResult.Fail($"--backend '{value}' must follow a --listen");
+                    }
+                    if (!TryParseEndpoint(value!, out IPEndPoint? backend, out err))
+                    {
+                        return ParseResult.Fail($"--backend '{value}': {err}");
+                    }
+                    if (listeners.Exists(l => l.Listen.Equals(pendingListen)))
+                    {
+                        return ParseResult.Fail($"--listen {pendingListen} is given twice");
+                    }
+                    listeners.Add(new ListenerOptions(pendingListen, backend!, ProxyProtocolVersion.None));
+                    pendingListen = null;
+                    break;
+                case "--proxy-protocol":
+                    if (!NeedValue(out err)) return ParseResult.Fail(err!);
+                    if (listeners.Count == 0 || pendingListen is not null)
+                    {
+                        return ParseResult.Fail("--proxy-protocol applies to the preceding --listen/--backend pair; give that pair first");
+                    }
+                    ProxyProtocolVersion pp = value!.ToLowerInvariant() switch
+                    {
+                        "v1" or "1" => ProxyProtocolVersion.V1,
+                        "v2" or "2" => ProxyProtocolVersion.V2,
+                        "off" or "none" => ProxyProtocolVersion.None,
+                        _ => (ProxyProtocolVersion)(-1),
+                    };
+                    if ((int)pp < 0)
+                    {
+                        return ParseResult.Fail($"--proxy-protocol '{value}': expected v1, v2 or off");
+                    }
+                    listeners[^1] = listeners[^1] with { ProxyProtocol = pp };
+                    break;
+                case "--key-file":
+                    if (!NeedValue(out err)) return ParseResult.Fail(err!);
+                    keyFile = value;
+                    break;
+                case "--hide-port":
+                    hide = true;
+                    break;
+                case "--rst-invalid":
+                    rstInvalid = true;
+                    break;
+                case "--verbose":
+                    verbose = true;
+                    break;
+                case "--capture":
+                    if (!NeedValue(out err)) return ParseResult.Fail(err!);
+                    if (!Enum.TryParse(value, ignoreCase: true, out capture) || !Enum.IsDefined(capture) || value!.All(char.IsDigit))
+                    {
+                        return ParseResult.Fail($"--capture '{value}': expected auto, pcap or afpacket");
+                    }
+                    break;
+                case "--threads":
+                    if (!NeedValue(out err) || !TryInt(value, 0, 64, out threads, out err)) return ParseResult.Fail($"--threads: {err}");
+                    break;
+                case "--mss":
+                    if (!NeedValue(out err) || !TryInt(value, 536, 9000, out int m, out err)) return ParseResult.Fail($"--mss: {err}");
+                    mss = (ushort)m;
+                    break;
+                case "--slot-seconds":
+                    if (!NeedValue(out err) || !TryInt(value, Cookies.SynCookieCodec.MinSlotSeconds, Cookies.SynCookieCodec.MaxSlotSeconds, out slot, out err))
+                    {
+                        return ParseResult.Fail($"--slot-seconds: {err}");
+                    }
+                    break;
+                case "--max-flows":
+                    if (!NeedValue(out err) || !TryInt(value, 1, 10_000_000, out maxFlows, out err)) return ParseResult.Fail($"--max-flows: {err}");
+                    break;
+                case "--max-buffer-mb":
+                    if (!NeedValue(out err) || !TryInt(value, 1, 1 << 20, out int mb, out err)) return ParseResult.Fail($"--max-buffer-mb: {err}");
+                    maxBufferMb = mb;
+                    break;
+                case "--flow-buffer-kb":
+                    if (!NeedValue(out err) || !TryInt(value, 16, 64 * 1024, out flowKb, out err)) return ParseResult.Fail($"--flow-buffer-kb: {err}");
+                    break;
+                case "--connect-timeout":
+                    if (!NeedValue(out err) || !TryInt(value, 10, 600_000, out connectMs, out err)) return ParseResult.Fail($"--connect-timeout: {err}");
+                    break;
+                case "--idle-timeout":
+                    if (!NeedValue(out err) || !TryInt(value, 1, 86_400 * 7, out int idle, out err)) return ParseResult.Fail($"--idle-timeout: {err}");
+                    idleS = idle;
+                    break;
+                case "--stats-interval":
+                    if (!NeedValue(out err) || !TryDouble(value, 0, 3600, out statsInterval, out err)) return ParseResult.Fail($"--stats-interval: {err}");
+                    break;
+                case "--stats-file":
+                    if (!NeedValue(out err)) return ParseResult.Fail(err!);
+                    statsFile = value;
+                    break;
+                case "--duration":
+                    if (!NeedValue(out err) || !TryDouble(value, 0, 86_400 * 365, out duration, out err)) return ParseResult.Fail($"--duration: {err}");
+                    break;
+                default:
+                    return ParseResult.Fail($"unknown option '{flag}'");
+            }
+        }
+
+        if (pendingListen is not null)
+        {
+            return ParseResult.Fail($"--listen {pendingListen} has no --backend");
+        }
+        if (string.IsNullOrWhiteSpace(iface))
+        {
+            return ParseResult.Fail("--interface is required");
+        }
+        if (listeners.Count == 0)
+        {
+            return ParseResult.Fail("at least one --listen IP:PORT --backend IP:PORT pair is required");
+        }
+        foreach (ListenerOptions l in listeners)
+        {
+            if (l.Backend.Equals(l.Listen))
+            {
+                return ParseResult.Fail($"--backend {l.Backend} is the protected endpoint itself; move the server to another port (e.g. 127.0.0.1:8080)");
+            }
+        }
+
+        return new ParseResult(new ProxyOptions
+        {
+            Interface = iface!,
+            Listeners = listeners,
+            KeyFile = keyFile,
+            HidePort = hide,
+            Capture = capture,
+            Threads = threads,
+            StatsIntervalSeconds = statsInterval,
+            StatsFile = statsFile,
+            Mss = mss,
+            SlotSeconds = slot,
+            RstInvalid = rstInvalid,
+            MaxFlows = maxFlows,
+            MaxBufferedBytes = maxBufferMb * 1024 * 1024,
+            FlowBufferBytes = flowKb * 1024,
+            ConnectTimeoutMs = connectMs,
+            IdleTimeoutMs = idleS * 1000,
+            DurationSeconds = duration,
+            Verbose = verbose,
+        }, null, null);
+    }
+
+    public static bool TryParseEndpoint(string text, out IPEndPoint? endpoint, out string? error)
+    {
+        endpoint = null;
+        if (!IPEndPoint.TryParse(text, out IPEndPoint? ep) || ep.Port == 0)
+        {
+            error = "expected IP:PORT (IPv6 as [ADDR]:PORT) with a port in 1..65535";
+            return false;
+        }
+        if (!text.Contains(':', StringComparison.Ordinal) || (ep.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 && !text.Contains("]:", StringComparison.Ordinal)))
+        {
+            error = "a port is required (IPv6 as [ADDR]:PORT)";
+            return false;
+        }
+        if (ep.Address.IsIPv4MappedToIPv6)
+        {
+            ep = new IPEndPoint(ep.Address.MapToIPv4(), ep.Port);
+        }
+        endpoint = ep;
+        error = null;
+        return true;
+    }
+
+    private static bool TryInt(string? text, int min, int max, out int value, out string? error)
+    {
+        if (!int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out value) || value < min || value > max)
+        {
+            error = $"'{text}' is not a whole number in {min}..{max}";
+            return false;
+        }
+        error = null;
+        return true;
+    }
+
+    private static bool TryDouble(string? text, double min, double max, out double value, out string? error)
+    {
+        if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out value) || value < min || value > max || double.IsNaN(value))
+        {
+            error = $"'{text}' is not a number in {min}..{max}";
+            return false;
+        }
+        error = null;
+        return true;
+    }
+}

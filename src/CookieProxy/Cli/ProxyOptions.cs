@@ -1,0 +1,49 @@
+using System.Net;
+
+namespace CookieProxy.Host.Cli;
+
+public enum CaptureKind
+{
+    Auto,
+    Pcap,
+    AfPacket,
+}
+
+/// <summary>PROXY protocol header sent to the backend right after connect (haproxy proxy-protocol.txt).</summary>
+public enum ProxyProtocolVersion
+{
+    None = 0,
+    V1 = 1,
+    V2 = 2,
+}
+
+/// <summary>One protected endpoint and where its validated connections go.</summary>
+public sealed record ListenerOptions(IPEndPoint Listen, IPEndPoint Backend, ProxyProtocolVersion ProxyProtocol);
+
+/// <summary>Everything `cookieproxy run` was told, validated.</summary>
+public sealed class ProxyOptions
+{
+    public required string Interface { get; init; }
+    public required IReadOnlyList<ListenerOptions> Listeners { get; init; }
+    public string? KeyFile { get; init; }
+    public bool HidePort { get; init; }
+    public CaptureKind Capture { get; init; } = CaptureKind.Auto;
+    /// <summary>Capture threads (PACKET_FANOUT); 0 = one per available core.</summary>
+    public int Threads { get; init; } = 1;
+    public double StatsIntervalSeconds { get; init; } = 2;
+    public string? StatsFile { get; init; }
+    /// <summary>MSS announced in our SYN+ACK (clamped to what the backend side can carry).</summary>
+    public ushort Mss { get; init; } = 1460;
+    public int SlotSeconds { get; init; } = Cookies.SynCookieCodec.DefaultSlotSeconds;
+    /// <summary>Answer ACKs that carry no valid cookie (and match no flow) with RST. Off by default: under a
+    /// spoofed ACK flood it would make us a reflector.</summary>
+    public bool RstInvalid { get; init; }
+    public int MaxFlows { get; init; } = 100_000;
+    public long MaxBufferedBytes { get; init; } = 1L << 30;
+    public int FlowBufferBytes { get; init; } = 256 * 1024;
+    public int ConnectTimeoutMs { get; init; } = 3000;
+    public long IdleTimeoutMs { get; init; } = 300_000;
+    /// <summary>Exit after this many seconds (0 = run until SIGINT/SIGTERM). For tests and demos.</summary>
+    public double DurationSeconds { get; init; }
+    public bool Verbose { get; init; }
+}

@@ -1,0 +1,153 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using CookieProxy.Host.Cli;
+
+namespace CookieProxy.Host.Os;
+
+/// <summary>
+/// Tells the host kernel to drop inbound packets to the protected endpoints, so it never answers them
+/// itself (no RST for a port nobody listens on, no SYN queue to fill). Capture taps (libpcap, AF_PACKET)
+/// see frames before netfilter/pf, so CookieProxy still receives them. Removed again on dispose.
+/// Linux: nftables (a table of our own, at raw priority so conntrack never sees the flood), falling back
+/// to iptables in the raw table. BSD/macOS: a pf anchor.
+/// </summary>
+public sealed class PortHider : IDisposable
+{
+    public const string NftTable = "cookieproxy";
+    private readonly Action _remove;
+    private bool _disposed;
+
+    private PortHider(string method, Action remove)
+    {
+        Method = method;
+        _remove = remove;
+    }
+
+    public string Method { get; }
+
+    public static PortHider Install(string interfaceName, IReadOnlyList<ListenerOptions> listeners)
+    {
+        if (OperatingSystem.IsLinux())
+        {
+            if (TryRun("nft", "--version", null, out _))
+            {
+                string script = BuildNftScript(interfaceName, listeners);
+                // Replace a table a crashed earlier run may have left behind.
+                TryRun("nft", $"delete table inet {NftTable}", null, out _);
+                if (!TryRun("nft", "-f -", script, out string err))
+                {
+                    throw new InvalidOperationException($"--hide-port: nft rejected the rule set: {err.Trim()}");
+                }
+                return new PortHider("nftables", () => TryRun("nft", $"delete table inet {NftTable}", null, out _));
+            }
+            var added = new List<string>();
+            foreach (string rule in BuildIptablesRules(interfaceName, listeners))
+            {
+                string tool = rule.StartsWith("-6 ", StringComparison.Ordinal) ? "ip6tables" : "iptables";
+                string args = rule.StartsWith("-6 ", StringComparison.Ordinal) ? rule[3..] : rule;
+                if (!TryRun(tool, "-w -t raw -I PREROUTING " + args, null, out string err))
+                {
+                    throw new InvalidOperationException($"--hide-port: neither nft nor {tool} worked: {err.Trim()}");
+                }
+                added.Add(rule);
+            }
+            return new PortHider("iptables", () =>
+            {
+                foreach (string rule in added)
+                {
+                    string tool = rule.StartsWith("-6 ", StringComparison.Ordinal) ? "ip6tables" : "iptables";
+                    string args = rule.StartsWith("-6 ", StringComparison.Ordinal) ? rule[3..] : rule;
+                    TryRun(tool, "-w -t raw -D PREROUTING " + args, null, out _);
+                }
+            });
+        }
+
+        // macOS / FreeBSD / OpenBSD: a pf anchor. The main ruleset must reference it:
+        //   anchor "cookieproxy"   (pf.conf), then `pfctl -e`.
+        var pf = new StringBuilder();
+        foreach (ListenerOptions l in listeners)
+        {
+            string af = l.Listen.AddressFamily == AddressFamily.InterNetworkV6 ? "inet6" : "inet";
+            pf.Append(CultureInfoInvariant($"block drop in quick on {interfaceName} {af} proto tcp from any to {l.Listen.Address} port {l.Listen.Port}\n"));
+        }
+        if (!TryRun("pfctl", "-a cookieproxy -f -", pf.ToString(), out string pfErr))
+        {
+            throw new InvalidOperationException($"--hide-port: pfctl failed: {pfErr.Trim()}");
+        }
+        return new PortHider("pf anchor cookieproxy", () => TryRun("pfctl", "-a cookieproxy -F rules", null, out _));
+    }
+
+    /// <summary>The nftables rule set. Prerouting at priority raw (-300) runs before conntrack (RFC-free: see
+    /// the nftables wiki "Netfilter hooks"), so flood packets never create conntrack entries.</summary>
+    public static string BuildNftScript(string interfaceName, IReadOnlyList<ListenerOptions> listeners)
+    {
+        var sb = new StringBuilder();
+        sb.Append(CultureInfoInvariant($"table inet {NftTable} {{\n"));
+        sb.Append("  chain prerouting {\n    type filter hook prerouting priority raw; policy accept;\n");
+        foreach (ListenerOptions l in listeners)
+        {
+            string ipKind = l.Listen.AddressFamily == AddressFamily.InterNetworkV6 ? "ip6" : "ip";
+            sb.Append(CultureInfoInvariant(
+                $"    iifname \"{interfaceName}\" {ipKind} daddr {l.Listen.Address} tcp dport {l.Listen.Port} counter drop\n"));
+        }
+        sb.Append("  }\n}\n");
+        return sb.ToString();
+    }
+
+    public static IEnumerable<string> BuildIptablesRules(string interfaceName, IReadOnlyList<ListenerOptions> listeners)
+    {
+        foreach (ListenerOptions l in listeners)
+        {
+            string prefix = l.Listen.AddressFamily == AddressFamily.InterNetworkV6 ? "-6 " : "";
+            yield return prefix + CultureInfoInvariant($"-i {interfaceName} -p tcp -d {l.Listen.Address} --dport {l.Listen.Port} -j DROP");
+        }
+    }
+
+    private static string CultureInfoInvariant(FormattableString s) => FormattableString.Invariant(s);
+
+    private static bool TryRun(string file, string args, string? stdin, out string stderr)
+    {
+        try
+        {
+            var psi = new ProcessStartInfo(file, args)
+            {
+                RedirectStandardInput = stdin is not null,
+                RedirectStandardError = true,
+                RedirectStandardOutput = true,
+                UseShellExecute = false,
+            };
+            using Process p = Process.Start(psi)!;
+            if (stdin is not null)
+            {
+                p.StandardInput.Write(stdin);
+                p.StandardInput.Close();
+            }
+            Task<string> err = p.StandardError.ReadToEndAsync();
+            p.StandardOutput.ReadToEnd();
+            if (!p.WaitForExit(10_000))
+            {
+                p.Kill();
+                stderr = $"{file} timed out";
+                return false;
+            }
+            stderr = err.Result;
+            return p.ExitCode == 0;
+        }
+        catch (Exception e) when (e is System.ComponentModel.Win32Exception or InvalidOperationException)
+        {
+            stderr = $"{file}: {e.Message}";
+            return false;
+        }
+    }
+
+    public void Dispose()
+    {
+        if (!_disposed)
+        {
+            _disposed = true;
+            _remove();
+        }
+    }
+}
