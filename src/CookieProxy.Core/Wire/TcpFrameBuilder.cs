@@ -1,0 +1,97 @@
+using CookieProxy.Tcp;
+
+namespace CookieProxy.Wire;
+
+/// <summary>
+/// Builds the complete frames CookieProxy sends to clients: Ethernet (+VLAN), IPv4 (no options, DF, id 0)
+/// or IPv6 (no extension headers), TCP with our options, and both checksums.
+/// </summary>
+public static class TcpFrameBuilder
+{
+    /// <summary>Frame length <see cref="Write"/> would produce.</summary>
+    public static int FrameLength(in L2L3Template tmpl, in TcpRepr tcp, int payloadLength) =>
+        tmpl.HeaderLength + TcpPacket.MinHeaderLength + TcpOptionsWriter.Length(tcp.Options, IsSyn(tcp)) + payloadLength;
+
+    /// <summary>
+    /// Writes one frame into <paramref name="dst"/>; the payload is the concatenation of
+    /// <paramref name="payloadHead"/> and <paramref name="payloadTail"/> (a ring buffer's two halves).
+    /// Returns the frame length, or 0 if it does not fit in dst or in the 16-bit IP length fields.
+    /// </summary>
+    public static int Write(Span<byte> dst, in L2L3Template tmpl, in TcpRepr tcp, ReadOnlySpan<byte> payloadHead, ReadOnlySpan<byte> payloadTail)
+    {
+        bool isSyn = (tcp.Flags & TcpFlags.Syn) != 0;
+        int optionsLength = TcpOptionsWriter.Length(tcp.Options, isSyn);
+        int tcpHeaderLength = TcpPacket.MinHeaderLength + optionsLength;
+        int payloadLength = payloadHead.Length + payloadTail.Length;
+        int segmentLength = tcpHeaderLength + payloadLength;
+        int l2 = tmpl.L2Length;
+        int l3Length = tmpl.L3Length;
+        int frameLength = l2 + l3Length + segmentLength;
+        if (frameLength > dst.Length || l3Length + segmentLength > ushort.MaxValue)
+        {
+            return 0;
+        }
+
+        tmpl.WriteEthernet(dst);
+
+        // Payload first, so the TCP checksum below covers it in one contiguous pass.
+        int l4 = l2 + l3Length;
+        Span<byte> segment = dst.Slice(l4, segmentLength);
+        payloadHead.CopyTo(segment.Slice(tcpHeaderLength));
+        payloadTail.CopyTo(segment.Slice(tcpHeaderLength + payloadHead.Length));
+
+        WriteTcpHeader(segment, tcp, tcpHeaderLength, isSyn);
+        WriteIpHeader(dst.Slice(l2, l3Length), tmpl, segmentLength);
+        var view = new TcpPacket(segment);
+        view.Checksum = Checksum.Tcp(tmpl.OurIp, tmpl.ClientIp, segment);
+        return frameLength;
+    }
+
+    private static bool IsSyn(in TcpRepr tcp) => (tcp.Flags & TcpFlags.Syn) != 0;
+
+    /// <summary>Writes a TCP header (options included, checksum zero) at the start of <paramref name="segment"/>.</summary>
+    internal static void WriteTcpHeader(Span<byte> segment, in TcpRepr tcp, int headerLength, bool isSyn)
+    {
+        var view = new TcpPacket(segment);
+        view.SrcPort = tcp.SrcPort;
+        view.DstPort = tcp.DstPort;
+        view.Seq = tcp.Seq;
+        view.Ack = tcp.Ack;
+        view.SetHeaderLength(headerLength);
+        view.Flags = tcp.Flags;
+        view.Window = tcp.Window;
+        view.Checksum = 0;
+        view.UrgentPointer = tcp.UrgentPointer;
+        TcpOptionsWriter.Write(segment.Slice(TcpPacket.MinHeaderLength, headerLength - TcpPacket.MinHeaderLength), tcp.Options, isSyn);
+    }
+
+    /// <summary>Writes the IP header for a TCP segment of <paramref name="segmentLength"/> bytes from us to the client.</summary>
+    internal static void WriteIpHeader(Span<byte> l3, in L2L3Template tmpl, int segmentLength)
+    {
+        if (tmpl.IpVersion == 4)
+        {
+            var v4 = new Ipv4Packet(l3);
+            v4.SetVersionAndHeaderLength(Ipv4Packet.MinHeaderLength);
+            v4.TrafficClass = 0;
+            v4.TotalLength = (ushort)(Ipv4Packet.MinHeaderLength + segmentLength);
+            // id 0 with DF: RFC 6864 4.1 allows any id on atomic datagrams (Linux sends 0 on SYN+ACKs too).
+            v4.Identification = 0;
+            v4.FlagsAndFragmentOffset = Ipv4Packet.FlagDontFragment;
+            v4.Ttl = tmpl.Ttl;
+            v4.Protocol = IpProtocol.Tcp;
+            v4.SrcAddress = tmpl.OurIp.V4;
+            v4.DstAddress = tmpl.ClientIp.V4;
+            v4.FillChecksum();
+        }
+        else
+        {
+            var v6 = new Ipv6Packet(l3);
+            v6.SetVersionClassFlow(0, 0);
+            v6.PayloadLength = (ushort)segmentLength;
+            v6.NextHeader = IpProtocol.Tcp;
+            v6.HopLimit = tmpl.Ttl;
+            v6.SrcAddress = tmpl.OurIp;
+            v6.DstAddress = tmpl.ClientIp;
+        }
+    }
+}
