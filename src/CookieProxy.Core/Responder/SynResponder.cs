@@ -1,0 +1,261 @@
+using CookieProxy.Cookies;
+using CookieProxy.Crypto;
+using CookieProxy.Diagnostics;
+using CookieProxy.Io;
+using CookieProxy.Tcp;
+using CookieProxy.Wire;
+
+namespace CookieProxy.Responder;
+
+/// <summary>
+/// The stateless half of CookieProxy: classifies every captured frame, answers SYNs to protected endpoints
+/// with cookie SYN+ACKs (SendClientSynAck) built in place in the capture buffer, and checks returning ACKs
+/// (RecvClientAck). No state is kept per SYN.
+///
+/// Work order within a batch (most important first, so legitimate traffic keeps low latency while SYNs are
+/// shed): segments of existing flows and cookie ACKs are handled in the first pass; SYNs are only queued,
+/// then answered together in the second pass, their MACs computed across SIMD lanes.
+/// </summary>
+public sealed class SynResponder
+{
+    private readonly ResponderConfig _config;
+    private readonly SynCookieCodec _codec;
+    private readonly ProtectedEndpoints _endpoints;
+    private readonly ProxyCounters _counters;
+    private readonly sbyte _windowScale;
+    private readonly ushort _synAckWindow;
+
+    // Second-pass SYN queue: frame index and parsed header per SYN, SoA message words per family.
+    private readonly int[] _synFrame;
+    private readonly ParsedPacket[] _synPacket;
+    private readonly int[] _v4Syns;
+    private readonly int[] _v6Syns;
+    private readonly ulong[] _v4Words;
+    private readonly ulong[] _v6Words;
+    private readonly ulong[] _v4Macs;
+    private readonly ulong[] _v6Macs;
+    private readonly byte[] _scratch = new byte[128];
+
+    public SynResponder(ResponderConfig config, SynCookieCodec codec, ProtectedEndpoints endpoints, ProxyCounters counters, int maxBatch = 64)
+    {
+        _config = config;
+        _codec = codec;
+        _endpoints = endpoints;
+        _counters = counters;
+        _windowScale = config.WindowScale;
+        _synAckWindow = (ushort)Math.Min(65535, config.ReceiveBufferSize);
+        _synFrame = new int[maxBatch];
+        _synPacket = new ParsedPacket[maxBatch];
+        _v4Syns = new int[maxBatch];
+        _v6Syns = new int[maxBatch];
+        _v4Words = new ulong[SynCookieCodec.WordsV4 * maxBatch];
+        _v6Words = new ulong[SynCookieCodec.WordsV6 * maxBatch];
+        _v4Macs = new ulong[maxBatch];
+        _v6Macs = new ulong[maxBatch];
+    }
+
+    public ProxyCounters Counters => _counters;
+
+    public SynCookieCodec Codec => _codec;
+
+    /// <summary>Our window-scale shift, as announced in every SYN+ACK (the flow's RecvWindowScale).</summary>
+    public sbyte WindowScale => _windowScale;
+
+    /// <summary>
+    /// Handles one captured batch. <paramref name="unixMs"/> is wall-clock time (cookie slots must agree
+    /// across instances sharing a key). Replies are queued on <paramref name="tx"/>; the caller flushes.
+    /// </summary>
+    public void ProcessBatch<THandler>(FrameBatch batch, ref THandler handler, IPacketDevice tx, long unixMs)
+        where THandler : struct, IFlowHandler
+    {
+        int synCount = 0;
+        int count = Math.Min(batch.Count, _synFrame.Length);
+        for (int i = 0; i < count; i++)
+        {
+            _counters.FramesReceived++;
+            Span<byte> frame = batch[i];
+            FrameFlags flags = batch.GetFlags(i);
+            // TP_STATUS_CSUM_VALID: the kernel checked it. TP_STATUS_CSUMNOTREADY: a local sender with offload
+            // left it unfilled, so verifying would wrongly drop a good frame.
+            bool verify = _config.VerifyChecksums && (flags & (FrameFlags.ChecksumValid | FrameFlags.ChecksumNotReady)) == 0;
+            DropReason reason = PacketParser.Parse(frame, out ParsedPacket p, verify);
+            if (reason != DropReason.None)
+            {
+                _counters.Drop(reason);
+                continue;
+            }
+            int listener = _endpoints.Find(p.Flow.DstAddr, p.Flow.DstPort);
+            if (listener < 0)
+            {
+                _counters.Drop(DropReason.NotProtected);
+                continue;
+            }
+
+            TcpFlags f = p.Tcp.Flags;
+            if ((f & (TcpFlags.Syn | TcpFlags.Ack | TcpFlags.Rst)) == TcpFlags.Syn)
+            {
+                // A SYN on an existing flow is the flow's business (RFC 5961 4: challenge ACK).
+                if (handler.TryDeliver(ref p, frame, listener))
+                {
+                    continue;
+                }
+                _counters.SynReceived++;
+                _synFrame[synCount] = i;
+                _synPacket[synCount] = p;
+                synCount++;
+                continue;
+            }
+
+            if (handler.TryDeliver(ref p, frame, listener))
+            {
+                continue;
+            }
+            if ((f & TcpFlags.Rst) != 0)
+            {
+                // RFC 9293 3.10.7.1: never answer a RST.
+                _counters.Drop(DropReason.NoFlow);
+                continue;
+            }
+            if ((f & TcpFlags.Syn) != 0)
+            {
+                // SYN+ACK towards a protected endpoint: nothing we started.
+                _counters.Drop(DropReason.TcpBadFlags);
+                continue;
+            }
+
+            reason = _codec.Validate(p.Flow, p.Tcp, unixMs, out CookieDecoded cookie);
+            if (reason == DropReason.None)
+            {
+                _counters.CookieValid++;
+                handler.OnCookieValid(ref p, frame, listener, cookie);
+                continue;
+            }
+            _counters.CookieInvalid++;
+            _counters.Drop(reason);
+            if (_config.RstInvalid)
+            {
+                SendReset(p, frame, tx);
+            }
+        }
+
+        if (synCount > 0)
+        {
+            AnswerSyns(batch, synCount, tx, unixMs);
+        }
+    }
+
+    /// <summary>SendClientSynAck for every queued SYN: MACs in SIMD batches per address family, then each
+    /// SYN frame is rewritten in place into its SYN+ACK.</summary>
+    private void AnswerSyns(FrameBatch batch, int synCount, IPacketDevice tx, long unixMs)
+    {
+        uint slot = _codec.SlotAt(unixMs);
+        int v4 = 0, v6 = 0;
+        for (int s = 0; s < synCount; s++)
+        {
+            if (_synPacket[s].IsV4)
+            {
+                _v4Syns[v4++] = s;
+            }
+            else
+            {
+                _v6Syns[v6++] = s;
+            }
+        }
+        if (v4 > 0)
+        {
+            for (int j = 0; j < v4; j++)
+            {
+                ref ParsedPacket p = ref _synPacket[_v4Syns[j]];
+                SynCookieCodec.WriteMessage(p.Flow, slot, p.Tcp.Seq.Value, _v4Words.AsSpan(j), v4);
+            }
+            SipHash.HashBatch(_codec.Key, _v4Words.AsSpan(0, SynCookieCodec.WordsV4 * v4), SynCookieCodec.WordsV4, v4, _v4Macs);
+            for (int j = 0; j < v4; j++)
+            {
+                SendSynAck(batch, _v4Syns[j], _v4Macs[j], slot, tx);
+            }
+        }
+        if (v6 > 0)
+        {
+            for (int j = 0; j < v6; j++)
+            {
+                ref ParsedPacket p = ref _synPacket[_v6Syns[j]];
+                SynCookieCodec.WriteMessage(p.Flow, slot, p.Tcp.Seq.Value, _v6Words.AsSpan(j), v6);
+            }
+            SipHash.HashBatch(_codec.Key, _v6Words.AsSpan(0, SynCookieCodec.WordsV6 * v6), SynCookieCodec.WordsV6, v6, _v6Macs);
+            for (int j = 0; j < v6; j++)
+            {
+                SendSynAck(batch, _v6Syns[j], _v6Macs[j], slot, tx);
+            }
+        }
+    }
+
+    private void SendSynAck(FrameBatch batch, int s, ulong mac, uint slot, IPacketDevice tx)
+    {
+        ref ParsedPacket syn = ref _synPacket[s];
+        var options = SynOptions.FromSyn(syn.Tcp);
+        uint isn = SynCookieCodec.ComposeIsn(mac, slot, options);
+
+        TcpOptionsRepr ours = TcpOptionsRepr.None;
+        // RFC 9293 3.7.1 / RFC 6691: announce what we can receive; never more than the client's own MSS
+        // is needed, but a larger value is harmless. IPv6 headers are 20 bytes longer.
+        ours.Mss = syn.IsV4 ? _config.Mss : (ushort)(_config.Mss - 20);
+        // RFC 7323 2.2 / RFC 2018: offer only what the client offered. Unknown client options are never
+        // reflected (RFC 9293 3.1; DPVS #924).
+        if (options.WindowScale >= 0)
+        {
+            ours.WindowScale = _windowScale;
+        }
+        ours.SackPermitted = options.SackPermitted;
+        if (options.Timestamps)
+        {
+            ours.HasTimestamp = true;
+            ours.TsVal = SynCookieCodec.ComposeTsVal(mac, options);
+            ours.TsEcr = syn.Tcp.Options.TsVal;
+        }
+
+        int len = SynAckWriter.RewriteInPlace(batch.GetWithTailRoom(_synFrame[s]), syn, isn, ours, _synAckWindow);
+        if (len == 0)
+        {
+            _counters.Drop(DropReason.FrameTooShort);
+            return;
+        }
+        if (tx.Send(batch.GetWithTailRoom(_synFrame[s])[..len]))
+        {
+            _counters.SynAckSent++;
+        }
+        else
+        {
+            _counters.Drop(DropReason.TxFailed);
+        }
+    }
+
+    /// <summary>RST for a segment that matches nothing (RFC 9293 3.10.7.1 "If the state is CLOSED"):
+    /// SEQ = SEG.ACK if ACK is set, else SEQ 0 and ACK = SEG.SEQ + SEG.LEN.</summary>
+    public void SendReset(in ParsedPacket p, ReadOnlySpan<byte> frame, IPacketDevice tx)
+    {
+        L2L3Template tmpl = L2L3Template.FromReceived(p, frame);
+        var rst = new TcpRepr
+        {
+            SrcPort = p.Tcp.DstPort,
+            DstPort = p.Tcp.SrcPort,
+            Options = TcpOptionsRepr.None,
+        };
+        if ((p.Tcp.Flags & TcpFlags.Ack) != 0)
+        {
+            rst.Seq = p.Tcp.Ack;
+            rst.Flags = TcpFlags.Rst;
+        }
+        else
+        {
+            int segLen = p.PayloadLength + ((p.Tcp.Flags & TcpFlags.Syn) != 0 ? 1 : 0) + ((p.Tcp.Flags & TcpFlags.Fin) != 0 ? 1 : 0);
+            rst.Seq = new SeqNumber(0);
+            rst.Ack = p.Tcp.Seq + segLen;
+            rst.Flags = TcpFlags.Rst | TcpFlags.Ack;
+        }
+        int len = TcpFrameBuilder.Write(_scratch, tmpl, rst, default, default);
+        if (len > 0 && tx.Send(_scratch.AsSpan(0, len)))
+        {
+            _counters.RstSent++;
+        }
+    }
+}
