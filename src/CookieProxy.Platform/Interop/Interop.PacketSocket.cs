@@ -2,7 +2,6 @@
 #pragma warning disable CS8981 // lower-case type names
 
 using System.Runtime.InteropServices;
-using System.Runtime.Versioning;
 
 namespace CookieProxy.Platform;
 
@@ -13,7 +12,8 @@ namespace CookieProxy.Platform;
 /// </summary>
 internal static partial class Interop
 {
-    [SupportedOSPlatform("linux")]
+    // No [SupportedOSPlatform]: the struct layouts are also walked over fake memory (tests, benchmarks);
+    // only AfPacketDevice, which calls the functions, is Linux-only.
     internal static unsafe partial class PacketSocket
     {
         static PacketSocket() => Libraries.EnsureResolver();
