@@ -1,0 +1,224 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using CookieProxy.Io;
+using static CookieProxy.Platform.Interop.PacketSocket;
+
+namespace CookieProxy.Platform;
+
+public sealed unsafe partial class AfPacketDevice
+{
+    private const int MaxSendmmsgBatch = 1024;
+
+    private mmsghdr* _messages;
+    private iovec* _iovecs;
+
+    private static SafeFdHandle OpenSocket(string interfaceName)
+    {
+        // Protocol 0: the socket receives nothing until bind() below, so no unfiltered frame slips in
+        // between socket() and SO_ATTACH_FILTER.
+        int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+        {
+            throw Failure(interfaceName, "socket(AF_PACKET, SOCK_RAW)", Marshal.GetLastPInvokeError());
+        }
+        return new SafeFdHandle(fd);
+    }
+
+    private void Configure(string? filter, PacketDeviceOptions options)
+    {
+        if (!string.IsNullOrEmpty(filter))
+        {
+            using BpfProgram program = BpfProgram.Compile(filter, options.SnapLength, Name);
+            var fprog = new sock_fprog { len = checked((ushort)program.InstructionCount), filter = program.Instructions };
+            SetOption(SOL_SOCKET, SO_ATTACH_FILTER, &fprog, (uint)sizeof(sock_fprog), "setsockopt(SO_ATTACH_FILTER)");
+        }
+
+        int version = TPACKET_V3;
+        SetOption(SOL_PACKET, PACKET_VERSION, &version, sizeof(int), "setsockopt(PACKET_VERSION, TPACKET_V3)");
+
+        // Since Linux 4.20. Without it the ring walker drops PACKET_OUTGOING frames itself.
+        int one = 1;
+        _ = setsockopt(_socket, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof(int));
+        if (options.QdiscBypass)
+        {
+            SetOption(SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof(int), "setsockopt(PACKET_QDISC_BYPASS)");
+        }
+
+        if (options.RingBlockSize <= 0 || options.RingBlockSize % Environment.SystemPageSize != 0
+            || options.RingBlockCount <= 0 || options.RingFrameSize <= 0 || options.RingBlockSize % options.RingFrameSize != 0)
+        {
+            throw new ArgumentException("The ring block size must be a multiple of the page size and of the frame size.", nameof(options));
+        }
+        var request = new tpacket_req3
+        {
+            tp_block_size = (uint)options.RingBlockSize,
+            tp_block_nr = (uint)options.RingBlockCount,
+            tp_frame_size = (uint)options.RingFrameSize,
+            tp_frame_nr = (uint)(options.RingBlockSize / options.RingFrameSize * options.RingBlockCount),
+            tp_retire_blk_tov = (uint)options.RingRetireTimeoutMs,
+        };
+        SetOption(SOL_PACKET, PACKET_RX_RING, &request, (uint)sizeof(tpacket_req3), "setsockopt(PACKET_RX_RING)");
+
+        _ringBytes = (nuint)options.RingBlockSize * (nuint)options.RingBlockCount;
+        IntPtr memory = mmap(IntPtr.Zero, _ringBytes, PROT_READ | PROT_WRITE, MAP_SHARED, _socket, 0);
+        if (memory == MAP_FAILED)
+        {
+            throw Failure(Name, $"mmap of the {_ringBytes >> 20} MiB receive ring", Marshal.GetLastPInvokeError());
+        }
+        _ringMemory = memory;
+        _ring = new TPacketV3Ring((byte*)memory, options.RingBlockSize, options.RingBlockCount);
+
+        if (options.Promiscuous)
+        {
+            var membership = new packet_mreq { mr_ifindex = IfIndex, mr_type = PACKET_MR_PROMISC };
+            SetOption(SOL_PACKET, PACKET_ADD_MEMBERSHIP, &membership, (uint)sizeof(packet_mreq), "setsockopt(PACKET_ADD_MEMBERSHIP, PACKET_MR_PROMISC)");
+        }
+
+        var address = new sockaddr_ll
+        {
+            sll_family = AF_PACKET,
+            sll_protocol = HostToNetwork(ETH_P_ALL),
+            sll_ifindex = IfIndex,
+        };
+        if (bind(_socket, &address, (uint)sizeof(sockaddr_ll)) != 0)
+        {
+            throw Failure(Name, "bind", Marshal.GetLastPInvokeError());
+        }
+
+        if (FanoutGroupId >= 0)
+        {
+            // Fanout needs a bound socket. DEFRAG: fragments of one datagram reach the same member.
+            int fanout = FanoutGroupId | ((PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16);
+            SetOption(SOL_PACKET, PACKET_FANOUT, &fanout, sizeof(int), $"setsockopt(PACKET_FANOUT, group {FanoutGroupId})");
+        }
+
+        int slots = Math.Min(options.TxBatchFrames, MaxSendmmsgBatch);
+        _messages = (mmsghdr*)NativeMemory.AllocZeroed((nuint)slots, (nuint)sizeof(mmsghdr));
+        _iovecs = (iovec*)NativeMemory.AllocZeroed((nuint)slots, (nuint)sizeof(iovec));
+        for (int i = 0; i < slots; i++)
+        {
+            _messages[i].msg_hdr.msg_iov = &_iovecs[i];
+            _messages[i].msg_hdr.msg_iovlen = 1;
+        }
+    }
+
+    private void SetOption(int level, int name, void* value, uint length, string operation)
+    {
+        if (setsockopt(_socket, level, name, value, length) != 0)
+        {
+            throw Failure(Name, operation, Marshal.GetLastPInvokeError());
+        }
+    }
+
+    private static ushort HostToNetwork(ushort value) => BitConverter.IsLittleEndian ? (ushort)((value >> 8) | (value << 8)) : value;
+
+    public int Receive(FrameBatch batch, int timeoutMs)
+    {
+        batch.Clear();
+        _ring.Drain(batch);
+        if (batch.Count == 0 && timeoutMs != 0)
+        {
+            WakePipe.Ready ready = _wake.Poll(_socket.Fd, timeoutMs);
+            if ((ready & WakePipe.Ready.DeviceError) != 0)
+            {
+                ThrowIfSocketError();
+            }
+            if ((ready & WakePipe.Ready.Device) != 0)
+            {
+                _ring.Drain(batch);
+            }
+        }
+        return batch.Count;
+    }
+
+    /// <summary>POLLERR: fetch (and clear) the pending error. A vanished interface ends the capture loop.</summary>
+    private void ThrowIfSocketError()
+    {
+        const int SO_ERROR = 4;
+        int error = 0;
+        uint length = sizeof(int);
+        _ = getsockopt(_socket, SOL_SOCKET, SO_ERROR, &error, &length);
+        if (error is ENETDOWN or ENODEV or ENXIO)
+        {
+            throw Failure(Name, "receive (interface went down)", error);
+        }
+    }
+
+    public bool Send(ReadOnlySpan<byte> frame)
+    {
+        if (frame.Length < 14 || frame.Length > _txQueue.MaxFrameBytes)
+        {
+            _sendFailed++;
+            return false;
+        }
+        if (!_txQueue.TryAdd(frame))
+        {
+            Flush();
+            _txQueue.TryAdd(frame);
+        }
+        return true;
+    }
+
+    public void Flush()
+    {
+        int count = _txQueue.Count;
+        if (count == 0)
+        {
+            return;
+        }
+        // The queue's buffer is pinned (FrameBatch allocates it on the POH): pointers stay valid.
+        for (int i = 0; i < count; i++)
+        {
+            Span<byte> frame = _txQueue[i];
+            _iovecs[i].iov_base = Unsafe.AsPointer(ref MemoryMarshal.GetReference(frame));
+            _iovecs[i].iov_len = (nuint)frame.Length;
+        }
+        int fd = _socket.Fd;
+        int next = 0;
+        while (next < count)
+        {
+            // A bound packet socket needs no msg_name: frames leave on the bound interface.
+            int sent = sendmmsg(fd, _messages + next, (uint)(count - next), 0);
+            if (sent > 0)
+            {
+                next += sent;
+                _sent += sent;
+                continue;
+            }
+            int errno = Marshal.GetLastPInvokeError();
+            if (errno == Interop.Libc.EINTR)
+            {
+                continue;
+            }
+            // ENOBUFS (driver queue full under qdisc bypass), EINVAL (malformed frame): drop this frame only.
+            _sendFailed++;
+            next++;
+        }
+        _txQueue.Clear();
+    }
+
+    private void ReleaseRing()
+    {
+        if (_ringMemory != IntPtr.Zero)
+        {
+            _ = munmap(_ringMemory, _ringBytes);
+            _ringMemory = IntPtr.Zero;
+            _ring = default;
+        }
+        NativeMemory.Free(_messages);
+        NativeMemory.Free(_iovecs);
+        _messages = null;
+        _iovecs = null;
+    }
+
+    private (uint Packets, uint Drops) ReadKernelStatistics()
+    {
+        tpacket_stats_v3 stats;
+        uint length = (uint)sizeof(tpacket_stats_v3);
+        if (getsockopt(_socket, SOL_PACKET, PACKET_STATISTICS, &stats, &length) != 0)
+        {
+            return (0, 0);
+        }
+        return (stats.tp_packets, stats.tp_drops);
+    }
+}

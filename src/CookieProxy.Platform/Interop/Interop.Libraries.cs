@@ -1,0 +1,76 @@
+using System.Reflection;
+using System.Runtime.InteropServices;
+
+namespace CookieProxy.Platform;
+
+/// <summary>
+/// Native library names and the resolver that maps them to the file each OS ships. libpcap's soname
+/// differs by distribution ("libpcap.so.0.8" on Debian, "libpcap.so.1" elsewhere, "libpcap.A.dylib" on
+/// macOS), and "libc" is a linker script on glibc, so neither name can be left to the default probing.
+/// </summary>
+internal static partial class Interop
+{
+    internal static class Libraries
+    {
+        internal const string Pcap = "pcap";
+        internal const string Libc = "libc";
+
+        private static readonly string[] s_pcapCandidates =
+        [
+            "libpcap.so.0.8", "libpcap.so.1", "libpcap.so", "libpcap.dylib", "libpcap.A.dylib",
+        ];
+
+        private static readonly string[] s_libcCandidates =
+        [
+            "libc.so.6", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1", "libc.so.7", "libSystem.dylib", "libc.so",
+        ];
+
+        private static int s_registered;
+
+        /// <summary>Installs the resolver once; called from the static constructors of every interop group.</summary>
+        internal static void EnsureResolver()
+        {
+            if (Interlocked.Exchange(ref s_registered, 1) == 0)
+            {
+                NativeLibrary.SetDllImportResolver(typeof(Libraries).Assembly, Resolve);
+            }
+        }
+
+        private static IntPtr Resolve(string libraryName, Assembly assembly, DllImportSearchPath? searchPath)
+        {
+            string[]? candidates = libraryName switch
+            {
+                Pcap => s_pcapCandidates,
+                Libc => s_libcCandidates,
+                _ => null,
+            };
+            if (candidates is null)
+            {
+                return IntPtr.Zero;
+            }
+            foreach (string candidate in candidates)
+            {
+                if (NativeLibrary.TryLoad(candidate, assembly, searchPath, out IntPtr handle))
+                {
+                    return handle;
+                }
+            }
+            // Fall back to the runtime's own probing, which throws DllNotFoundException with its search list.
+            return IntPtr.Zero;
+        }
+
+        /// <summary>True when libpcap can be loaded on this machine.</summary>
+        internal static bool IsPcapAvailable()
+        {
+            EnsureResolver();
+            foreach (string candidate in s_pcapCandidates)
+            {
+                if (NativeLibrary.TryLoad(candidate, typeof(Libraries).Assembly, null, out _))
+                {
+                    return true;
+                }
+            }
+            return false;
+        }
+    }
+}

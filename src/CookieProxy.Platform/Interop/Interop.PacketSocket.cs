@@ -1,0 +1,244 @@
+// Struct and constant names keep their C spelling (STYLE.md lesson 10).
+#pragma warning disable CS8981 // lower-case type names
+
+using System.Runtime.InteropServices;
+
+namespace CookieProxy.Platform;
+
+/// <summary>
+/// Linux AF_PACKET sockets and their TPACKET_V3 receive ring (Documentation/networking/packet_mmap.rst,
+/// include/uapi/linux/if_packet.h). Struct layouts mirror the kernel ABI byte for byte; the tests assert
+/// their sizes and offsets against the values gcc reports for the headers.
+/// </summary>
+internal static partial class Interop
+{
+    // No [SupportedOSPlatform]: the struct layouts are also walked over fake memory (tests, benchmarks);
+    // only AfPacketDevice, which calls the functions, is Linux-only.
+    internal static unsafe partial class PacketSocket
+    {
+        static PacketSocket() => Libraries.EnsureResolver();
+
+        // <sys/socket.h>, <linux/if_ether.h>
+        internal const int AF_PACKET = 17;
+        internal const int SOCK_RAW = 3;
+        internal const int SOCK_CLOEXEC = 0x80000;
+        internal const ushort ETH_P_ALL = 0x0003;
+        internal const ushort ETH_P_8021Q = 0x8100;
+        internal const int SOL_SOCKET = 1;
+        internal const int SO_ATTACH_FILTER = 26;
+        internal const int SOL_PACKET = 263;
+
+        // <linux/if_packet.h> socket options
+        internal const int PACKET_ADD_MEMBERSHIP = 1;
+        internal const int PACKET_RX_RING = 5;
+        internal const int PACKET_STATISTICS = 6;
+        internal const int PACKET_VERSION = 10;
+        internal const int PACKET_FANOUT = 18;
+        internal const int PACKET_QDISC_BYPASS = 20;
+        internal const int PACKET_IGNORE_OUTGOING = 23;
+
+        internal const int PACKET_MR_PROMISC = 1;
+
+        internal const int PACKET_FANOUT_HASH = 0;
+        internal const int PACKET_FANOUT_FLAG_DEFRAG = 0x8000;
+
+        internal const int TPACKET_V3 = 2;
+
+        // Packet types (sockaddr_ll.sll_pkttype)
+        internal const byte PACKET_OUTGOING = 4;
+
+        // Rx ring header status
+        internal const uint TP_STATUS_KERNEL = 0;
+        internal const uint TP_STATUS_USER = 1 << 0;
+        internal const uint TP_STATUS_COPY = 1 << 1;
+        internal const uint TP_STATUS_LOSING = 1 << 2;
+        internal const uint TP_STATUS_CSUMNOTREADY = 1 << 3;
+        internal const uint TP_STATUS_VLAN_VALID = 1 << 4;
+        internal const uint TP_STATUS_BLK_TMO = 1 << 5;
+        internal const uint TP_STATUS_VLAN_TPID_VALID = 1 << 6;
+        internal const uint TP_STATUS_CSUM_VALID = 1 << 7;
+
+        internal const int TPACKET_ALIGNMENT = 16;
+
+        // <sys/mman.h>
+        internal const int PROT_READ = 1;
+        internal const int PROT_WRITE = 2;
+        internal const int MAP_SHARED = 1;
+        internal static readonly IntPtr MAP_FAILED = -1;
+
+        // <errno.h> (Linux values)
+        internal const int ENXIO = 6;
+        internal const int EAGAIN = 11;
+        internal const int ENODEV = 19;
+        internal const int EINVAL = 22;
+        internal const int ENOPROTOOPT = 92;
+        internal const int EAFNOSUPPORT = 97;
+        internal const int ENOBUFS = 105;
+        internal const int ENETDOWN = 100;
+
+        /// <summary>struct sockaddr_ll (20 bytes).</summary>
+        [StructLayout(LayoutKind.Sequential)]
+        internal struct sockaddr_ll
+        {
+            public ushort sll_family;
+            public ushort sll_protocol;   // __be16
+            public int sll_ifindex;
+            public ushort sll_hatype;
+            public byte sll_pkttype;
+            public byte sll_halen;
+            public fixed byte sll_addr[8];
+        }
+
+        /// <summary>struct packet_mreq (16 bytes).</summary>
+        [StructLayout(LayoutKind.Sequential)]
+        internal struct packet_mreq
+        {
+            public int mr_ifindex;
+            public ushort mr_type;
+            public ushort mr_alen;
+            public fixed byte mr_address[8];
+        }
+
+        /// <summary>struct tpacket_req3 (28 bytes).</summary>
+        [StructLayout(LayoutKind.Sequential)]
+        internal struct tpacket_req3
+        {
+            public uint tp_block_size;
+            public uint tp_block_nr;
+            public uint tp_frame_size;
+            public uint tp_frame_nr;
+            public uint tp_retire_blk_tov;
+            public uint tp_sizeof_priv;
+            public uint tp_feature_req_word;
+        }
+
+        /// <summary>struct tpacket_bd_ts.</summary>
+        [StructLayout(LayoutKind.Sequential)]
+        internal struct tpacket_bd_ts
+        {
+            public uint ts_sec;
+            public uint ts_usec_or_nsec;
+        }
+
+        /// <summary>struct tpacket_hdr_v1 (40 bytes), the only member of union tpacket_bd_header_u.</summary>
+        [StructLayout(LayoutKind.Sequential)]
+        internal struct tpacket_hdr_v1
+        {
+            public uint block_status;
+            public uint num_pkts;
+            public uint offset_to_first_pkt;
+            public uint blk_len;
+            public ulong seq_num;          // __aligned_u64: offset 16 within the header, 24 in the block
+            public tpacket_bd_ts ts_first_pkt;
+            public tpacket_bd_ts ts_last_pkt;
+        }
+
+        /// <summary>struct tpacket_block_desc (48 bytes): the header at the start of every ring block.</summary>
+        [StructLayout(LayoutKind.Sequential)]
+        internal struct tpacket_block_desc
+        {
+            public uint version;
+            public uint offset_to_priv;
+            public tpacket_hdr_v1 bh1;
+        }
+
+        /// <summary>struct tpacket_hdr_variant1 (12 bytes).</summary>
+        [StructLayout(LayoutKind.Sequential)]
+        internal struct tpacket_hdr_variant1
+        {
+            public uint tp_rxhash;
+            public uint tp_vlan_tci;
+            public ushort tp_vlan_tpid;
+            public ushort tp_padding;
+        }
+
+        /// <summary>struct tpacket3_hdr (48 bytes): one per frame inside a block.</summary>
+        [StructLayout(LayoutKind.Sequential)]
+        internal struct tpacket3_hdr
+        {
+            public uint tp_next_offset;
+            public uint tp_sec;
+            public uint tp_nsec;
+            public uint tp_snaplen;
+            public uint tp_len;
+            public uint tp_status;
+            public ushort tp_mac;
+            public ushort tp_net;
+            public tpacket_hdr_variant1 hv1;
+            public fixed byte tp_padding[8];
+        }
+
+        /// <summary>struct tpacket_stats_v3 (12 bytes). Reading it resets the kernel counters.</summary>
+        [StructLayout(LayoutKind.Sequential)]
+        internal struct tpacket_stats_v3
+        {
+            public uint tp_packets;
+            public uint tp_drops;
+            public uint tp_freeze_q_cnt;
+        }
+
+        /// <summary>struct sock_fprog (16 bytes on LP64): instructions are struct sock_filter == struct bpf_insn.</summary>
+        [StructLayout(LayoutKind.Sequential)]
+        internal struct sock_fprog
+        {
+            public ushort len;
+            public Pcap.bpf_insn* filter;
+        }
+
+        /// <summary>struct iovec.</summary>
+        [StructLayout(LayoutKind.Sequential)]
+        internal struct iovec
+        {
+            public void* iov_base;
+            public nuint iov_len;
+        }
+
+        /// <summary>struct msghdr (56 bytes on LP64).</summary>
+        [StructLayout(LayoutKind.Sequential)]
+        internal struct msghdr
+        {
+            public void* msg_name;
+            public uint msg_namelen;
+            public iovec* msg_iov;
+            public nuint msg_iovlen;
+            public void* msg_control;
+            public nuint msg_controllen;
+            public int msg_flags;
+        }
+
+        /// <summary>struct mmsghdr (64 bytes on LP64).</summary>
+        [StructLayout(LayoutKind.Sequential)]
+        internal struct mmsghdr
+        {
+            public msghdr msg_hdr;
+            public uint msg_len;
+        }
+
+        [LibraryImport(Libraries.Libc, SetLastError = true)]
+        internal static partial int socket(int domain, int type, int protocol);
+
+        [LibraryImport(Libraries.Libc, SetLastError = true)]
+        internal static partial int setsockopt(SafeFdHandle fd, int level, int optname, void* optval, uint optlen);
+
+        [LibraryImport(Libraries.Libc, SetLastError = true)]
+        internal static partial int getsockopt(SafeFdHandle fd, int level, int optname, void* optval, uint* optlen);
+
+        [LibraryImport(Libraries.Libc, SetLastError = true)]
+        internal static partial int bind(SafeFdHandle fd, sockaddr_ll* addr, uint addrlen);
+
+        [LibraryImport(Libraries.Libc, SetLastError = true)]
+        internal static partial IntPtr mmap(IntPtr addr, nuint length, int prot, int flags, SafeFdHandle fd, nint offset);
+
+        [LibraryImport(Libraries.Libc, SetLastError = true)]
+        internal static partial int munmap(IntPtr addr, nuint length);
+
+        [LibraryImport(Libraries.Libc, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+        internal static partial uint if_nametoindex(string ifname);
+
+        /// <summary>Hot path: raw descriptor (the device keeps its SafeFdHandle alive).</summary>
+        [LibraryImport(Libraries.Libc, SetLastError = true)]
+        internal static partial int sendmmsg(int fd, mmsghdr* msgvec, uint vlen, int flags);
+
+        internal static uint TPACKET_ALIGN(uint x) => (x + TPACKET_ALIGNMENT - 1) & ~(uint)(TPACKET_ALIGNMENT - 1);
+    }
+}

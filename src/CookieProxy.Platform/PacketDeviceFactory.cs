@@ -1,0 +1,67 @@
+using CookieProxy.Io;
+
+namespace CookieProxy.Platform;
+
+/// <summary>Opens the capture backend the configuration asks for.</summary>
+public static class PacketDeviceFactory
+{
+    /// <summary>
+    /// Opens <paramref name="interfaceName"/> with <paramref name="filter"/> (pcap syntax, see <see cref="BpfFilter"/>).
+    /// <see cref="CaptureKind.Auto"/> takes AF_PACKET on Linux when it opens, else libpcap.
+    /// </summary>
+    /// <param name="fanoutGroup">-1 for one capture thread; 0..65535 to join a PACKET_FANOUT group so several
+    /// devices on several threads share the frames by flow hash. AF_PACKET only: libpcap would hand every
+    /// thread every frame, so Auto does not fall back to it when a group is requested.</param>
+    /// <exception cref="PacketDeviceException">Nothing could be opened; the message says why.</exception>
+    public static IPacketDevice Open(string interfaceName, string filter, CaptureKind kind = CaptureKind.Auto,
+        int fanoutGroup = -1, PacketDeviceOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(interfaceName);
+        switch (kind)
+        {
+            case CaptureKind.Pcap:
+                if (fanoutGroup >= 0)
+                {
+                    throw new PacketDeviceException(interfaceName,
+                        "libpcap capture cannot share frames between threads (no fanout); use --capture afpacket or one thread");
+                }
+                return new PcapDevice(interfaceName, filter, options);
+
+            case CaptureKind.AfPacket:
+                if (!OperatingSystem.IsLinux())
+                {
+                    throw new PacketDeviceException(interfaceName, "AF_PACKET capture is only available on Linux; use libpcap");
+                }
+                return new AfPacketDevice(interfaceName, filter, fanoutGroup, options);
+
+            case CaptureKind.Auto:
+                if (!OperatingSystem.IsLinux())
+                {
+                    return Open(interfaceName, filter, CaptureKind.Pcap, fanoutGroup, options);
+                }
+                try
+                {
+                    return new AfPacketDevice(interfaceName, filter, fanoutGroup, options);
+                }
+                catch (PacketDeviceException afPacketError) when (fanoutGroup < 0)
+                {
+                    try
+                    {
+                        return new PcapDevice(interfaceName, filter, options);
+                    }
+                    catch (PacketDeviceException pcapError)
+                    {
+                        throw new PacketDeviceException(interfaceName,
+                            $"{pcapError.Message} (af_packet also failed: {afPacketError.Message})", pcapError.NativeError, pcapError);
+                    }
+                    catch (DllNotFoundException)
+                    {
+                        throw afPacketError;
+                    }
+                }
+
+            default:
+                throw new ArgumentOutOfRangeException(nameof(kind));
+        }
+    }
+}

@@ -1,0 +1,33 @@
+namespace CookieProxy.Platform;
+
+/// <summary>Tuning knobs shared by both backends. The defaults suit a proxy on one 1-10 GbE port.</summary>
+public sealed record class PacketDeviceOptions
+{
+    public static PacketDeviceOptions Default { get; } = new();
+
+    /// <summary>Bytes captured per frame. Larger frames arrive truncated and flagged <c>Truncated</c>.</summary>
+    public int SnapLength { get; init; } = 65535;
+
+    /// <summary>Accept frames not addressed to the interface's MAC. Off: the proxy owns the protected IP's MAC.</summary>
+    public bool Promiscuous { get; init; }
+
+    /// <summary>libpcap kernel buffer (pcap_set_buffer_size).</summary>
+    public int PcapBufferBytes { get; init; } = 16 << 20;
+
+    /// <summary>TPACKET_V3 block size: a power of two multiple of the page size.</summary>
+    public int RingBlockSize { get; init; } = 1 << 20;
+
+    public int RingBlockCount { get; init; } = 16;
+
+    /// <summary>tp_frame_size: in V3 only the ring geometry, frames are packed variably inside a block.</summary>
+    public int RingFrameSize { get; init; } = 2048;
+
+    /// <summary>tp_retire_blk_tov: a partly filled block is handed to us after this many ms. Bounds latency.</summary>
+    public int RingRetireTimeoutMs { get; init; } = 1;
+
+    /// <summary>Frames queued by Send before Flush (AF_PACKET sends them with one sendmmsg).</summary>
+    public int TxBatchFrames { get; init; } = 64;
+
+    /// <summary>AF_PACKET: PACKET_QDISC_BYPASS, handing frames straight to the driver (no tc shaping).</summary>
+    public bool QdiscBypass { get; init; } = true;
+}
