@@ -1,0 +1,475 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.IO.Pipelines;
+using System.Net;
+using System.Net.Sockets;
+
+namespace CookieProxy.Host.Backend;
+
+public enum BackendState
+{
+    Connecting,
+    Connected,
+    /// <summary>The socket is closed; <see cref="BackendConnection.CloseReason"/> says why.</summary>
+    Closed,
+}
+
+/// <summary>How the backend socket ended. Recorded once, by whoever closes first (Kestrel's one-shot shutdown).</summary>
+public enum BackendCloseReason
+{
+    None,
+    /// <summary>Both directions ended with FIN: our Shutdown(Send) after the output drained, and the backend's EOF.</summary>
+    Graceful,
+    ConnectRefused,
+    ConnectTimeout,
+    /// <summary>Any other connect error (unreachable, PROXY header not sendable, ...).</summary>
+    ConnectFailed,
+    /// <summary>The backend reset the connection, or a send/receive failed after connect.</summary>
+    Reset,
+    /// <summary>We reset it (RST: SO_LINGER 0 then close): the client went away or the flow was disposed early.</summary>
+    Aborted,
+}
+
+/// <summary>
+/// The kernel socket to the backend, modelled on Kestrel's SocketConnection: a connect task, a receive loop
+/// filling the input pipe (backend→proxy) and a send loop draining the output pipe (proxy→backend).
+/// <para>
+/// Threading: the loops run on the thread pool and never touch the client's TcpEndpoint. Every event
+/// (connected, connect failed, input available, input completed, error, output drained, closed) is
+/// reported through <c>notify</c>, which enqueues the flow on its owner's work queue and wakes the owner.
+/// All other public members are called by the owner (capture) thread only and never block or await.
+/// </para>
+/// </summary>
+public sealed class BackendConnection : IDisposable
+{
+    private const int OutputSegmentSize = 16 * 1024;
+
+    private readonly Socket _socket;
+    private readonly EndPoint _remote;
+    private readonly BackendOptions _options;
+    private readonly byte[]? _proxyHeader;
+    private readonly Action _notify;
+    private readonly Pipe _input;
+    private readonly Pipe _output;
+
+    private volatile int _state;              // BackendState (Connecting/Connected); Closed is derived from _closeReason
+    private int _closeReason;                 // BackendCloseReason, set once
+    private volatile int _socketError;        // SocketError that closed it
+    private volatile bool _inputEof;          // receive loop saw the backend's FIN
+    private volatile bool _outputShutDown;    // send loop sent everything, then FIN
+    private long _outputPending;              // written to the output pipe by the owner, not yet sent
+    private long _inputBuffered;              // in the input pipe, not yet taken by the owner
+    private int _ownerWaitingForOutput;       // 1 = the owner stopped at the pause threshold and wants a notify
+    private int _loopsRunning;
+
+    // Owner-thread state.
+    private bool _started;
+    private bool _outputCompleted;
+    private bool _disposed;
+    private ReadOnlySequence<byte> _lastInput;
+
+    /// <param name="remote">The backend to connect to.</param>
+    /// <param name="proxyHeader">Bytes to send right after connect and before any client byte (a PROXY header); empty = none.</param>
+    /// <param name="notify">Called from thread-pool threads on every event; must be cheap and thread-safe.</param>
+    public BackendConnection(EndPoint remote, BackendOptions options, ReadOnlySpan<byte> proxyHeader, Action notify)
+    {
+        _remote = remote;
+        _options = options;
+        _proxyHeader = proxyHeader.IsEmpty ? null : proxyHeader.ToArray();
+        _notify = notify;
+
+        // Input: only the receive loop awaits (its FlushAsync pends above the pause threshold). The owner's
+        // AdvanceTo must resume it on the thread pool, never inline on the capture thread.
+        _input = new Pipe(new PipeOptions(
+            pool: null,
+            readerScheduler: PipeScheduler.Inline,
+            writerScheduler: PipeScheduler.ThreadPool,
+            pauseWriterThreshold: options.InputPauseThreshold,
+            resumeWriterThreshold: options.InputResumeThreshold,
+            minimumSegmentSize: options.MinimumReceiveSegmentSize,
+            useSynchronizationContext: false));
+
+        // Output: the owner's FlushAsync must never pend (no await on the capture thread), so the pipe's own
+        // pause threshold is off (0) and _outputPending enforces OutputPauseThreshold instead. The send loop
+        // awaits ReadAsync and is resumed on the thread pool.
+        _output = new Pipe(new PipeOptions(
+            pool: null,
+            readerScheduler: PipeScheduler.ThreadPool,
+            writerScheduler: PipeScheduler.Inline,
+            pauseWriterThreshold: 0,
+            resumeWriterThreshold: 0,
+            minimumSegmentSize: OutputSegmentSize,
+            useSynchronizationContext: false));
+
+        _socket = new Socket(remote.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+    }
+
+    public EndPoint RemoteEndPoint => _remote;
+
+    public BackendState State => Volatile.Read(ref _closeReason) != 0 ? BackendState.Closed : (BackendState)_state;
+
+    public BackendCloseReason CloseReason => (BackendCloseReason)Volatile.Read(ref _closeReason);
+
+    /// <summary>The socket error that ended the connection (Success for graceful/aborted, TimedOut for a connect timeout).</summary>
+    public SocketError SocketError => (SocketError)_socketError;
+
+    /// <summary>True for the close reasons that must reset the client (everything but Graceful).</summary>
+    public bool Failed => CloseReason is not (BackendCloseReason.None or BackendCloseReason.Graceful);
+
+    /// <summary>The backend sent FIN (all its bytes are in the input pipe).</summary>
+    public bool InputEnded => _inputEof;
+
+    /// <summary>Our FIN went out after every client byte (half-close mirrored).</summary>
+    public bool OutputShutDown => _outputShutDown;
+
+    /// <summary>Client bytes written to the output pipe and not yet sent to the backend socket.</summary>
+    public long OutputPending => Volatile.Read(ref _outputPending);
+
+    /// <summary>Backend bytes in the input pipe not yet taken by the owner.</summary>
+    public long InputBuffered => Volatile.Read(ref _inputBuffered);
+
+    /// <summary>Starts the connect on the thread pool. Owner thread; once.</summary>
+    public void Start()
+    {
+        if (_started)
+        {
+            throw new InvalidOperationException("Already started.");
+        }
+        _started = true;
+        ThreadPool.UnsafeQueueUserWorkItem(static c => _ = c.ConnectAsync(), this, preferLocal: false);
+    }
+
+    // ----- owner thread: client → backend -----
+
+    /// <summary>
+    /// Copies as much of <paramref name="head"/> then <paramref name="tail"/> as the output threshold allows into
+    /// the output pipe and wakes the send loop. Returns the count taken (0 while connecting, paused or shut down).
+    /// When it takes less than offered, the owner is notified once the send loop drains to the resume threshold.
+    /// </summary>
+    public int WriteOutput(ReadOnlySpan<byte> head, ReadOnlySpan<byte> tail)
+    {
+        int offered = head.Length + tail.Length;
+        if (offered == 0 || _outputCompleted || State != BackendState.Connected)
+        {
+            return 0;
+        }
+
+        long room = _options.OutputPauseThreshold - Volatile.Read(ref _outputPending);
+        int take = (int)Math.Clamp(room, 0, offered);
+        if (take > 0)
+        {
+            PipeWriter writer = _output.Writer;
+            int headTake = Math.Min(take, head.Length);
+            CopyToWriter(writer, head[..headTake]);
+            CopyToWriter(writer, tail[..(take - headTake)]);
+
+            // Count before the flush so the send loop never subtracts bytes not yet added.
+            Interlocked.Add(ref _outputPending, take);
+            ValueTask<FlushResult> flush = writer.FlushAsync();
+            Debug.Assert(flush.IsCompleted, "The output pipe has no pause threshold: flushing never pends.");
+            _ = flush.Result;
+        }
+
+        if (take < offered)
+        {
+            ArmOutputWait();
+        }
+        return take;
+    }
+
+    /// <summary>
+    /// The client finished sending (FIN): once everything written so far is sent, the send loop shuts down the
+    /// send side of the socket (FIN to the backend). Owner thread; idempotent.
+    /// </summary>
+    public void ShutdownSend()
+    {
+        if (!_outputCompleted)
+        {
+            _outputCompleted = true;
+            _output.Writer.Complete();
+        }
+    }
+
+    // ----- owner thread: backend → client -----
+
+    /// <summary>
+    /// Non-blocking read of the input pipe (never awaits). When it returns true the caller must call
+    /// <see cref="AdvanceInput"/> before the next read. <paramref name="completed"/>: no more bytes will come
+    /// (backend EOF or error; check <see cref="Failed"/>).
+    /// </summary>
+    public bool TryReadInput(out ReadOnlySequence<byte> buffer, out bool completed)
+    {
+        buffer = default;
+        completed = false;
+        if (_disposed || !_input.Reader.TryRead(out ReadResult result))
+        {
+            return false;
+        }
+        _lastInput = result.Buffer;
+        buffer = result.Buffer;
+        completed = result.IsCompleted || result.IsCanceled;
+        return true;
+    }
+
+    /// <summary>Marks <paramref name="consumed"/> bytes of the last <see cref="TryReadInput"/> buffer as taken.</summary>
+    public void AdvanceInput(long consumed)
+    {
+        SequencePosition position = _lastInput.GetPosition(consumed);
+        _lastInput = default;
+        _input.Reader.AdvanceTo(position);
+        if (consumed > 0)
+        {
+            Interlocked.Add(ref _inputBuffered, -consumed);
+        }
+    }
+
+    // ----- shutdown -----
+
+    /// <summary>Abortive close: RST to the backend (SO_LINGER 0 then close). Any thread; one-shot.</summary>
+    public void Abort() => Close(BackendCloseReason.Aborted, SocketError.Success, abortive: true);
+
+    /// <summary>
+    /// Owner thread, when the flow is removed: closes gracefully if both directions already ended with FIN,
+    /// otherwise resets; then completes the owner's ends of both pipes.
+    /// </summary>
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+        _disposed = true;
+        bool graceful = _inputEof && _outputShutDown;
+        Close(graceful ? BackendCloseReason.Graceful : BackendCloseReason.Aborted, SocketError.Success, abortive: !graceful);
+        _output.Writer.Complete();
+        _input.Reader.Complete();
+    }
+
+    // ----- thread pool -----
+
+    private async Task ConnectAsync()
+    {
+        using var timeout = new CancellationTokenSource(_options.ConnectTimeout);
+        try
+        {
+            // TCP_NODELAY: the client's segments already carry the sender's batching; Kestrel sets it too.
+            _socket.NoDelay = true;
+            if (_options.Connector is { } connector)
+            {
+                await connector(_socket, _remote, timeout.Token).ConfigureAwait(false);
+            }
+            else
+            {
+                await _socket.ConnectAsync(_remote, timeout.Token).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (timeout.IsCancellationRequested)
+        {
+            Close(BackendCloseReason.ConnectTimeout, SocketError.TimedOut, abortive: true);
+            return;
+        }
+        catch (SocketException e)
+        {
+            BackendCloseReason reason = e.SocketErrorCode == SocketError.ConnectionRefused
+                ? BackendCloseReason.ConnectRefused
+                : BackendCloseReason.ConnectFailed;
+            Close(reason, e.SocketErrorCode, abortive: true);
+            return;
+        }
+        catch (Exception e) when (e is ObjectDisposedException or OperationCanceledException)
+        {
+            Close(BackendCloseReason.Aborted, SocketError.OperationAborted, abortive: true);    // aborted while connecting
+            return;
+        }
+
+        // Server-speaks-first protocols need the header before anything else, so it goes out before the
+        // loops start; the owner only writes client bytes once State is Connected.
+        if (_proxyHeader is not null)
+        {
+            try
+            {
+                await SendAllAsync(_proxyHeader).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+                Close(BackendCloseReason.ConnectFailed, (e as SocketException)?.SocketErrorCode ?? SocketError.OperationAborted, abortive: true);
+                return;
+            }
+        }
+
+        Volatile.Write(ref _loopsRunning, 2);
+        _state = (int)BackendState.Connected;
+        _notify();
+        _ = ReceiveLoopAsync();
+        _ = SendLoopAsync();
+    }
+
+    private async Task ReceiveLoopAsync()
+    {
+        PipeWriter writer = _input.Writer;
+        bool waitForData = true;
+        try
+        {
+            while (true)
+            {
+                if (waitForData)
+                {
+                    // Kestrel's WaitForDataBeforeAllocatingBuffer: a zero-byte receive completes when data (or EOF)
+                    // arrives, so an idle connection holds no pipe buffer.
+                    await _socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None).ConfigureAwait(false);
+                }
+
+                Memory<byte> memory = writer.GetMemory(_options.MinimumReceiveSegmentSize);
+                int received = await _socket.ReceiveAsync(memory, SocketFlags.None).ConfigureAwait(false);
+                if (received == 0)
+                {
+                    _inputEof = true;    // backend FIN
+                    break;
+                }
+
+                writer.Advance(received);
+                Interlocked.Add(ref _inputBuffered, received);
+                // A short read drained the socket: wait for data again before renting the next buffer.
+                waitForData = received < memory.Length;
+
+                // The flush commits the bytes synchronously; notify before awaiting it, since it pends once the
+                // pipe holds InputPauseThreshold bytes (backpressure: we stop reading, the backend's window closes).
+                ValueTask<FlushResult> flush = writer.FlushAsync();
+                _notify();
+                FlushResult result = await flush.ConfigureAwait(false);
+                if (result.IsCompleted || result.IsCanceled)
+                {
+                    break;    // the owner disposed the connection
+                }
+            }
+        }
+        catch (SocketException e)
+        {
+            Close(BackendCloseReason.Reset, e.SocketErrorCode, abortive: true);
+        }
+        catch (ObjectDisposedException)
+        {
+            // Closed under us by Abort/Dispose: the reason is already recorded.
+        }
+        finally
+        {
+            // Never complete with an exception: the owner's TryRead would throw it. Errors live in CloseReason.
+            writer.Complete();
+            LoopExited();
+        }
+    }
+
+    private async Task SendLoopAsync()
+    {
+        PipeReader reader = _output.Reader;
+        try
+        {
+            while (true)
+            {
+                ReadResult result = await reader.ReadAsync().ConfigureAwait(false);
+                ReadOnlySequence<byte> buffer = result.Buffer;
+                long length = buffer.Length;
+                foreach (ReadOnlyMemory<byte> segment in buffer)
+                {
+                    await SendAllAsync(segment).ConfigureAwait(false);
+                }
+                reader.AdvanceTo(buffer.End);
+
+                if (length > 0)
+                {
+                    long pending = Interlocked.Add(ref _outputPending, -length);
+                    if (pending <= _options.OutputResumeThreshold && Interlocked.Exchange(ref _ownerWaitingForOutput, 0) == 1)
+                    {
+                        _notify();    // output drained: the owner may move more client bytes
+                    }
+                }
+
+                if (result.IsCompleted || result.IsCanceled)
+                {
+                    break;
+                }
+            }
+
+            // The owner completed the pipe after the client's FIN and everything before it is sent:
+            // half-close towards the backend (RFC 9293 3.6), mirroring the client.
+            _socket.Shutdown(SocketShutdown.Send);
+            _outputShutDown = true;
+        }
+        catch (SocketException e)
+        {
+            Close(BackendCloseReason.Reset, e.SocketErrorCode, abortive: true);
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+        finally
+        {
+            reader.Complete();
+            LoopExited();
+        }
+    }
+
+    private async ValueTask SendAllAsync(ReadOnlyMemory<byte> data)
+    {
+        while (!data.IsEmpty)
+        {
+            int sent = await _socket.SendAsync(data, SocketFlags.None).ConfigureAwait(false);
+            data = data[sent..];
+        }
+    }
+
+    private void LoopExited()
+    {
+        if (Interlocked.Decrement(ref _loopsRunning) == 0 && _inputEof && _outputShutDown)
+        {
+            Close(BackendCloseReason.Graceful, SocketError.Success, abortive: false);
+        }
+        _notify();
+    }
+
+    private void ArmOutputWait()
+    {
+        Volatile.Write(ref _ownerWaitingForOutput, 1);
+        // The send loop may have drained between our check and the flag: re-check so no wake-up is lost.
+        if (Volatile.Read(ref _outputPending) <= _options.OutputResumeThreshold
+            && Interlocked.Exchange(ref _ownerWaitingForOutput, 0) == 1)
+        {
+            _notify();
+        }
+    }
+
+    /// <summary>One-shot: records the reason, resets if abortive, closes the socket, notifies the owner.</summary>
+    private void Close(BackendCloseReason reason, SocketError error, bool abortive)
+    {
+        if (Interlocked.CompareExchange(ref _closeReason, (int)reason, (int)BackendCloseReason.None) != (int)BackendCloseReason.None)
+        {
+            return;
+        }
+        _socketError = (int)error;
+        if (abortive)
+        {
+            try
+            {
+                // SO_LINGER {on, 0}: close() sends RST and drops unsent data (Kestrel's abortive shutdown).
+                _socket.LingerState = new LingerOption(true, 0);
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+            }
+        }
+        _socket.Dispose();
+        _notify();
+    }
+
+    private static void CopyToWriter(PipeWriter writer, ReadOnlySpan<byte> data)
+    {
+        while (!data.IsEmpty)
+        {
+            Span<byte> span = writer.GetSpan(Math.Min(data.Length, OutputSegmentSize));
+            int n = Math.Min(span.Length, data.Length);
+            data[..n].CopyTo(span);
+            writer.Advance(n);
+            data = data[n..];
+        }
+    }
+}

@@ -1,0 +1,217 @@
+using System.Buffers;
+using System.Net;
+using CookieProxy.Diagnostics;
+using CookieProxy.Host.Backend;
+using CookieProxy.ProxyProtocol;
+using CookieProxy.Tcp;
+using CookieProxy.Wire;
+
+namespace CookieProxy.Host.Flows;
+
+/// <summary>
+/// One proxied connection: the client-facing <see cref="TcpEndpoint"/> spliced to a <see cref="BackendConnection"/>.
+/// Owned by one capture thread: only it calls <see cref="Pump"/> and touches <see cref="Endpoint"/>. The backend's
+/// thread-pool loops only enqueue the flow on the owner's <see cref="FlowWorkQueue"/>.
+/// <code>
+///   client ──segments──▶ Endpoint ──PeekReceived/ConsumeReceived──▶ Backend.WriteOutput ──send loop──▶ backend
+///   client ◀──Dispatch── Endpoint ◀──Send (≤ SendBufferFree)────── Backend.TryReadInput ◀─receive loop── backend
+/// </code>
+/// Backpressure: client bytes stay in the endpoint (shrinking the window it advertises) while the backend has
+/// OutputPauseThreshold bytes unsent; backend bytes stay in the input pipe (pausing the receive loop at
+/// InputPauseThreshold) while the endpoint's send buffer is full.
+/// </summary>
+public sealed class Flow
+{
+    private readonly FlowWorkQueue _queue;
+    private readonly ProxyCounters _counters;
+
+    private bool _clientAborted;
+    private bool _backendAborted;
+    private bool _backendInputDone;
+    private bool _clientSendClosed;
+
+    // Owned by FlowWorkQueue / FlowTimerHeap / FlowTable.
+    internal int Queued;
+    internal int HeapIndex = -1;
+    internal long HeapDeadlineMs;
+    internal long AccountedBytes;
+    internal bool Removed;
+
+    internal Flow(FlowWorkQueue queue, ProxyCounters counters, in FlowKey key, TcpEndpoint endpoint, EndPoint backend,
+        BackendOptions backendOptions, object? replyTemplate, long nowMs)
+    {
+        _queue = queue;
+        _counters = counters;
+        Key = key;
+        Endpoint = endpoint;
+        ReplyTemplate = replyTemplate;
+        CreatedMs = nowMs;
+
+        Span<byte> header = stackalloc byte[ProxyHeaderWriter.MaxLength(ProxyProtocolVersion.V2) + ProxyHeaderWriter.V1MaxLength];
+        int headerLength = ProxyHeaderWriter.Write(backendOptions.ProxyProtocol, header, key);
+        Backend = new BackendConnection(backend, backendOptions, header[..headerLength], NotifyOwner);
+    }
+
+    public FlowKey Key { get; }
+
+    /// <summary>The client-facing TCP endpoint. Owner thread only.</summary>
+    public TcpEndpoint Endpoint { get; }
+
+    public BackendConnection Backend { get; }
+
+    /// <summary>The host's per-flow L2/L3 reply template (opaque here); the dispatcher builds its sink from it.</summary>
+    public object? ReplyTemplate { get; set; }
+
+    public long CreatedMs { get; }
+
+    /// <summary>Earliest time the endpoint has timer work (long.MaxValue = none).</summary>
+    public long NextDeadlineMs => Endpoint.NextDeadlineMs;
+
+    /// <summary>Both sides are done: the endpoint is CLOSED and the backend socket is closed. Remove and dispose.</summary>
+    public bool IsFinished => Endpoint.IsClosed && Backend.State == BackendState.Closed;
+
+    /// <summary>Bytes this flow holds right now: endpoint receive + send buffers and both pipes.</summary>
+    /// <remarks>
+    /// The endpoint API exposes only SendBufferFree, which may read 0 once the send side is closed, so the send
+    /// buffer is counted only while it is open (an underestimate for the last window of a closing flow).
+    /// </remarks>
+    public long BufferedBytes(TcpConfig config)
+    {
+        long sendBuffered = _clientSendClosed || Endpoint.IsClosed ? 0 : config.SendBufferSize - Endpoint.SendBufferFree;
+        return Endpoint.ReceiveAvailable + sendBuffered + Backend.OutputPending + Backend.InputBuffered;
+    }
+
+    /// <summary>
+    /// Owner thread: moves bytes both ways as far as the buffers allow and mirrors closes. Never blocks or awaits.
+    /// Call <c>Endpoint.Dispatch</c> afterwards to emit what it queued.
+    /// </summary>
+    public void Pump(long nowMs)
+    {
+        _ = nowMs;
+
+        // The backend failed (refused, connect timeout, RST, socket error): reset the client (RST mirrors RST).
+        if (Backend.Failed && Backend.CloseReason != BackendCloseReason.Aborted)
+        {
+            if (!_clientAborted && !Endpoint.IsClosed)
+            {
+                if (Backend.CloseReason is BackendCloseReason.ConnectRefused or BackendCloseReason.ConnectTimeout or BackendCloseReason.ConnectFailed)
+                {
+                    _counters.BackendConnectFailed++;
+                }
+                AbortClient();
+            }
+            return;
+        }
+
+        // The client went away without a graceful close (RST, retransmit limit, idle timeout): reset the backend.
+        if (Endpoint.IsClosed && Endpoint.CloseReason != TcpCloseReason.Graceful)
+        {
+            AbortBackend();
+            return;
+        }
+
+        if (Backend.State == BackendState.Connecting)
+        {
+            // Client bytes wait in the endpoint, which keeps advertising the window it has left; the
+            // PROXY header goes first once connected.
+            return;
+        }
+
+        MoveClientToBackend();
+        MoveBackendToClient();
+
+        // Client FIN and every byte before it handed over: FIN to the backend once the output drains.
+        if (Endpoint.ReceiveFinished)
+        {
+            Backend.ShutdownSend();
+        }
+
+        // Backend EOF and every byte before it handed over: FIN to the client after its queued data.
+        if (_backendInputDone && !_clientSendClosed && !Endpoint.IsClosed)
+        {
+            _clientSendClosed = true;
+            Endpoint.CloseSend();
+        }
+
+        // Graceful close on the client side but the backend still has an open direction it can no longer use.
+        if (Endpoint.IsClosed && Backend.State != BackendState.Closed && _backendInputDone && Backend.OutputShutDown)
+        {
+            Backend.Dispose();
+        }
+    }
+
+    /// <summary>Owner thread: RST to the client on its next Dispatch (our own decision, e.g. shutdown).</summary>
+    public void AbortClient()
+    {
+        if (_clientAborted || Endpoint.IsClosed)
+        {
+            return;
+        }
+        _clientAborted = true;
+        Endpoint.Abort();
+        _counters.RstSent++;
+    }
+
+    /// <summary>Owner thread: RST to the backend.</summary>
+    public void AbortBackend()
+    {
+        if (!_backendAborted)
+        {
+            _backendAborted = true;
+            Backend.Abort();
+        }
+    }
+
+    private void MoveClientToBackend()
+    {
+        while (Endpoint.ReceiveAvailable > 0)
+        {
+            Endpoint.PeekReceived(out ReadOnlySpan<byte> head, out ReadOnlySpan<byte> tail);
+            int offered = head.Length + tail.Length;
+            int taken = Backend.WriteOutput(head, tail);
+            if (taken == 0)
+            {
+                return;    // paused at OutputPauseThreshold: the send loop notifies when it drains
+            }
+            Endpoint.ConsumeReceived(taken);
+            _counters.BytesToBackend += taken;
+            if (taken < offered)
+            {
+                return;
+            }
+        }
+    }
+
+    private void MoveBackendToClient()
+    {
+        while (!_backendInputDone && Backend.TryReadInput(out ReadOnlySequence<byte> buffer, out bool completed))
+        {
+            long copied = 0;
+            if (!Endpoint.IsClosed)
+            {
+                foreach (ReadOnlyMemory<byte> segment in buffer)
+                {
+                    int n = Endpoint.Send(segment.Span);
+                    copied += n;
+                    if (n < segment.Length)
+                    {
+                        break;    // the endpoint's send buffer is full: the rest waits in the pipe
+                    }
+                }
+            }
+            Backend.AdvanceInput(copied);
+            _counters.BytesToClient += copied;
+
+            if (completed && copied == buffer.Length)
+            {
+                _backendInputDone = true;
+            }
+            else if (copied < buffer.Length || copied == 0)
+            {
+                return;
+            }
+        }
+    }
+
+    private void NotifyOwner() => _queue.Enqueue(this);
+}
