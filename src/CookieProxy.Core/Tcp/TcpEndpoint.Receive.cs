@@ -1,0 +1,252 @@
+using CookieProxy.Wire;
+
+namespace CookieProxy.Tcp;
+
+// Receive side: RFC 9293 3.3.1 receive sequence space, 3.10.7.4 acceptability and text processing,
+// 3.8.6.2.2 receiver SWS avoidance, 3.8.6.3 delayed ACKs; RFC 5681 4.2 ACK generation; RFC 2018 SACK
+// generation; RFC 7323 2.4 window scaling (never shrink the right edge), 4.3 TS.Recent.
+public sealed partial class TcpEndpoint
+{
+    private SeqNumber _irs;
+    private SeqNumber _rcvNxt;
+    /// <summary>RCV.NXT + RCV.WND as last advertised; never moves left (RFC 9293 3.8.6.2.2, RFC 7323 2.4).</summary>
+    private SeqNumber _rcvAdvEdge;
+    /// <summary>Last.ACK.sent of RFC 7323 4.3.</summary>
+    private SeqNumber _lastAckSent;
+    private readonly int _rcvWndShift;
+    private ByteRing _recvRing = null!;
+    /// <summary>Out-of-order ranges beyond RCV.NXT; their bytes already sit in <see cref="_recvRing"/>.</summary>
+    private SeqRangeSet _ooo = null!;
+    private bool _finReceived;
+    private bool _oooFinValid;
+    private SeqNumber _oooFinSeq;
+
+    // Timestamps (RFC 7323 3, 4.3)
+    private readonly bool _tsEnabled;
+    private uint _tsRecent;
+    private readonly uint _localTsInitial;
+    private readonly bool _sackEnabled;
+
+    // ACK scheduling (RFC 9293 3.8.6.3, RFC 5681 4.2)
+    private bool _ackNow;
+    private bool _ackDelayed;
+    private long _delayedAckAtMs;
+    private int _segmentsSinceAck;
+
+    public long BytesReceived { get; private set; }
+    /// <summary>Segments dropped by PAWS (RFC 7323 5).</summary>
+    public long PawsRejected { get; private set; }
+    /// <summary>Out-of-order segments dropped because the reassembly map was full.</summary>
+    public long OutOfOrderDropped { get; private set; }
+
+    /// <summary>In-order client bytes not yet taken by the backend.</summary>
+    public int ReceiveAvailable => _recvRing.Count;
+
+    /// <summary>The client sent FIN and every byte before it has been consumed.</summary>
+    public bool ReceiveFinished => _finReceived && _recvRing.Count == 0;
+
+    /// <summary>RCV.NXT (for tests and diagnostics).</summary>
+    public SeqNumber ReceiveNext => _rcvNxt;
+
+    /// <summary>The two contiguous pieces of the in-order receive data, without copying.</summary>
+    public void PeekReceived(out ReadOnlySpan<byte> head, out ReadOnlySpan<byte> tail)
+        => _recvRing.Peek(0, _recvRing.Count, out head, out tail);
+
+    /// <summary>Marks <paramref name="count"/> received bytes as taken; sends a window update when worthwhile.</summary>
+    public void ConsumeReceived(int count)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(count, _recvRing.Count);
+        if (count == 0)
+        {
+            return;
+        }
+
+        _recvRing.Consume(count);
+        if (_state is TcpState.Established or TcpState.FinWait1 or TcpState.FinWait2)
+        {
+            // Window update (RFC 9293 3.8.6.2.2): once the right edge can move by at least the SWS threshold
+            // and the new window is at least twice what the client still has (Linux's rule), or the
+            // advertised window was zero: the client would otherwise stall until its persist timer.
+            int remaining = ReceiveWindowRemaining;
+            int candidate = _recvRing.Free;
+            if (candidate - remaining >= SwsThreshold && (remaining == 0 || candidate >= 2 * remaining))
+            {
+                _ackNow = true;
+            }
+        }
+    }
+
+    /// <summary>RCV.WND as last advertised: what remains of it after the data that arrived since.</summary>
+    private int ReceiveWindowRemaining => Math.Max(_rcvAdvEdge - _rcvNxt, 0);
+
+    /// <summary>RFC 9293 3.8.6.2.2: move the right edge only by min(RCV.BUFF / 2, Eff.MSS) or more.</summary>
+    private int SwsThreshold => Math.Max(Math.Min(_recvRing.Capacity / 2, (int)_config.LocalMss), 1);
+
+    private void InitReceive(in TcpHandshake handshake)
+    {
+        _irs = handshake.Irs;
+        _rcvNxt = handshake.Irs + 1;
+        _lastAckSent = _rcvNxt;
+        _recvRing = new ByteRing(_config.ReceiveBufferSize);
+        _ooo = new SeqRangeSet(_config.MaxOutOfOrderSegments);
+        // The SYN+ACK's window is never scaled (RFC 7323 2.2), so the client may only assume 64 KiB for now.
+        _rcvAdvEdge = _rcvNxt + Math.Min(_config.ReceiveBufferSize, ushort.MaxValue);
+    }
+
+    /// <summary>RFC 9293 3.10.7.4, first check: the four-case segment acceptability test.</summary>
+    private bool IsAcceptable(SeqNumber seq, int segLen)
+    {
+        uint wnd = (uint)ReceiveWindowRemaining;
+        if (segLen == 0)
+        {
+            return wnd == 0 ? seq == _rcvNxt : seq.InWindow(_rcvNxt, wnd);
+        }
+
+        if (wnd == 0)
+        {
+            return false;
+        }
+
+        return seq.InWindow(_rcvNxt, wnd) || (seq + (segLen - 1)).InWindow(_rcvNxt, wnd);
+    }
+
+    /// <summary>RFC 9293 3.10.7.4 seventh and eighth checks: segment text, then FIN.</summary>
+    private void ProcessTextAndFin(in TcpRepr seg, ReadOnlySpan<byte> payload, long nowMs)
+    {
+        bool fin = (seg.Flags & TcpFlags.Fin) != 0;
+        if ((payload.Length == 0 && !fin) || _finReceived)
+        {
+            return;
+        }
+
+        // Trim what we already have on the left ...
+        SeqNumber start = seg.Seq;
+        if (start < _rcvNxt)
+        {
+            int skip = Math.Min(_rcvNxt - start, payload.Length);
+            payload = payload[skip..];
+            start += skip;
+        }
+
+        // ... and what lies beyond the advertised window or the buffer on the right (a trimmed FIN is not yet ours).
+        SeqNumber limit = SeqNumber.Min(_rcvAdvEdge, _rcvNxt + _recvRing.Free);
+        int room = Math.Max(limit - start, 0);
+        if (payload.Length > room)
+        {
+            payload = payload[..room];
+            fin = false;
+        }
+
+        if (start == _rcvNxt)
+        {
+            if (payload.Length > 0)
+            {
+                _recvRing.WriteAt(_recvRing.Count, payload);
+                _recvRing.Commit(payload.Length);
+                _rcvNxt += payload.Length;
+                BytesReceived += payload.Length;
+            }
+
+            if (_ooo.Count > 0)
+            {
+                // The hole (partly) filled: merge what reassembly held and ACK at once (RFC 5681 4.2).
+                SeqNumber next = _ooo.AdvanceFrom(_rcvNxt);
+                int filled = next - _rcvNxt;
+                _recvRing.Commit(filled);
+                BytesReceived += filled;
+                _rcvNxt = next;
+                _ackNow = true;
+            }
+
+            if (fin || (_oooFinValid && _rcvNxt == _oooFinSeq))
+            {
+                FinReached(nowMs);
+            }
+            else if (payload.Length > 0)
+            {
+                ScheduleAck(nowMs);
+            }
+        }
+        else
+        {
+            // Out of order: keep it (bounded) and send an immediate duplicate ACK (RFC 5681 4.2, RFC 9293 3.10.7.4).
+            _ackNow = true;
+            if (payload.Length > 0)
+            {
+                if (_ooo.Add(start, start + payload.Length) < 0)
+                {
+                    OutOfOrderDropped++;
+                    return;
+                }
+
+                _recvRing.WriteAt(_recvRing.Count + (start - _rcvNxt), payload);
+            }
+
+            if (fin)
+            {
+                _oooFinValid = true;
+                _oooFinSeq = start + payload.Length;
+            }
+        }
+    }
+
+    private void FinReached(long nowMs)
+    {
+        // RFC 9293 3.10.7.4 eighth check: advance RCV.NXT over the FIN and acknowledge it.
+        _rcvNxt += 1;
+        _finReceived = true;
+        _oooFinValid = false;
+        _ackNow = true;
+        OnFinReceived(nowMs);
+    }
+
+    /// <summary>
+    /// Delayed ACK (RFC 9293 3.8.6.3, RFC 5681 4.2): ACK at least every second segment, otherwise within
+    /// DelayedAckMs.
+    /// </summary>
+    private void ScheduleAck(long nowMs)
+    {
+        _segmentsSinceAck++;
+        if (_segmentsSinceAck >= 2 || _config.DelayedAckMs <= 0)
+        {
+            _ackNow = true;
+        }
+        else if (!_ackDelayed)
+        {
+            _ackDelayed = true;
+            _delayedAckAtMs = nowMs + _config.DelayedAckMs;
+        }
+    }
+
+    /// <summary>RFC 7323 4.3: TS.Recent follows the segment that covers Last.ACK.sent.</summary>
+    private void UpdateTsRecent(in TcpRepr seg)
+    {
+        if (_tsEnabled && seg.Options.HasTimestamp
+            && unchecked((int)(seg.Options.TsVal - _tsRecent)) >= 0
+            && seg.Seq <= _lastAckSent)
+        {
+            _tsRecent = seg.Options.TsVal;
+        }
+    }
+
+    /// <summary>
+    /// The window field for an outgoing segment: free receive buffer, receiver SWS avoidance, scaled by
+    /// RecvWindowScale and rounded up so the right edge never moves left (RFC 7323 2.4).
+    /// </summary>
+    private ushort NextWindowField()
+    {
+        SeqNumber candidate = _rcvNxt + _recvRing.Free;
+        SeqNumber edge = _rcvAdvEdge < _rcvNxt ? _rcvNxt : _rcvAdvEdge;
+        if (candidate - edge >= SwsThreshold)
+        {
+            edge = candidate;
+        }
+
+        int wnd = edge - _rcvNxt;
+        int shift = _rcvWndShift;
+        int field = Math.Min((wnd + (1 << shift) - 1) >> shift, ushort.MaxValue);
+        _rcvAdvEdge = SeqNumber.Max(_rcvAdvEdge, _rcvNxt + (field << shift));
+        return (ushort)field;
+    }
+}

@@ -1,0 +1,461 @@
+using CookieProxy.Wire;
+
+namespace CookieProxy.Tcp;
+
+// Send side: RFC 9293 3.3.1 send sequence space, 3.10.7.4 ACK processing and SND.WND update (SND.WL1/WL2),
+// 3.8.6.2.1 sender SWS avoidance, 3.9.1 PSH; RFC 7323 2.3 window scaling, 3 timestamps, 4.1 RTTM;
+// RFC 2018 SACK option processing; RFC 6298 3 (Karn) and 5.1-5.3 timer management.
+public sealed partial class TcpEndpoint
+{
+    /// <summary>RFC 7323 3.2: the timestamps option costs 12 bytes (10 + 2 NOPs) in every segment.</summary>
+    private const int TimestampOptionBytes = 12;
+
+    private SeqNumber _iss;
+    private SeqNumber _sndUna;
+    /// <summary>Next sequence number to send; moves back to SND.UNA on a retransmission timeout (go-back-N).</summary>
+    private SeqNumber _sndNxt;
+    /// <summary>Highest sequence number ever sent + 1: RFC 9293's SND.NXT for ACK acceptability and RST.</summary>
+    private SeqNumber _sndMax;
+    private SeqNumber _sndWl1;
+    private SeqNumber _sndWl2;
+    private int _sndWnd;
+    private int _maxSndWnd;
+    private readonly int _sndWndShift;
+    private int _effMss;
+    private ByteRing _sendRing = null!;
+    private bool _finQueued;
+    private bool _finAcked;
+
+    // RTT measurement without timestamps: one timed segment at a time (RFC 6298 3, Karn's rule).
+    private bool _rttTiming;
+    private SeqNumber _rttSeq;
+    private long _rttStartMs;
+    private RttEstimator _rtt;
+
+    public long BytesAcked { get; private set; }
+    /// <summary>Segments sent again (RTO go-back-N, fast retransmit, SACK recovery).</summary>
+    public long Retransmissions { get; private set; }
+
+    /// <summary>Free space in the send buffer (backend -> client); 0 once CloseSend/Abort was called.</summary>
+    public int SendBufferFree => _finQueued || _state == TcpState.Closed ? 0 : _sendRing.Free;
+
+    /// <summary>Bytes queued and not yet acknowledged by the client.</summary>
+    public int SendBufferUsed => _sendRing.Count;
+
+    /// <summary>SND.WND in bytes (already scaled).</summary>
+    public int SendWindow => _sndWnd;
+
+    /// <summary>SND.UNA / SND.NXT (for tests and diagnostics).</summary>
+    public SeqNumber SendUnacknowledged => _sndUna;
+
+    public SeqNumber SendNext => _sndNxt;
+
+    /// <summary>Effective send MSS: the client's MSS minus the timestamp option (RFC 9293 3.7.1, RFC 7323).</summary>
+    public int EffectiveSendMss => _effMss;
+
+    /// <summary>Appends backend bytes to the send buffer; returns how many were taken.</summary>
+    public int Send(ReadOnlySpan<byte> data)
+    {
+        if (_finQueued || _state is not (TcpState.Established or TcpState.CloseWait))
+        {
+            return 0;
+        }
+
+        return _sendRing.Append(data);
+    }
+
+    /// <summary>Backend EOF: FIN after all queued data (RFC 9293 3.10.4 CLOSE, half-close 3.6).</summary>
+    public void CloseSend()
+    {
+        if (_finQueued)
+        {
+            return;
+        }
+
+        switch (_state)
+        {
+            case TcpState.Established:
+                // RFC 9293 3.10.4: "queue this until all preceding SENDs have been segmentized ... enter FIN-WAIT-1".
+                _finQueued = true;
+                SetState(TcpState.FinWait1);
+                break;
+            case TcpState.CloseWait:
+                // RFC 9293 3.10.4: "queue this request until all preceding SENDs ... send a FIN ... enter LAST-ACK".
+                _finQueued = true;
+                SetState(TcpState.LastAck);
+                break;
+        }
+    }
+
+    private void InitSend(in TcpHandshake handshake, long nowMs)
+    {
+        _iss = handshake.Iss;
+        _sndUna = handshake.Iss + 1;
+        _sndNxt = _sndUna;
+        _sndMax = _sndUna;
+        // RFC 9293 3.10.7.4 SYN-RECEIVED -> ESTABLISHED: SND.WND <- SEG.WND, SND.WL1 <- SEG.SEQ, SND.WL2 <- SEG.ACK.
+        // The cookie ACK is not a SYN, so its window is scaled (RFC 7323 2.3).
+        _sndWnd = handshake.InitialWindow << _sndWndShift;
+        _maxSndWnd = _sndWnd;
+        _sndWl1 = handshake.Irs + 1;
+        _sndWl2 = _sndUna;
+        int mss = handshake.SendMss == 0 ? 536 : handshake.SendMss; // RFC 9293 3.7.1 default
+        _effMss = Math.Max(mss - (_tsEnabled ? TimestampOptionBytes : 0), 64);
+        _sendRing = new ByteRing(_config.SendBufferSize);
+        _rtt = new RttEstimator(_config.InitialRtoMs, _config.MinRtoMs, _config.MaxRtoMs);
+        _timer.Stop();
+        InitCongestion();
+        _ = nowMs;
+    }
+
+    /// <summary>Our TSval: a millisecond clock continuing from the SYN+ACK's value (RFC 7323 5.4).</summary>
+    private uint CurrentTsVal(long nowMs) => unchecked(_localTsInitial + (uint)(nowMs - _createdMs));
+
+    /// <summary>RFC 9293 3.10.7.4 fifth check (ESTABLISHED and the states that share it).</summary>
+    private void ProcessAck(in TcpRepr seg, int payloadLength, long nowMs)
+    {
+        UpdateTsRecent(in seg);
+        SeqNumber ack = seg.Ack;
+        int window = seg.Window << _sndWndShift; // RFC 7323 2.3
+
+        if (ack > _sndUna)
+        {
+            // "If SND.UNA < SEG.ACK =< SND.NXT, then set SND.UNA <- SEG.ACK" and remove what it covers.
+            int acked = ack - _sndUna;
+            int dataAcked = Math.Min(acked, _sendRing.Count);
+            _sendRing.Consume(dataAcked);
+            if (acked > dataAcked && _finQueued)
+            {
+                _finAcked = true;
+            }
+
+            _sndUna = ack;
+            if (_sndNxt < _sndUna)
+            {
+                _sndNxt = _sndUna;
+            }
+
+            BytesAcked += dataAcked;
+            SampleRtt(in seg, ack, nowMs);
+            _retransmits = 0;
+            _persistBackoff = 0;
+            if (_sackEnabled)
+            {
+                _scoreboard.RemoveBelow(ack);
+                ProcessSackBlocks(in seg);
+            }
+
+            OnNewAck(acked, nowMs);
+
+            // RFC 6298 (5.2) stop the timer when everything is acknowledged, (5.3) otherwise restart it.
+            if (_sndUna == _sndMax)
+            {
+                if (_timer.Kind == TcpTimerKind.Retransmit)
+                {
+                    _timer.Stop();
+                }
+            }
+            else if (_timer.Kind != TcpTimerKind.Persist)
+            {
+                _timer.Set(TcpTimerKind.Retransmit, nowMs + _rtt.RtoMs);
+            }
+        }
+        else if (ack == _sndUna && _sndMax > _sndUna)
+        {
+            bool newSack = _sackEnabled && ProcessSackBlocks(in seg);
+            // RFC 5681 2 duplicate ACK (no data, no FIN, same window, data outstanding); with SACK, RFC 6675 2
+            // counts ACKs that carry new SACK information instead (so data-bearing ACKs count too).
+            bool duplicate = _sackEnabled
+                ? newSack
+                : payloadLength == 0 && (seg.Flags & TcpFlags.Fin) == 0 && window == _sndWnd;
+            if (duplicate)
+            {
+                OnDuplicateAck();
+            }
+        }
+
+        // RFC 9293 3.10.7.4: update the send window only from a segment not older than the last update.
+        if (_sndWl1 < seg.Seq || (_sndWl1 == seg.Seq && _sndWl2 <= ack))
+        {
+            bool wasZero = _sndWnd == 0;
+            _sndWnd = window;
+            _sndWl1 = seg.Seq;
+            _sndWl2 = ack;
+            _maxSndWnd = Math.Max(_maxSndWnd, window);
+            if (wasZero && window > 0 && _timer.Kind == TcpTimerKind.Persist)
+            {
+                // The window opened: leave persist mode; Dispatch sends at once.
+                _timer.Stop();
+                _persistBackoff = 0;
+            }
+        }
+    }
+
+    private void SampleRtt(in TcpRepr seg, SeqNumber ack, long nowMs)
+    {
+        if (_tsEnabled && seg.Options.HasTimestamp && seg.Options.TsEcr != 0)
+        {
+            // RFC 7323 4.1: RTT = now - TSecr, valid for retransmissions too (no Karn ambiguity).
+            int rtt = unchecked((int)(CurrentTsVal(nowMs) - seg.Options.TsEcr));
+            if (rtt >= 0 && rtt <= _config.MaxRtoMs)
+            {
+                _rtt.Sample(rtt);
+            }
+        }
+        else if (_rttTiming && ack >= _rttSeq)
+        {
+            // RFC 6298 3: the timed segment was never retransmitted (else Karn cleared _rttTiming).
+            _rtt.Sample(nowMs - _rttStartMs);
+        }
+
+        if (_rttTiming && ack >= _rttSeq)
+        {
+            _rttTiming = false;
+        }
+    }
+
+    /// <summary>RFC 2018 / RFC 6675 2: records SACK blocks within (SND.UNA, SND.NXT]; true if new bytes were SACKed.</summary>
+    private bool ProcessSackBlocks(in TcpRepr seg)
+    {
+        bool grew = false;
+        int n = Math.Min((int)seg.Options.SackCount, 4);
+        for (int i = 0; i < n; i++)
+        {
+            SackBlock b = seg.Options.Sack[i];
+            SeqNumber left = SeqNumber.Max(b.Left, _sndUna);
+            SeqNumber right = SeqNumber.Min(b.Right, _sndMax);
+            if (b.Right <= b.Left || right <= left || b.Right > _sndMax || b.Left < _sndUna - _maxSndWnd)
+            {
+                continue; // stale, D-SACK or bogus: ignore
+            }
+
+            if (_scoreboard.Add(left, right) > 0)
+            {
+                grew = true;
+            }
+        }
+
+        return grew;
+    }
+
+    /// <summary>Emits everything due now: RST, retransmissions, new data within min(cwnd, rwnd), FIN, probes, ACKs.</summary>
+    public void Dispatch<TSink>(ref TSink sink, long nowMs) where TSink : struct, ITcpSegmentSink, allows ref struct
+    {
+        if (_state != TcpState.Closed)
+        {
+            RunTimers(nowMs);
+        }
+
+        if (_rstPending)
+        {
+            // RFC 9293 3.10.5 ABORT / 3.8.3 R2: <SEQ=SND.NXT><CTL=RST>; ACK set so stacks accept it more readily.
+            TcpRepr rst = BuildHeader(_sndMax, TcpFlags.Rst | TcpFlags.Ack, nowMs);
+            sink.Emit(in rst, default, default);
+            SegmentsSent++;
+            _rstPending = false;
+            return;
+        }
+
+        if (_state is TcpState.Closed)
+        {
+            return;
+        }
+
+        bool sent = false;
+        if (_state is not TcpState.TimeWait)
+        {
+            if (_inRecovery && _sackEnabled)
+            {
+                sent |= SendSackRecovery(ref sink, nowMs);
+            }
+            else
+            {
+                if (_fastRetransmitPending)
+                {
+                    // RFC 5681 3.2 (3) / RFC 6582 3.2 (5): retransmit the first unacknowledged segment.
+                    _fastRetransmitPending = false;
+                    EmitSegment(ref sink, _sndUna, _effMss - SackOptionBytes, nowMs);
+                    sent = true;
+                }
+
+                while (TryPlanNewSegment(out int len))
+                {
+                    _sndNxt = EmitSegment(ref sink, _sndNxt, len, nowMs);
+                    sent = true;
+                }
+            }
+
+            if (_probePending)
+            {
+                // RFC 9293 3.8.6.1 zero-window probe / 3.8.4 keep-alive: SEG.SEQ = SND.UNA - 1, no data; the
+                // client must answer with an ACK carrying its current window.
+                _probePending = false;
+                TcpRepr probe = BuildHeader(_sndUna - 1, TcpFlags.Ack, nowMs);
+                sink.Emit(in probe, default, default);
+                SegmentsSent++;
+                sent = true;
+            }
+        }
+
+        if (!sent && (_ackNow || (_ackDelayed && nowMs >= _delayedAckAtMs)))
+        {
+            TcpRepr ackSeg = BuildHeader(_sndNxt, TcpFlags.Ack, nowMs);
+            sink.Emit(in ackSeg, default, default);
+            SegmentsSent++;
+        }
+
+        ArmTimers(nowMs);
+    }
+
+    /// <summary>
+    /// Decides whether a new segment (or go-back-N retransmission) goes out at SND.NXT and how long it is:
+    /// within min(cwnd, rwnd) (RFC 5681 2, RFC 9293 3.8.6), sender SWS avoidance (RFC 9293 3.8.6.2.1)
+    /// without Nagle's delay for the last piece (PSH at the end of the queued data keeps HTTP latency low),
+    /// FIN after the data (RFC 9293 3.10.4).
+    /// </summary>
+    private bool TryPlanNewSegment(out int len)
+    {
+        len = 0;
+        if (_state is TcpState.Closed or TcpState.TimeWait)
+        {
+            return false;
+        }
+
+        int offset = _sndNxt - _sndUna;
+        int unsent = _sendRing.Count - offset;
+        if (unsent <= 0)
+        {
+            // Bare FIN once every byte went out; it needs no window (it is 1 sequence number, never data).
+            return unsent == 0 && _finQueued && !_finAcked;
+        }
+
+        if (_sackEnabled && _scoreboard.Count > 0 && _sndNxt < _sndMax)
+        {
+            // Go-back-N after an RTO: skip what the client already SACKed.
+            int idx = _scoreboard.IndexContaining(_sndNxt);
+            if (idx >= 0)
+            {
+                _sndNxt = SeqNumber.Min(_scoreboard.Right(idx), _sndMax);
+                return TryPlanNewSegment(out len);
+            }
+        }
+
+        int flight = _sndNxt - _sndUna;
+        int usable = Math.Min(_sndUna + _sndWnd - _sndNxt, _cwnd - flight);
+        int mss = _effMss - SackOptionBytes;
+        len = Math.Min(Math.Min(mss, unsent), usable);
+        if (_sackEnabled && _scoreboard.Count > 0 && _sndNxt < _sndMax)
+        {
+            int above = _scoreboard.IndexAbove(_sndNxt);
+            if (above >= 0)
+            {
+                len = Math.Min(len, _scoreboard.Left(above) - _sndNxt);
+            }
+        }
+
+        if (len <= 0)
+        {
+            return false;
+        }
+
+        if (len < mss && len < unsent && flight > 0 && len < _maxSndWnd / 2)
+        {
+            // RFC 9293 3.8.6.2.1: a window-limited runt waits while data is in flight (the ACK will bring a
+            // bigger window); with nothing in flight it goes out so we never deadlock on a small window.
+            return false;
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// Emits one segment starting at <paramref name="seq"/> with up to <paramref name="maxLen"/> bytes
+    /// (plus FIN when it reaches the end of the queued data and CloseSend was called). Returns its end.
+    /// </summary>
+    private SeqNumber EmitSegment<TSink>(ref TSink sink, SeqNumber seq, int maxLen, long nowMs)
+        where TSink : struct, ITcpSegmentSink, allows ref struct
+    {
+        int offset = seq - _sndUna;
+        int len = Math.Max(Math.Min(maxLen, _sendRing.Count - offset), 0);
+        bool fin = _finQueued && offset + len == _sendRing.Count;
+        TcpFlags flags = TcpFlags.Ack;
+        if (len > 0 && offset + len == _sendRing.Count)
+        {
+            flags |= TcpFlags.Psh; // RFC 9293 3.9.1: the end of what the backend gave us
+        }
+
+        if (fin)
+        {
+            flags |= TcpFlags.Fin;
+        }
+
+        _sendRing.Peek(offset, len, out ReadOnlySpan<byte> head, out ReadOnlySpan<byte> tail);
+        TcpRepr repr = BuildHeader(seq, flags, nowMs);
+        sink.Emit(in repr, head, tail);
+        SegmentsSent++;
+
+        SeqNumber end = seq + (len + (fin ? 1 : 0));
+        if (seq < _sndMax)
+        {
+            Retransmissions++;
+            _rttTiming = false; // RFC 6298 3 (Karn): no sample from a retransmitted segment
+        }
+        else if (!_rttTiming && !_tsEnabled)
+        {
+            _rttTiming = true;
+            _rttSeq = end;
+            _rttStartMs = nowMs;
+        }
+
+        if (end > _sndMax)
+        {
+            _sndMax = end;
+        }
+
+        // RFC 6298 (5.1): start the retransmission timer when data goes out and it is not running.
+        if (_timer.Kind != TcpTimerKind.Retransmit)
+        {
+            _timer.Set(TcpTimerKind.Retransmit, nowMs + _rtt.RtoMs);
+        }
+
+        return end;
+    }
+
+    /// <summary>Option bytes the SACK blocks of our next segment take (RFC 2018 3: 2 + 8n, padded by NOPs).</summary>
+    private int SackOptionBytes => _sackEnabled && _ooo.Count > 0 ? 4 + (8 * Math.Min(_ooo.Count, MaxSackBlocks)) : 0;
+
+    /// <summary>RFC 2018 3: at most 3 blocks fit next to the timestamps option, 4 without.</summary>
+    private int MaxSackBlocks => _tsEnabled ? 3 : 4;
+
+    /// <summary>Every outgoing segment carries ACK = RCV.NXT, our window, TS and SACK options: it is an ACK.</summary>
+    private TcpRepr BuildHeader(SeqNumber seq, TcpFlags flags, long nowMs)
+    {
+        TcpRepr r = default;
+        r.SrcPort = LocalPort;
+        r.DstPort = RemotePort;
+        r.Seq = seq;
+        r.Ack = _rcvNxt;
+        r.Flags = flags;
+        r.Options = TcpOptionsRepr.None;
+        bool rst = (flags & TcpFlags.Rst) != 0;
+        r.Window = rst ? (ushort)0 : NextWindowField();
+        if (_tsEnabled)
+        {
+            // RFC 7323 3.2: TSval = our clock, TSecr = TS.Recent.
+            r.Options.HasTimestamp = true;
+            r.Options.TsVal = CurrentTsVal(nowMs);
+            r.Options.TsEcr = _tsRecent;
+        }
+
+        if (_sackEnabled && _ooo.Count > 0 && !rst)
+        {
+            r.Options.SackCount = (byte)_ooo.MostRecent(ref r.Options.Sack, MaxSackBlocks); // RFC 2018 4
+        }
+
+        _lastAckSent = _rcvNxt;
+        _ackNow = false;
+        _ackDelayed = false;
+        _segmentsSinceAck = 0;
+        return r;
+    }
+}

@@ -1,0 +1,221 @@
+namespace CookieProxy.Tcp;
+
+// Timers as data (smoltcp style): one main timer (retransmit / persist / TIME-WAIT) plus deadlines for the
+// delayed ACK, idle, first-data and keep-alive. RFC 6298 (RTO), RFC 9293 3.8.6.1 (persist), 3.8.6.3
+// (delayed ACK), 3.8.3 R2 (give up), 3.8.4 (keep-alive), 3.10.7.4 TIME-WAIT.
+public sealed partial class TcpEndpoint
+{
+    /// <summary>Keep-alive interval after the first probe (Linux tcp_keepalive_intvl).</summary>
+    private const long KeepAliveIntervalMs = 75_000;
+
+    private TcpTimer _timer;
+    private int _retransmits;
+    private int _persistBackoff;
+    private bool _probePending;
+    private long _keepAliveSentMs;
+
+    /// <summary>RTO expirations.</summary>
+    public long RetransmitTimeouts { get; private set; }
+
+    /// <summary>Zero-window probes sent.</summary>
+    public long WindowProbes { get; private set; }
+
+    /// <summary>
+    /// Earliest time Dispatch has work to do: 0 (overdue) when something can be sent right now, the earliest
+    /// timer otherwise, long.MaxValue when none.
+    /// </summary>
+    public long NextDeadlineMs
+    {
+        get
+        {
+            if (_rstPending)
+            {
+                return 0;
+            }
+
+            if (_state == TcpState.Closed)
+            {
+                return long.MaxValue;
+            }
+
+            if (_ackNow || _probePending || _fastRetransmitPending || HasSendableData())
+            {
+                return 0;
+            }
+
+            long deadline = _timer.IsRunning ? _timer.ExpiresAtMs : long.MaxValue;
+            if (_ackDelayed)
+            {
+                deadline = Math.Min(deadline, _delayedAckAtMs);
+            }
+
+            if (_state != TcpState.TimeWait)
+            {
+                if (_config.IdleTimeoutMs > 0)
+                {
+                    deadline = Math.Min(deadline, _lastRecvMs + _config.IdleTimeoutMs);
+                }
+
+                if (FirstDataPending)
+                {
+                    deadline = Math.Min(deadline, _createdMs + _config.FirstDataTimeoutMs);
+                }
+
+                if (KeepAliveArmed)
+                {
+                    deadline = Math.Min(deadline, KeepAliveDeadline);
+                }
+            }
+
+            return deadline;
+        }
+    }
+
+    private bool HasSendableData()
+    {
+        if (_state is TcpState.TimeWait)
+        {
+            return false;
+        }
+
+        if (_inRecovery && _sackEnabled)
+        {
+            return _cwnd - ComputePipe() >= _effMss
+                && (TryNextHole(requireLost: false, out _, out _) || TryPlanNewSegment(out _));
+        }
+
+        return TryPlanNewSegment(out _);
+    }
+
+    private bool FirstDataPending => _config.FirstDataTimeoutMs > 0 && _rcvNxt == _irs + 1
+        && _state is TcpState.Established or TcpState.FinWait1 or TcpState.FinWait2;
+
+    private bool KeepAliveArmed => _config.KeepAlive && _state is TcpState.Established or TcpState.CloseWait
+        && _sndMax == _sndUna && _sendRing.Count == 0;
+
+    private long KeepAliveDeadline => Math.Max(_lastRecvMs + _config.KeepAliveIdleMs, _keepAliveSentMs + KeepAliveIntervalMs);
+
+    private void RunTimers(long nowMs)
+    {
+        if (_state != TcpState.TimeWait)
+        {
+            if (_config.IdleTimeoutMs > 0 && nowMs - _lastRecvMs >= _config.IdleTimeoutMs)
+            {
+                Terminate(TcpCloseReason.IdleTimeout, sendRst: true); // nothing from the client for too long
+                return;
+            }
+
+            if (FirstDataPending && nowMs - _createdMs >= _config.FirstDataTimeoutMs)
+            {
+                Terminate(TcpCloseReason.FirstDataTimeout, sendRst: true); // connected but silent (slowloris-style)
+                return;
+            }
+        }
+
+        if (_timer.IsRunning && nowMs >= _timer.ExpiresAtMs)
+        {
+            switch (_timer.Kind)
+            {
+                case TcpTimerKind.Retransmit:
+                    OnRetransmitTimeout(nowMs);
+                    break;
+                case TcpTimerKind.Persist:
+                    OnPersistTimeout(nowMs);
+                    break;
+                case TcpTimerKind.TimeWait:
+                    // RFC 9293 3.10.8: "If the time-wait timeout expires ... delete the TCB, enter CLOSED".
+                    _timer.Stop();
+                    Terminate(TcpCloseReason.Graceful, sendRst: false);
+                    return;
+            }
+        }
+
+        if (_state == TcpState.Closed)
+        {
+            return;
+        }
+
+        if (KeepAliveArmed && nowMs >= KeepAliveDeadline)
+        {
+            // RFC 9293 3.8.4 / RFC 1122 4.2.3.6: probe with SEG.SEQ = SND.NXT - 1 (= SND.UNA - 1 when idle).
+            _probePending = true;
+            _keepAliveSentMs = nowMs;
+        }
+    }
+
+    private void OnRetransmitTimeout(long nowMs)
+    {
+        if (_sndWnd == 0)
+        {
+            // RFC 9293 3.8.6.1: the client closed its window on data in flight. This is not loss: switch to
+            // persist probing, which never gives up while the client answers (the idle timeout still applies).
+            _sndNxt = _sndUna;
+            _rttTiming = false;
+            _probePending = true;
+            WindowProbes++;
+            _timer.Set(TcpTimerKind.Persist, nowMs + PersistInterval());
+            return;
+        }
+
+        if (_retransmits >= _config.MaxRetransmits)
+        {
+            // RFC 9293 3.8.3 R2: give up on the connection.
+            Terminate(TcpCloseReason.RetransmitLimit, sendRst: true);
+            return;
+        }
+
+        RetransmitTimeouts++;
+        bool first = _retransmits == 0;
+        _retransmits++;
+        if (_retransmits >= 2)
+        {
+            _scoreboard.Clear(); // RFC 6675 5.1 / RFC 2018 8: the receiver may have reneged on SACKed data
+        }
+
+        OnRetransmitTimeoutCongestion(first);
+        _rtt.Backoff();                                              // RFC 6298 (5.5)
+        _timer.Set(TcpTimerKind.Retransmit, nowMs + _rtt.RtoMs);     // RFC 6298 (5.6); Dispatch then resends from SND.UNA (5.4)
+    }
+
+    private void OnPersistTimeout(long nowMs)
+    {
+        // RFC 9293 3.8.6.1: probe the zero window, backing off exponentially, never giving up.
+        _probePending = true;
+        WindowProbes++;
+        _persistBackoff = Math.Min(_persistBackoff + 1, 16);
+        _timer.Set(TcpTimerKind.Persist, nowMs + PersistInterval());
+    }
+
+    private long PersistInterval() => Math.Min(_rtt.RtoMs << Math.Min(_persistBackoff, 16), _config.MaxRtoMs);
+
+    /// <summary>After sending: RFC 6298 5.1/5.2 for the retransmission timer, RFC 9293 3.8.6.1 for persist.</summary>
+    private void ArmTimers(long nowMs)
+    {
+        if (_state is TcpState.Closed or TcpState.TimeWait)
+        {
+            return;
+        }
+
+        int unsent = _sendRing.Count - (_sndNxt - _sndUna);
+        bool zeroWindowStall = _sndWnd == 0 && _sndNxt == _sndUna && unsent > 0;
+        if (zeroWindowStall)
+        {
+            if (_timer.Kind != TcpTimerKind.Persist)
+            {
+                _persistBackoff = 0;
+                _timer.Set(TcpTimerKind.Persist, nowMs + PersistInterval());
+            }
+        }
+        else if (_sndMax > _sndUna)
+        {
+            if (_timer.Kind != TcpTimerKind.Retransmit)
+            {
+                _timer.Set(TcpTimerKind.Retransmit, nowMs + _rtt.RtoMs);
+            }
+        }
+        else if (_timer.Kind is TcpTimerKind.Retransmit or TcpTimerKind.Persist)
+        {
+            _timer.Stop();
+        }
+    }
+}

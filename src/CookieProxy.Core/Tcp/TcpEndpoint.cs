@@ -1,0 +1,376 @@
+using CookieProxy.Wire;
+
+namespace CookieProxy.Tcp;
+
+/// <summary>
+/// The client-facing half of the SYN-cookie proxy: a sans-IO, clock-free TCP endpoint that starts in
+/// ESTABLISHED right after the cookie ACK (the SYN / SYN+ACK exchange happened statelessly, so ISS is
+/// the cookie and IRS the client's ISN). Segments come in through <see cref="Process"/>, go out through
+/// <see cref="Dispatch{TSink}"/>; the host passes the time in and asks <see cref="NextDeadlineMs"/> when to
+/// come back.
+///
+/// RFCs implemented: RFC 9293 (TCP), RFC 5681 (congestion control), RFC 6928 (IW10), RFC 6582 (NewReno),
+/// RFC 2018 + RFC 6675 (SACK and SACK loss recovery), RFC 6298 (RTO), RFC 7323 (window scale, timestamps,
+/// PAWS), RFC 5961 (blind in-window attacks), RFC 1122 4.2.3.6 / RFC 9293 3.8.4 (keep-alive).
+///
+/// Files: this one holds state, the segment classifier and the state machine switch;
+/// <c>.Receive.cs</c> receive sequence space, reassembly, ACK/window generation;
+/// <c>.Send.cs</c> send buffer, ACK processing, segment emission; <c>.Congestion.cs</c> cwnd and loss
+/// recovery; <c>.Timers.cs</c> RTO, persist, delayed ACK, TIME-WAIT, idle and keep-alive.
+/// </summary>
+public sealed partial class TcpEndpoint
+{
+    /// <summary>RFC 5961 7: challenge ACKs are rate limited (per endpoint here; Linux limits globally).</summary>
+    public const int ChallengeAckLimitPerSecond = 10;
+
+    private readonly TcpConfig _config;
+    private readonly long _createdMs;
+    private TcpState _state;
+    private TcpCloseReason _closeReason;
+    private bool _rstPending;
+    private long _lastRecvMs;
+
+    // Challenge-ACK rate limiter (RFC 5961 7).
+    private long _challengeWindowStartMs;
+    private int _challengeAcksInWindow;
+
+    /// <summary>Starts an endpoint in ESTABLISHED from what the cookie ACK told us.</summary>
+    public TcpEndpoint(TcpConfig config, in TcpHandshake handshake, long nowMs)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        _config = config;
+        _createdMs = nowMs;
+        _lastRecvMs = nowMs;
+        _keepAliveSentMs = long.MinValue / 2;
+        _state = TcpState.Established;
+
+        // Window scaling applies in both directions or in neither (RFC 7323 2.2).
+        bool scaling = handshake.SendWindowScale >= 0 && handshake.RecvWindowScale >= 0;
+        _sndWndShift = scaling ? Math.Min((int)handshake.SendWindowScale, 14) : 0;
+        _rcvWndShift = scaling ? Math.Min((int)handshake.RecvWindowScale, 14) : 0;
+        _tsEnabled = handshake.TimestampsEnabled;
+        _tsRecent = handshake.TsRecent;
+        _localTsInitial = handshake.LocalTsInitial;
+        _sackEnabled = handshake.SackPermitted;
+
+        InitReceive(handshake);
+        InitSend(handshake, nowMs);
+    }
+
+    public TcpState State => _state;
+
+    public TcpCloseReason CloseReason => _closeReason;
+
+    /// <summary>True once the endpoint is CLOSED (or TIME-WAIT expired) and any final RST went out: free the flow.</summary>
+    public bool IsClosed => _state == TcpState.Closed && !_rstPending;
+
+    /// <summary>Source port written into emitted segments (the protected service port). The host may also overwrite it.</summary>
+    public ushort LocalPort { get; set; }
+
+    /// <summary>Destination port written into emitted segments (the client's port).</summary>
+    public ushort RemotePort { get; set; }
+
+    /// <summary>Traces every state transition (old, new): for tests and debugging.</summary>
+    public event Action<TcpState, TcpState>? StateChanged;
+
+    // --- statistics (cheap counters, read by the host) ---
+    public long SegmentsReceived { get; private set; }
+    public long SegmentsSent { get; private set; }
+    /// <summary>Segments from the client not acted upon (PAWS, out of window, bad ACK, after close...).</summary>
+    public long SegmentsDropped { get; private set; }
+    public long ChallengeAcksSent { get; private set; }
+    public long ChallengeAcksSuppressed { get; private set; }
+
+    /// <summary>
+    /// RFC 9293 3.10.7.4 segment arrival: a validated segment from the client (checksum already verified;
+    /// <paramref name="payload"/> is the TCP payload).
+    /// </summary>
+    public void Process(in TcpRepr segment, ReadOnlySpan<byte> payload, long nowMs)
+    {
+        SegmentsReceived++;
+        SegmentKind kind = Classify(in segment, payload.Length);
+        if (kind != SegmentKind.RstOutOfWindow)
+        {
+            _lastRecvMs = nowMs; // the client is alive (idle timeout, keep-alive)
+        }
+
+        switch (_state, kind)
+        {
+            case (TcpState.Closed, _):
+                // RFC 9293 3.10.7.1: nothing to do on a dead connection; the host's flow table owns RSTs for unknown flows.
+                SegmentsDropped++;
+                break;
+
+            case (_, SegmentKind.RstExact):
+                // RFC 5961 3.2 / RFC 9293 3.10.7.4 second check: RST exactly at RCV.NXT resets the connection.
+                Terminate(TcpCloseReason.ResetByClient, sendRst: false);
+                break;
+
+            case (_, SegmentKind.RstInWindow):
+                // RFC 5961 3.2: in window but not exact -> challenge ACK; a genuine peer answers with an exact RST.
+                SegmentsDropped++;
+                ChallengeAck(nowMs);
+                break;
+
+            case (_, SegmentKind.RstOutOfWindow):
+                // RFC 5961 3.2 / RFC 9293 3.10.7.4: an unacceptable RST is dropped silently.
+                SegmentsDropped++;
+                break;
+
+            case (_, SegmentKind.Syn):
+                // RFC 5961 4.2 (updates RFC 9293 3.10.7.4 fourth check): any SYN in a synchronized state -> challenge ACK.
+                SegmentsDropped++;
+                ChallengeAck(nowMs);
+                break;
+
+            case (TcpState.TimeWait, SegmentKind.Unacceptable) when (segment.Flags & TcpFlags.Fin) != 0:
+                // RFC 9293 3.10.7.4 TIME-WAIT: a retransmitted FIN -> acknowledge it and restart the 2 MSL timer.
+                _ackNow = true;
+                _timer.Set(TcpTimerKind.TimeWait, nowMs + _config.TimeWaitMs);
+                break;
+
+            case (_, SegmentKind.Unacceptable):
+                // RFC 9293 3.10.7.4 first check (and RFC 7323 5.3 R1 for PAWS): send an ACK, drop the segment.
+                SegmentsDropped++;
+                _ackNow = true;
+                break;
+
+            case (_, SegmentKind.NoAck):
+                // RFC 9293 3.10.7.4 fifth check: "if the ACK bit is off, drop the segment and return".
+                SegmentsDropped++;
+                break;
+
+            case (_, SegmentKind.AckUnsent):
+            case (_, SegmentKind.AckTooOld):
+                // RFC 5961 5.2: ACK outside [SND.UNA - MAX.SND.WND, SND.NXT] -> (challenge) ACK and drop.
+                SegmentsDropped++;
+                ChallengeAck(nowMs);
+                break;
+
+            case (TcpState.Established, SegmentKind.Acceptable):
+                // RFC 9293 3.10.7.4 ESTABLISHED: ACK, then text, then FIN (-> CLOSE-WAIT).
+                ProcessAcceptable(in segment, payload, nowMs, acceptText: true);
+                break;
+
+            case (TcpState.FinWait1, SegmentKind.Acceptable):
+                // RFC 9293 FIN-WAIT-1: "if the FIN segment is now acknowledged, enter FIN-WAIT-2"; text and FIN still accepted.
+                ProcessAck(in segment, payload.Length, nowMs);
+                if (_finAcked)
+                {
+                    SetState(TcpState.FinWait2);
+                }
+
+                ProcessTextAndFin(in segment, payload, nowMs);
+                break;
+
+            case (TcpState.FinWait2, SegmentKind.Acceptable):
+                // RFC 9293 FIN-WAIT-2: our FIN is acked; keep receiving until the client's FIN (-> TIME-WAIT).
+                ProcessAcceptable(in segment, payload, nowMs, acceptText: true);
+                break;
+
+            case (TcpState.CloseWait, SegmentKind.Acceptable):
+                // RFC 9293 CLOSE-WAIT: ACK processing only; text and FIN after the client's FIN are ignored.
+                ProcessAcceptable(in segment, payload, nowMs, acceptText: false);
+                break;
+
+            case (TcpState.Closing, SegmentKind.Acceptable):
+                // RFC 9293 CLOSING: "if the ACK acknowledges our FIN, enter the TIME-WAIT state".
+                ProcessAck(in segment, payload.Length, nowMs);
+                if (_finAcked)
+                {
+                    EnterTimeWait(nowMs);
+                }
+
+                break;
+
+            case (TcpState.LastAck, SegmentKind.Acceptable):
+                // RFC 9293 LAST-ACK: "if our FIN is now acknowledged, delete the TCB, enter the CLOSED state".
+                ProcessAck(in segment, payload.Length, nowMs);
+                if (_finAcked)
+                {
+                    Terminate(TcpCloseReason.Graceful, sendRst: false);
+                }
+
+                break;
+
+            case (TcpState.TimeWait, SegmentKind.Acceptable):
+                // RFC 9293 TIME-WAIT: only a FIN retransmission is expected (handled as unacceptable); ignore the rest.
+                break;
+
+            default:
+                SegmentsDropped++;
+                break;
+        }
+    }
+
+    /// <summary>Backend error: discard the queues and send one RST (SEQ = SND.NXT) on the next Dispatch (RFC 9293 3.10.5 ABORT).</summary>
+    public void Abort()
+    {
+        if (_state != TcpState.Closed)
+        {
+            Terminate(TcpCloseReason.Aborted, sendRst: true);
+        }
+    }
+
+    private enum SegmentKind : byte
+    {
+        Acceptable,
+        /// <summary>Fails the RFC 9293 3.10.7.4 acceptability test or PAWS.</summary>
+        Unacceptable,
+        RstExact,
+        RstInWindow,
+        RstOutOfWindow,
+        Syn,
+        NoAck,
+        /// <summary>SEG.ACK &gt; SND.NXT: acknowledges something not yet sent.</summary>
+        AckUnsent,
+        /// <summary>SEG.ACK &lt; SND.UNA - MAX.SND.WND (RFC 5961 5.2).</summary>
+        AckTooOld,
+    }
+
+    /// <summary>
+    /// Sorts a segment into what the state machine reacts to, following the order of RFC 9293 3.10.7.4:
+    /// sequence check (with PAWS), RST, SYN, ACK.
+    /// </summary>
+    private SegmentKind Classify(in TcpRepr seg, int payloadLength)
+    {
+        TcpFlags flags = seg.Flags;
+        if ((flags & TcpFlags.Rst) != 0)
+        {
+            // RFC 5961 3.2: exact match resets, otherwise in window -> challenge, else drop. PAWS does not apply to RST (RFC 7323 5.3).
+            if (seg.Seq == _rcvNxt)
+            {
+                return SegmentKind.RstExact;
+            }
+
+            return seg.Seq.InWindow(_rcvNxt, (uint)Math.Max(ReceiveWindowRemaining, 1))
+                ? SegmentKind.RstInWindow
+                : SegmentKind.RstOutOfWindow;
+        }
+
+        if ((flags & TcpFlags.Syn) != 0)
+        {
+            return SegmentKind.Syn;
+        }
+
+        // RFC 7323 5.3 R1 (PAWS): a TSval older than TS.Recent marks an old duplicate.
+        if (_tsEnabled && seg.Options.HasTimestamp && unchecked((int)(seg.Options.TsVal - _tsRecent)) < 0)
+        {
+            PawsRejected++;
+            return SegmentKind.Unacceptable;
+        }
+
+        int segLen = payloadLength + ((flags & TcpFlags.Fin) != 0 ? 1 : 0);
+        if (!IsAcceptable(seg.Seq, segLen))
+        {
+            return SegmentKind.Unacceptable;
+        }
+
+        if ((flags & TcpFlags.Ack) == 0)
+        {
+            return SegmentKind.NoAck;
+        }
+
+        if (seg.Ack > _sndMax)
+        {
+            return SegmentKind.AckUnsent;
+        }
+
+        if (seg.Ack < _sndUna - Math.Max(_maxSndWnd, 1))
+        {
+            return SegmentKind.AckTooOld;
+        }
+
+        return SegmentKind.Acceptable;
+    }
+
+    /// <summary>ACK, then text and FIN: the common path of the synchronized states.</summary>
+    private void ProcessAcceptable(in TcpRepr segment, ReadOnlySpan<byte> payload, long nowMs, bool acceptText)
+    {
+        ProcessAck(in segment, payload.Length, nowMs);
+        if (acceptText)
+        {
+            ProcessTextAndFin(in segment, payload, nowMs);
+        }
+    }
+
+    /// <summary>RFC 9293 3.10.7.4 eighth check: what the client's FIN does in each state.</summary>
+    private void OnFinReceived(long nowMs)
+    {
+        switch (_state)
+        {
+            case TcpState.Established:
+                // "enter the CLOSE-WAIT state": the host half-closes the backend once ReceiveFinished.
+                SetState(TcpState.CloseWait);
+                break;
+            case TcpState.FinWait1 when _finAcked:
+                // "if our FIN has been ACKed ... enter TIME-WAIT"
+                EnterTimeWait(nowMs);
+                break;
+            case TcpState.FinWait1:
+                // simultaneous close: "otherwise, enter the CLOSING state"
+                SetState(TcpState.Closing);
+                break;
+            case TcpState.FinWait2:
+                // "enter the TIME-WAIT state"
+                EnterTimeWait(nowMs);
+                break;
+        }
+    }
+
+    private void EnterTimeWait(long nowMs)
+    {
+        SetState(TcpState.TimeWait);
+        _timer.Set(TcpTimerKind.TimeWait, nowMs + _config.TimeWaitMs);
+    }
+
+    /// <summary>Ends the connection: CLOSED with a reason, optionally one RST on the next Dispatch.</summary>
+    private void Terminate(TcpCloseReason reason, bool sendRst)
+    {
+        if (_closeReason == TcpCloseReason.None)
+        {
+            _closeReason = reason;
+        }
+
+        _rstPending = sendRst;
+        _sendRing.Clear();
+        _timer.Stop();
+        _ackNow = false;
+        _ackDelayed = false;
+        SetState(TcpState.Closed);
+    }
+
+    /// <summary>RFC 5961 7: challenge ACKs, at most <see cref="ChallengeAckLimitPerSecond"/> per second.</summary>
+    private void ChallengeAck(long nowMs)
+    {
+        if (nowMs - _challengeWindowStartMs >= 1000)
+        {
+            _challengeWindowStartMs = nowMs;
+            _challengeAcksInWindow = 0;
+        }
+
+        if (_challengeAcksInWindow < ChallengeAckLimitPerSecond)
+        {
+            _challengeAcksInWindow++;
+            ChallengeAcksSent++;
+            _ackNow = true;
+        }
+        else
+        {
+            ChallengeAcksSuppressed++;
+        }
+    }
+
+    /// <summary>Every transition goes through here so it can be traced.</summary>
+    private void SetState(TcpState state)
+    {
+        TcpState old = _state;
+        if (old == state)
+        {
+            return;
+        }
+
+        _state = state;
+        StateChanged?.Invoke(old, state);
+    }
+}
