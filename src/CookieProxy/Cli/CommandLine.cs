@@ -1,5 +1,7 @@
 using System.Globalization;
 using System.Net;
+using CookieProxy.Platform;
+using CookieProxy.ProxyProtocol;
 
 namespace CookieProxy.Host.Cli;
 
@@ -143,18 +145,18 @@ public static class CommandLine
                     {
                         return ParseResult.Fail("--proxy-protocol applies to the preceding --listen/--backend pair; give that pair first");
                     }
-                    ProxyProtocolVersion pp = value!.ToLowerInvariant() switch
+                    ProxyProtocolVersion? pp = value!.ToLowerInvariant() switch
                     {
                         "v1" or "1" => ProxyProtocolVersion.V1,
                         "v2" or "2" => ProxyProtocolVersion.V2,
                         "off" or "none" => ProxyProtocolVersion.None,
-                        _ => (ProxyProtocolVersion)(-1),
+                        _ => null,
                     };
-                    if ((int)pp < 0)
+                    if (pp is null)
                     {
                         return ParseResult.Fail($"--proxy-protocol '{value}': expected v1, v2 or off");
                     }
-                    listeners[^1] = listeners[^1] with { ProxyProtocol = pp };
+                    listeners[^1] = listeners[^1] with { ProxyProtocol = pp.Value };
                     break;
                 case "--key-file":
                     if (!NeedValue(out err)) return ParseResult.Fail(err!);

@@ -1,21 +1,8 @@
 using System.Net;
+using CookieProxy.Platform;
+using CookieProxy.ProxyProtocol;
 
 namespace CookieProxy.Host.Cli;
-
-public enum CaptureKind
-{
-    Auto,
-    Pcap,
-    AfPacket,
-}
-
-/// <summary>PROXY protocol header sent to the backend right after connect (haproxy proxy-protocol.txt).</summary>
-public enum ProxyProtocolVersion
-{
-    None = 0,
-    V1 = 1,
-    V2 = 2,
-}
 
 /// <summary>One protected endpoint and where its validated connections go.</summary>
 public sealed record ListenerOptions(IPEndPoint Listen, IPEndPoint Backend, ProxyProtocolVersion ProxyProtocol);

@@ -1,0 +1,210 @@
+using System.Net;
+using CookieProxy.Cookies;
+using CookieProxy.Diagnostics;
+using CookieProxy.Host.Backend;
+using CookieProxy.Host.Flows;
+using CookieProxy.Io;
+using CookieProxy.Responder;
+using CookieProxy.Tcp;
+using CookieProxy.Wire;
+
+namespace CookieProxy.Host.Capture;
+
+/// <summary>Per-listener facts a worker needs when a cookie ACK validates.</summary>
+internal sealed record ListenerRuntime(EndPoint Backend, BackendOptions BackendOptions);
+
+/// <summary>
+/// One capture thread: owns its device (a PACKET_FANOUT member when there are several), its SYN responder
+/// and counters, and its flows (shared-nothing). Backend socket events reach it through the flow table's
+/// work queue plus <see cref="IPacketDevice.Wake"/>; nothing on the hot path takes a lock.
+/// Loop: receive a batch → responder (flow segments and cookie ACKs, then SYNs) → backend work → timers → flush.
+/// </summary>
+internal sealed class CaptureWorker : IDisposable
+{
+    private const int MaxWaitMs = 100;
+
+    private readonly IPacketDevice _device;
+    private readonly FrameBatch _batch;
+    private readonly SynResponder _responder;
+    private readonly FlowTable _flows;
+    private readonly ListenerRuntime[] _listeners;
+    private readonly ProxyCounters _counters;
+    private readonly byte[] _txScratch = new byte[65536 + 256];
+    private readonly Thread _thread;
+    private readonly bool _verbose;
+    private volatile bool _stop;
+    private long _nowMs;
+
+    public CaptureWorker(int index, IPacketDevice device, SynResponder responder, FlowTableOptions flowOptions,
+        ListenerRuntime[] listeners, bool verbose)
+    {
+        Index = index;
+        _device = device;
+        _responder = responder;
+        _counters = responder.Counters;
+        _listeners = listeners;
+        _verbose = verbose;
+        _batch = new FrameBatch(64);
+        _flows = new FlowTable(flowOptions, _counters, device.Wake);
+        _thread = new Thread(Run) { IsBackground = true, Name = $"cookieproxy-capture-{index}" };
+    }
+
+    public int Index { get; }
+
+    public ProxyCounters Counters => _counters;
+
+    public IPacketDevice Device => _device;
+
+    /// <summary>Set when the loop died of a bug or a device failure; the host then exits non-zero (fail fast).</summary>
+    public Exception? Fault { get; private set; }
+
+    public event Action<CaptureWorker>? Faulted;
+
+    public void Start() => _thread.Start();
+
+    public void Stop()
+    {
+        _stop = true;
+        _device.Wake();
+        _thread.Join();
+    }
+
+    private void Run()
+    {
+        var handler = new FlowHandler(this);
+        try
+        {
+            while (!_stop)
+            {
+                long now = MonotonicClock.NowMs;
+                long next = _flows.NextDeadlineMs;
+                int wait = next == long.MaxValue ? MaxWaitMs : (int)Math.Clamp(next - now, 0, MaxWaitMs);
+                if (!_flows.WorkQueue.IsEmpty)
+                {
+                    wait = 0;
+                }
+                _device.Receive(_batch, wait);
+
+                _nowMs = MonotonicClock.NowMs;
+                if (_batch.Count > 0)
+                {
+                    long unixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+                    _responder.ProcessBatch(_batch, ref handler, _device, unixMs);
+                }
+                _flows.ProcessWork(_nowMs, ref handler);
+                _flows.Tick(_nowMs, ref handler);
+                _device.Flush();
+            }
+            _flows.AbortAll(MonotonicClock.NowMs, ref handler);
+            _device.Flush();
+        }
+        catch (Exception e)
+        {
+            Fault = e;
+            Faulted?.Invoke(this);
+        }
+    }
+
+    public void Dispose()
+    {
+        _flows.Dispose();
+        _device.Dispose();
+    }
+
+    /// <summary>The responder's and the flow table's view of this worker (a struct: calls are specialised).</summary>
+    private readonly struct FlowHandler : IFlowHandler, IFlowDispatcher
+    {
+        private readonly CaptureWorker _w;
+
+        public FlowHandler(CaptureWorker worker) => _w = worker;
+
+        public bool TryDeliver(ref ParsedPacket packet, Span<byte> frame, int listener)
+        {
+            if (_w._flows.Count == 0 || !_w._flows.TryGet(packet.Flow, out Flow? flow))
+            {
+                return false;
+            }
+            FlowHandler self = this;
+            _w._flows.OnClientSegment(flow, packet.Tcp, frame.Slice(packet.PayloadOffset, packet.PayloadLength), _w._nowMs, ref self);
+            return true;
+        }
+
+        public void OnCookieValid(ref ParsedPacket packet, Span<byte> frame, int listener, in CookieDecoded cookie)
+        {
+            var handshake = new TcpHandshake
+            {
+                Irs = new SeqNumber(cookie.ClientIsn),
+                Iss = new SeqNumber(cookie.LocalIsn),
+                SendMss = cookie.Mss,
+                SendWindowScale = cookie.WindowScale,
+                // RFC 7323 2.2: scaling is on only if both SYNs carried the option; we offered ours iff the client did.
+                RecvWindowScale = cookie.WindowScale >= 0 ? _w._responder.WindowScale : (sbyte)-1,
+                SackPermitted = cookie.SackPermitted,
+                TimestampsEnabled = cookie.Timestamps,
+                TsRecent = packet.Tcp.Options.TsVal,
+                LocalTsInitial = cookie.LocalTsVal,
+                InitialWindow = packet.Tcp.Window,
+            };
+            var path = new ClientPath
+            {
+                Template = L2L3Template.FromReceived(packet, frame),
+                OurPort = packet.Tcp.DstPort,
+                ClientPort = packet.Tcp.SrcPort,
+            };
+            ListenerRuntime l = _w._listeners[listener];
+            DropReason refused = _w._flows.TryAdd(packet.Flow, handshake, l.Backend, path, _w._nowMs, out Flow? flow, l.BackendOptions);
+            if (refused != DropReason.None)
+            {
+                // Bounded memory: beyond the caps a validated connection is refused with RST, never queued.
+                _w._responder.SendReset(packet, frame, _w._device);
+                return;
+            }
+            if (_w._verbose)
+            {
+                Console.Error.WriteLine($"cookieproxy[{_w.Index}]: flow {packet.Flow} validated (mss {cookie.Mss}, wscale {cookie.WindowScale}, sack {cookie.SackPermitted}, ts {cookie.Timestamps})");
+            }
+            // The cookie ACK may already carry data (or FIN): process it as the flow's first segment.
+            FlowHandler self = this;
+            _w._flows.OnClientSegment(flow!, packet.Tcp, frame.Slice(packet.PayloadOffset, packet.PayloadLength), _w._nowMs, ref self);
+        }
+
+        public void Dispatch(Flow flow, long nowMs)
+        {
+            var sink = new SegmentSink(_w, (ClientPath)flow.ReplyTemplate!);
+            flow.Endpoint.Dispatch(ref sink, nowMs);
+        }
+    }
+
+    /// <summary>Builds each segment the endpoint emits into a frame and queues it on the device.</summary>
+    private readonly struct SegmentSink : ITcpSegmentSink
+    {
+        private readonly CaptureWorker _w;
+        private readonly ClientPath _path;
+
+        public SegmentSink(CaptureWorker worker, ClientPath path)
+        {
+            _w = worker;
+            _path = path;
+        }
+
+        public void Emit(in TcpRepr segment, ReadOnlySpan<byte> payloadHead, ReadOnlySpan<byte> payloadTail)
+        {
+            TcpRepr s = segment;
+            s.SrcPort = _path.OurPort;
+            s.DstPort = _path.ClientPort;
+            int n = TcpFrameBuilder.Write(_w._txScratch, _path.Template, s, payloadHead, payloadTail);
+            if (n > 0 && _w._device.Send(_w._txScratch.AsSpan(0, n)))
+            {
+                _w._counters.SegmentsToClient++;
+                if ((s.Flags & TcpFlags.Rst) != 0)
+                {
+                    _w._counters.RstSent++;
+                }
+            }
+            else
+            {
+                _w._counters.Drop(DropReason.TxFailed);
+            }
+        }
+    }
+}

@@ -1,0 +1,185 @@
+using System.Net;
+using System.Runtime.InteropServices;
+using CookieProxy.Cookies;
+using CookieProxy.Crypto;
+using CookieProxy.Diagnostics;
+using CookieProxy.Host.Backend;
+using CookieProxy.Host.Capture;
+using CookieProxy.Host.Cli;
+using CookieProxy.Host.Diagnostics;
+using CookieProxy.Host.Flows;
+using CookieProxy.Host.Os;
+using CookieProxy.Io;
+using CookieProxy.Platform;
+using CookieProxy.Responder;
+using CookieProxy.Tcp;
+
+namespace CookieProxy.Host;
+
+/// <summary>Wires the pieces of `cookieproxy run` together and owns their lifetime.</summary>
+public static class ProxyHost
+{
+    public const int ExitOk = 0;
+    public const int ExitRuntimeError = 1;
+    public const int ExitUsage = 2;
+
+    public static int Run(ProxyOptions o, TextWriter log)
+    {
+        // 1. The cookie key: a shared key file, or fresh CSPRNG bytes (cookies then die with the process).
+        SipKey key;
+        if (o.KeyFile is not null)
+        {
+            string text;
+            try
+            {
+                text = File.ReadAllText(o.KeyFile);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                log.WriteLine($"cookieproxy: --key-file {o.KeyFile}: {e.Message}");
+                return ExitUsage;
+            }
+            if (!CookieKey.TryParse(text, out key, out string error))
+            {
+                log.WriteLine($"cookieproxy: --key-file {o.KeyFile}: {error} (create one with `cookieproxy genkey FILE`)");
+                return ExitUsage;
+            }
+        }
+        else
+        {
+            key = CookieKey.Generate();
+        }
+        var codec = new SynCookieCodec(key, o.SlotSeconds);
+
+        var endpoints = new ProtectedEndpoints();
+        var listeners = new ListenerRuntime[o.Listeners.Count];
+        for (int i = 0; i < o.Listeners.Count; i++)
+        {
+            ListenerOptions l = o.Listeners[i];
+            endpoints.Add(l.Listen);
+            listeners[i] = new ListenerRuntime(l.Backend, new BackendOptions
+            {
+                ConnectTimeout = TimeSpan.FromMilliseconds(o.ConnectTimeoutMs),
+                ProxyProtocol = l.ProxyProtocol,
+            });
+        }
+
+        var tcp = new TcpConfig
+        {
+            ReceiveBufferSize = o.FlowBufferBytes,
+            SendBufferSize = o.FlowBufferBytes,
+            LocalMss = o.Mss,
+            IdleTimeoutMs = o.IdleTimeoutMs,
+        };
+        var responderConfig = new ResponderConfig { Mss = o.Mss, ReceiveBufferSize = o.FlowBufferBytes, RstInvalid = o.RstInvalid };
+        int threads = o.Threads == 0 ? Environment.ProcessorCount : o.Threads;
+        var flowOptions = new FlowTableOptions
+        {
+            MaxFlows = Math.Max(1, o.MaxFlows / threads),
+            MaxBufferedBytesTotal = o.MaxBufferedBytes / threads,
+            Tcp = tcp,
+            Backend = listeners[0].BackendOptions,
+        };
+
+        // 2. Capture devices: one per thread, PACKET_FANOUT-grouped when there are several.
+        string filter = BpfFilter.ForProtectedEndpoints(endpoints.Endpoints);
+        var workers = new List<CaptureWorker>();
+        PortHider? hider = null;
+        StatsReporter? stats = null;
+        using var stopped = new ManualResetEventSlim();
+        int exit = ExitOk;
+        try
+        {
+            int fanoutGroup = threads > 1 ? Environment.ProcessId & 0xFFFF : -1;
+            for (int t = 0; t < threads; t++)
+            {
+                IPacketDevice device;
+                try
+                {
+                    device = PacketDeviceFactory.Open(o.Interface, filter, o.Capture, fanoutGroup);
+                }
+                catch (PacketDeviceException e)
+                {
+                    log.WriteLine($"cookieproxy: cannot capture on '{o.Interface}': {e.Message}");
+                    return ExitRuntimeError;
+                }
+                catch (DllNotFoundException e)
+                {
+                    log.WriteLine($"cookieproxy: libpcap is not installed ({e.Message}); install libpcap0.8 (Debian) or use --capture afpacket");
+                    return ExitRuntimeError;
+                }
+                var responder = new SynResponder(responderConfig, codec, endpoints, new ProxyCounters());
+                var worker = new CaptureWorker(t, device, responder, flowOptions, listeners, o.Verbose);
+                worker.Faulted += _ => stopped.Set();
+                workers.Add(worker);
+            }
+
+            // 3. Hide the protected ports from the host's own stack.
+            if (o.HidePort)
+            {
+                try
+                {
+                    hider = PortHider.Install(o.Interface, o.Listeners);
+                }
+                catch (InvalidOperationException e)
+                {
+                    log.WriteLine($"cookieproxy: {e.Message}");
+                    return ExitRuntimeError;
+                }
+            }
+
+            log.WriteLine($"cookieproxy: capturing on {o.Interface} ({workers[0].Device.Backend}, {threads} thread{(threads == 1 ? "" : "s")})"
+                + $"{(hider is null ? "" : $", port hidden via {hider.Method}")}, cookie slot {o.SlotSeconds}s, key {(o.KeyFile is null ? "random" : "from " + o.KeyFile)}");
+            foreach (ListenerOptions l in o.Listeners)
+            {
+                log.WriteLine($"cookieproxy: protecting {l.Listen} -> {l.Backend}{(l.ProxyProtocol == ProxyProtocol.ProxyProtocolVersion.None ? "" : $" (PROXY {l.ProxyProtocol})")}");
+            }
+
+            ProxyCounters Snapshot()
+            {
+                var total = new ProxyCounters();
+                foreach (CaptureWorker w in workers)
+                {
+                    w.Counters.AddTo(total);
+                }
+                return total;
+            }
+            stats = new StatsReporter(Snapshot, log, o.StatsIntervalSeconds, o.StatsFile);
+            foreach (CaptureWorker w in workers)
+            {
+                w.Start();
+            }
+
+            using PosixSignalRegistration sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stopped.Set(); });
+            using PosixSignalRegistration sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stopped.Set(); });
+            if (o.DurationSeconds > 0)
+            {
+                stopped.Wait(TimeSpan.FromSeconds(o.DurationSeconds));
+            }
+            else
+            {
+                stopped.Wait();
+            }
+
+            foreach (CaptureWorker w in workers)
+            {
+                w.Stop();
+                if (w.Fault is not null)
+                {
+                    log.WriteLine($"cookieproxy: capture thread {w.Index} failed: {w.Fault}");
+                    exit = ExitRuntimeError;
+                }
+            }
+        }
+        finally
+        {
+            stats?.Dispose();
+            foreach (CaptureWorker w in workers)
+            {
+                w.Dispose();
+            }
+            hider?.Dispose();
+        }
+        return exit;
+    }
+}
