@@ -345,7 +345,8 @@ cmd_status()
   done
   if ns_exists "$CP_NS_SRV"; then
     ip -n "$CP_NS_SRV" -br addr show dev "$CP_DEV_SRV" 2>/dev/null || rc=1
-    if ip netns exec "$CP_NS_SRV" nft list table inet "$CP_NFT_TABLE" >/dev/null 2>&1; then
+    if ip netns exec "$CP_NS_SRV" nft list chain inet "$CP_NFT_TABLE" prerouting 2>/dev/null \
+      | grep -q "dport $CP_PROTECTED_PORT .*drop"; then
       echo "port $CP_PROTECTED_PORT hidden by table inet $CP_NFT_TABLE"
     else
       echo "port $CP_PROTECTED_PORT not hidden by the lab"

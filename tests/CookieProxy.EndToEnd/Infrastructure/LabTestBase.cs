@@ -151,6 +151,25 @@ public abstract class LabTestBase : IDisposable
         return stats;
     }
 
+    /// <summary>Apache logs a request after it has sent the response, so a client can be faster than the log.</summary>
+    protected static void AssertLogEventuallyContains(string path, string expected)
+    {
+        var clock = Stopwatch.StartNew();
+        string text = "";
+        while (clock.Elapsed < TimeSpan.FromSeconds(5))
+        {
+            text = File.Exists(path) ? File.ReadAllText(path) : "";
+            if (text.Contains(expected, StringComparison.Ordinal))
+            {
+                return;
+            }
+
+            Thread.Sleep(100);
+        }
+
+        Assert.Fail($"'{expected}' not in {path}:\n{text}");
+    }
+
     /// <summary>VmRSS of a process in KiB, from /proc/PID/status.</summary>
     protected static long RssKiB(int pid)
     {
