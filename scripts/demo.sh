@@ -53,6 +53,7 @@ section "a real client: curl -v http://198.18.0.1/ from cp-cli"
 "${LAB[@]}" exec-cli curl --connect-timeout 3 --max-time 5 -v -o /dev/null http://198.18.0.1/ || true
 
 section "SYN flood: timeout $FLOOD_SECONDS hping3 -S -p 80 --faster -c 200000 198.18.0.1 (live counters below)"
+sleep 1.2 # one stats interval, so "before" includes the curl above
 before="$(cat "$stats" 2>/dev/null || echo '{}')"
 tail -n 0 -f "$proxylog" &
 tail_pid=$!

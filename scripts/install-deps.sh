@@ -22,7 +22,7 @@ packages+=("$pcap_runtime" libpcap0.8-dev)
 
 installed()
 {
-  dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
+  [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" == "install ok installed" ]]
 }
 
 missing=()

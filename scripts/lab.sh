@@ -28,7 +28,9 @@ MODULES=/usr/lib/apache2/modules
 
 ns_exists()
 {
-  ip netns list 2>/dev/null | awk '{ print $1 }' | grep -qx "$1"
+  local list
+  list="$(ip netns list 2>/dev/null | awk '{ print $1 }')"
+  [[ $'\n'"$list"$'\n' == *$'\n'"$1"$'\n'* ]]
 }
 
 # Test files: created once with random content, checked by size, kept between runs.
@@ -345,8 +347,9 @@ cmd_status()
   done
   if ns_exists "$CP_NS_SRV"; then
     ip -n "$CP_NS_SRV" -br addr show dev "$CP_DEV_SRV" 2>/dev/null || rc=1
-    if ip netns exec "$CP_NS_SRV" nft list chain inet "$CP_NFT_TABLE" prerouting 2>/dev/null \
-      | grep -q "dport $CP_PROTECTED_PORT .*drop"; then
+    local chain
+    chain="$(ip netns exec "$CP_NS_SRV" nft list chain inet "$CP_NFT_TABLE" prerouting 2>/dev/null)" || true
+    if [[ "$chain" =~ dport\ $CP_PROTECTED_PORT\ .*drop ]]; then
       echo "port $CP_PROTECTED_PORT hidden by table inet $CP_NFT_TABLE"
     else
       echo "port $CP_PROTECTED_PORT not hidden by the lab"
