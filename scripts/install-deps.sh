@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Install what the lab, the demo and the end-to-end tests need on a fresh Debian machine (as root).
+# Idempotent and fast when everything is present: `dpkg -s` decides, apt-get runs only for what is
+# missing. Apache is installed for its binary and modules only: the lab starts its own instance inside
+# the cp-srv namespace, so the distribution's service must not hold port 80 of the root namespace.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
+cp_require_root
+
+packages=(
+  apache2 hping3 nftables curl iproute2 ethtool wrk tcpdump iputils-ping procps psmisc
+  netsniff-ng haproxy python3 ca-certificates coreutils
+)
+
+# Debian 13 renamed the runtime library (64-bit time_t transition); take whichever this release has.
+pcap_runtime=libpcap0.8
+if ! dpkg -s libpcap0.8 >/dev/null 2>&1 && apt-cache show libpcap0.8t64 >/dev/null 2>&1; then
+  pcap_runtime=libpcap0.8t64
+fi
+packages+=("$pcap_runtime" libpcap0.8-dev)
+
+installed()
+{
+  [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" == "install ok installed" ]]
+}
+
+missing=()
+for p in "${packages[@]}"; do
+  installed "$p" || missing+=("$p")
+done
+
+if ((${#missing[@]} > 0)); then
+  cp_log "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  # Keep maintainer scripts from starting apache2/haproxy as system services (invoke-rc.d honours
+  # policy-rc.d exit code 101 = "action forbidden"). Leave an existing policy file alone.
+  policy=/usr/sbin/policy-rc.d
+  own_policy=0
+  if [[ ! -e "$policy" ]]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    own_policy=1
+  fi
+  restore_policy()
+  {
+    if ((own_policy)); then
+      rm -f "$policy"
+    fi
+  }
+  trap restore_policy EXIT
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends \
+    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}" >/dev/null
+  restore_policy
+  trap - EXIT
+else
+  cp_log "all packages present"
+fi
+
+# Make sure no distribution apache2/haproxy service listens in the root namespace.
+for svc in apache2 haproxy; do
+  if [[ -d /run/systemd/system ]]; then
+    if systemctl is-enabled --quiet "$svc" 2>/dev/null || systemctl is-active --quiet "$svc" 2>/dev/null; then
+      cp_log "stopping and disabling the $svc system service"
+      systemctl disable --now "$svc" >/dev/null 2>&1 || true
+    fi
+  elif [[ -x "/etc/init.d/$svc" ]]; then
+    # No systemd (containers): stop it only if its own pid file says it runs.
+    pidfile="/var/run/$svc/$svc.pid"
+    [[ "$svc" == haproxy ]] && pidfile=/var/run/haproxy.pid
+    if [[ -s "$pidfile" ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+      cp_log "stopping the $svc system service"
+      "/etc/init.d/$svc" stop >/dev/null 2>&1 || true
+    fi
+  fi
+done
+
+for tool in ip nft tc ethtool apache2 curl hping3 tcpdump wrk python3 ping; do
+  cp_have "$tool" || cp_die "$tool still missing after install"
+done
+[[ -x /usr/bin/python3 ]] || cp_die "/usr/bin/python3 missing (the lab's upload CGI uses it)"
+cp_log "dependencies ok"

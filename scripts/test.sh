@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Run every test: unit tests (twice: normally, and the SipHash subset with hardware intrinsics off so
+# the scalar path runs), publish the binary, then the netns end-to-end tests. Needs root (lab).
+# The last line is always "N passed, N failed", summed over all `dotnet test` runs.
+set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+cd "$CP_ROOT"
+
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+
+results="$(mktemp -d /tmp/cookieproxy-test.XXXXXX)"
+passed=0
+failed=0
+broken=0
+
+cleanup()
+{
+  # The e2e fixture tears the lab down itself; this catches a run that was killed.
+  if [[ "$(id -u)" == 0 ]]; then
+    bash scripts/lab.sh down >/dev/null 2>&1 || true
+  fi
+}
+trap cleanup EXIT
+
+# run_tests NAME [VAR=VALUE...] -- DOTNET-TEST-ARGS...: one `dotnet test`, counted from its TRX file.
+run_tests()
+{
+  local name="$1"
+  shift
+  local envs=()
+  while [[ "$1" != -- ]]; do
+    envs+=("$1")
+    shift
+  done
+  shift
+  cp_log "dotnet test ($name): $*"
+  local rc=0
+  env "${envs[@]}" dotnet test "$@" --logger "trx;LogFileName=$name.trx" --logger "console;verbosity=normal" \
+    --results-directory "$results" || rc=$?
+  local trx="$results/$name.trx" p=0 f=0
+  if [[ -f "$trx" ]]; then
+    local counters
+    counters="$(grep -o '<Counters [^>]*>' "$trx" | head -1)"
+    p="$(sed -n 's/.* passed="\([0-9]*\)".*/\1/p' <<<"$counters")"
+    f="$(sed -n 's/.* failed="\([0-9]*\)".*/\1/p' <<<"$counters")"
+    p="${p:-0}"
+    f="${f:-0}"
+  fi
+  if ((rc != 0 && f == 0)); then
+    # Build failure, crash or hang: no failing test to count, but the run failed.
+    cp_log "dotnet test ($name) exited with $rc without a failed test in its results; counting 1 failure"
+    f=1
+  fi
+  cp_log "dotnet test ($name): $p passed, $f failed"
+  passed=$((passed + p))
+  failed=$((failed + f))
+}
+
+if ! bash scripts/install-deps.sh; then
+  cp_log "installing dependencies failed"
+  broken=1
+fi
+
+run_tests unit -- tests/CookieProxy.Tests
+run_tests unit-scalar DOTNET_EnableHWIntrinsic=0 -- tests/CookieProxy.Tests --no-build --filter "FullyQualifiedName~Crypto"
+
+if ! cp_publish; then
+  cp_log "publishing the binary failed (the end-to-end tests will report it)"
+  broken=1
+fi
+
+# --blame-hang-timeout turns a hung test into a failure instead of a stuck CI job.
+run_tests e2e -- tests/CookieProxy.EndToEnd --blame-hang-timeout 10m
+
+echo "test results (trx): $results"
+echo "$passed passed, $failed failed"
+if ((failed > 0 || broken)); then
+  exit 1
+fi

@@ -1,7 +1,0 @@
-namespace CookieProxy.EndToEnd;
-
-public class LabPlaceholderTests
-{
-    [Fact]
-    public void Placeholder() => Assert.True(true);
-}

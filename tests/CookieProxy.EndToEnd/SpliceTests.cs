@@ -1,0 +1,160 @@
+using System.Diagnostics;
+using System.Text.RegularExpressions;
+using CookieProxy.EndToEnd.Infrastructure;
+using Xunit.Abstractions;
+
+namespace CookieProxy.EndToEnd;
+
+/// <summary>
+/// Issue 3: after the cookie handshake CookieProxy terminates TCP towards the client and splices the
+/// bytes to Apache. Run alone with <c>--filter Tier=splice</c>.
+/// </summary>
+[Trait("Tier", "splice")]
+public sealed partial class SpliceTests : LabTestBase
+{
+    private static readonly string s_url = $"http://{LabFixture.ServerIp}/";
+
+    public SpliceTests(LabFixture lab, ITestOutputHelper output)
+        : base(lab, output)
+    {
+    }
+
+    [LabTheory]
+    [InlineData("index.html")]
+    [InlineData("1k.bin")]
+    [InlineData("1m.bin")]
+    [InlineData("100m.bin")]
+    public void Download_is_byte_identical(string name)
+    {
+        StartProxy();
+        AssertDownload(name, TimeSpan.FromSeconds(120));
+        WaitForStats(s => s.CookieValid >= 1, TimeSpan.FromSeconds(5), "cookie_valid >= 1");
+    }
+
+    [LabFact]
+    public void Downloads_from_fresh_source_addresses_are_byte_identical()
+    {
+        StartProxy();
+        for (int i = 100; i < 110; i++)
+        {
+            AssertDownload("1m.bin", TimeSpan.FromSeconds(30), $"198.18.1.{i}");
+        }
+    }
+
+    [LabFact]
+    public void Ten_MiB_upload_arrives_intact()
+    {
+        StartProxy();
+        string source = Path.Combine(Lab.CacheDir, "10m.bin");
+        CommandResult r = InClient(TimeSpan.FromSeconds(90), "curl", "-fsS", "--max-time", "60", "--data-binary", "@" + source,
+            "-H", "Content-Type: application/octet-stream", s_url + "cgi-bin/upload");
+        Assert.True(r.Succeeded, r.ToString());
+        Assert.Equal($"{Lab.ExpectedSha256("10m.bin")} 10485760", r.StdOut.Trim());
+        Assert.Equal(Lab.ExpectedSha256("10m.bin"), Hashing.Sha256OfFile(Path.Combine(Lab.LabDir, "uploads", "last-upload.bin")));
+    }
+
+    [LabFact]
+    public void Wrk_with_64_connections_sees_no_errors()
+    {
+        StartProxy();
+        CommandResult r = InClient(TimeSpan.FromSeconds(40), "wrk", "-t2", "-c64", "-d10s", "--timeout", "5s", s_url + "index.html");
+        Assert.True(r.Succeeded, r.ToString());
+        Match requests = WrkRequestsRegex().Match(r.StdOut);
+        Assert.True(requests.Success && long.Parse(requests.Groups[1].Value) > 0, "wrk completed no requests:\n" + r.StdOut);
+        Assert.DoesNotContain("Socket errors", r.StdOut);
+        Assert.DoesNotContain("Non-2xx or 3xx responses", r.StdOut);
+    }
+
+    [LabTheory]
+    [InlineData("1k.bin", false)]
+    [InlineData("1m.bin", false)]
+    [InlineData("100m.bin", false)]
+    [InlineData("1m.bin", true)]
+    [InlineData("100m.bin", true)]
+    public void Download_over_a_lossy_reordering_path_is_byte_identical(string name, bool bothDirections)
+    {
+        StartProxy();
+        try
+        {
+            // netem loss 3% reorder 25% 50% duplicate 1% delay 1ms on cp-c0 (client -> server); where the
+            // kernel has no sch_netem, lab.sh falls back to nftables loss + duplication.
+            CommandResult impair = bothDirections ? LabSh("impair-on", "--both") : LabSh("impair-on");
+            Assert.True(impair.Succeeded, impair.ToString());
+            AssertDownload(name, TimeSpan.FromSeconds(240));
+        }
+        finally
+        {
+            LabSh("impair-off");
+        }
+    }
+
+    [LabFact]
+    public void Backend_killed_mid_transfer_ends_the_client_transfer_promptly()
+    {
+        StartProxy();
+        string file = Path.Combine(Lab.LabDir, "killed-100m.bin");
+        using RunningCommand curl = StartInClient("curl", "-sS", "--max-time", "60", "--limit-rate", "10M", "-o", file, s_url + "100m.bin");
+        var clock = Stopwatch.StartNew();
+        while (!(File.Exists(file) && new FileInfo(file).Length > 1 << 20))
+        {
+            Assert.False(curl.HasExited, "curl ended before the backend was killed");
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(15), "the download never started");
+            Thread.Sleep(100);
+        }
+
+        CommandResult kill = LabSh("apache-kill");
+        Assert.True(kill.Succeeded, kill.ToString());
+        var sinceKill = Stopwatch.StartNew();
+        CommandResult r = curl.WaitForExit(TimeSpan.FromSeconds(30), Log);
+        Log($"curl ended {sinceKill.Elapsed.TotalSeconds:F1} s after the kill with {new FileInfo(file).Length} bytes");
+
+        Assert.False(r.TimedOut, "the client hung after the backend died");
+        Assert.NotEqual(0, r.ExitCode);
+        Assert.NotEqual(28, r.ExitCode); // curl's "operation timed out": a hang, not a reset.
+        Assert.True(sinceKill.Elapsed < TimeSpan.FromSeconds(15), $"curl took {sinceKill.Elapsed.TotalSeconds:F1} s to notice");
+        Assert.True(new FileInfo(file).Length < 100L << 20, "the whole file arrived although the backend was killed");
+    }
+
+    [LabTheory]
+    [InlineData("v1", null)]
+    [InlineData("v2", null)]
+    [InlineData("v2", "198.18.1.77")]
+    public void Proxy_protocol_tells_apache_the_real_client_address(string version, string? source)
+    {
+        StartProxy("--listen", $"{LabFixture.ServerIp}:80", "--backend", "127.0.0.1:8081", "--proxy-protocol", version);
+        string expected = source ?? LabFixture.ClientIp;
+        var curl = new List<string> { "curl", "-fsS", "--max-time", "10", "-o", "/dev/null" };
+        if (source is not null)
+        {
+            curl.AddRange(["--interface", source]);
+        }
+
+        CommandResult r = InClient(TimeSpan.FromSeconds(20), [.. curl, s_url + "index.html"]);
+        Assert.True(r.Succeeded, r.ToString());
+        // Format "%a %{c}a ...": client address from the header, then the proxy's own connection.
+        AssertLogEventuallyContains(Lab.RemoteIpLogPath, expected + " 127.0.0.1 ");
+    }
+
+    private void AssertDownload(string name, TimeSpan timeout, string? source = null)
+    {
+        string file = Path.Combine(Lab.LabDir, "dl-" + name);
+        File.Delete(file);
+        var curl = new List<string>
+        {
+            "curl", "-fsS", "--connect-timeout", "3", "--max-time", ((int)timeout.TotalSeconds).ToString(), "-o", file,
+            "-w", "%{http_code} %{size_download} bytes %{speed_download} B/s\n",
+        };
+        if (source is not null)
+        {
+            curl.AddRange(["--interface", source]);
+        }
+
+        CommandResult r = InClient(timeout + TimeSpan.FromSeconds(15), [.. curl, s_url + name]);
+        Assert.True(r.Succeeded, r.ToString());
+        Assert.Equal(Lab.ExpectedSha256(name), Hashing.Sha256OfFile(file));
+        File.Delete(file);
+    }
+
+    [GeneratedRegex(@"(\d+) requests in")]
+    private static partial Regex WrkRequestsRegex();
+}
