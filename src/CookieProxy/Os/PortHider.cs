@@ -15,7 +15,11 @@ namespace CookieProxy.Host.Os;
 /// </summary>
 public sealed class PortHider : IDisposable
 {
-    public const string NftTable = "cookieproxy";
+    /// <summary>Table names are per process (cookieproxy_PID) so that one instance exiting never removes
+    /// another instance's rules; tables of processes that no longer exist are swept at start.</summary>
+    public const string NftTablePrefix = "cookieproxy_";
+
+    public static string NftTable => NftTablePrefix + Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
     private readonly Action _remove;
     private bool _disposed;
 
@@ -34,8 +38,7 @@ public sealed class PortHider : IDisposable
             if (TryRun("nft", "--version", null, out _))
             {
                 string script = BuildNftScript(interfaceName, listeners);
-                // Replace a table a crashed earlier run may have left behind.
-                TryRun("nft", $"delete table inet {NftTable}", null, out _);
+                SweepStaleNftTables();
                 if (!TryRun("nft", "-f -", script, out string err))
                 {
                     throw new InvalidOperationException($"--hide-port: nft rejected the rule set: {err.Trim()}");
@@ -96,6 +99,26 @@ public sealed class PortHider : IDisposable
         return sb.ToString();
     }
 
+    /// <summary>Deletes cookieproxy_PID tables whose process is gone (a crashed or killed earlier run).</summary>
+    private static void SweepStaleNftTables()
+    {
+        if (!TryRun("nft", "list tables inet", null, out _, out string listing))
+        {
+            return;
+        }
+        foreach (string line in listing.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            // "table inet cookieproxy_1234"
+            string[] words = line.Split(' ');
+            if (words.Length == 3 && words[2].StartsWith(NftTablePrefix, StringComparison.Ordinal)
+                && int.TryParse(words[2].AsSpan(NftTablePrefix.Length), out int pid)
+                && pid != Environment.ProcessId && !Directory.Exists($"/proc/{pid}"))
+            {
+                TryRun("nft", $"delete table inet {words[2]}", null, out _);
+            }
+        }
+    }
+
     public static IEnumerable<string> BuildIptablesRules(string interfaceName, IReadOnlyList<ListenerOptions> listeners)
     {
         foreach (ListenerOptions l in listeners)
@@ -107,8 +130,11 @@ public sealed class PortHider : IDisposable
 
     private static string CultureInfoInvariant(FormattableString s) => FormattableString.Invariant(s);
 
-    private static bool TryRun(string file, string args, string? stdin, out string stderr)
+    private static bool TryRun(string file, string args, string? stdin, out string stderr) => TryRun(file, args, stdin, out stderr, out _);
+
+    private static bool TryRun(string file, string args, string? stdin, out string stderr, out string stdout)
     {
+        stdout = "";
         try
         {
             var psi = new ProcessStartInfo(file, args)
@@ -125,7 +151,7 @@ public sealed class PortHider : IDisposable
                 p.StandardInput.Close();
             }
             Task<string> err = p.StandardError.ReadToEndAsync();
-            p.StandardOutput.ReadToEnd();
+            stdout = p.StandardOutput.ReadToEnd();
             if (!p.WaitForExit(10_000))
             {
                 p.Kill();
