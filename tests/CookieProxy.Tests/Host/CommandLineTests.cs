@@ -1,0 +1,89 @@
+using System.Net;
+using CookieProxy.Host.Cli;
+using CookieProxy.Host.Os;
+using CookieProxy.Platform;
+using CookieProxy.ProxyProtocol;
+
+namespace CookieProxy.Tests.Host;
+
+public class CommandLineTests
+{
+    private static ParseResult Parse(string line) => CommandLine.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries));
+
+    [Fact]
+    public void AFullRunCommandLineParses()
+    {
+        ParseResult r = Parse("run --interface cp-s0 --listen 198.18.0.1:80 --backend 127.0.0.1:8080 --proxy-protocol v2 "
+            + "--listen [fd00::1]:443 --backend [::1]:8443 --key-file k --hide-port --capture afpacket --threads 2 "
+            + "--stats-interval 1 --stats-file s.json --mss 1400 --slot-seconds 60 --rst-invalid --max-flows 10 --duration 3");
+        Assert.Null(r.Error);
+        ProxyOptions o = r.Options!;
+        Assert.Equal("cp-s0", o.Interface);
+        Assert.Equal(2, o.Listeners.Count);
+        Assert.Equal(IPEndPoint.Parse("198.18.0.1:80"), o.Listeners[0].Listen);
+        Assert.Equal(ProxyProtocolVersion.V2, o.Listeners[0].ProxyProtocol);
+        Assert.Equal(ProxyProtocolVersion.None, o.Listeners[1].ProxyProtocol);
+        Assert.Equal(IPEndPoint.Parse("[::1]:8443"), o.Listeners[1].Backend);
+        Assert.True(o.HidePort);
+        Assert.True(o.RstInvalid);
+        Assert.Equal(CaptureKind.AfPacket, o.Capture);
+        Assert.Equal(2, o.Threads);
+        Assert.Equal(1400, o.Mss);
+        Assert.Equal(60, o.SlotSeconds);
+        Assert.Equal(10, o.MaxFlows);
+        Assert.Equal(3, o.DurationSeconds);
+    }
+
+    [Theory]
+    [InlineData("", "no command")]
+    [InlineData("frobnicate", "unknown command")]
+    [InlineData("run --listen 198.18.0.1:80 --backend 127.0.0.1:8080", "--interface is required")]
+    [InlineData("run --interface x", "at least one --listen")]
+    [InlineData("run --interface x --listen 198.18.0.1:80", "has no --backend")]
+    [InlineData("run --interface x --backend 127.0.0.1:1", "must follow a --listen")]
+    [InlineData("run --interface x --listen 198.18.0.1 --backend 127.0.0.1:1", "--listen '198.18.0.1'")]
+    [InlineData("run --interface x --listen 198.18.0.1:99999 --backend 127.0.0.1:1", "--listen '198.18.0.1:99999'")]
+    [InlineData("run --interface x --listen 0.0.0.0:80 --backend 127.0.0.1:1", "wildcard")]
+    [InlineData("run --interface x --listen 198.18.0.1:80 --backend 198.18.0.1:80", "is the protected endpoint itself")]
+    [InlineData("run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1 --listen 198.18.0.1:80 --backend 127.0.0.1:2", "given twice")]
+    [InlineData("run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1 --proxy-protocol v3", "expected v1, v2 or off")]
+    [InlineData("run --interface x --proxy-protocol v1", "applies to the preceding")]
+    [InlineData("run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1 --capture dpdk", "--capture 'dpdk'")]
+    [InlineData("run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1 --slot-seconds 10", "--slot-seconds")]
+    [InlineData("run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1 --mss 100", "--mss")]
+    [InlineData("run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1 --threads", "needs a value")]
+    [InlineData("run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1 --bogus", "unknown option '--bogus'")]
+    public void BadArgumentsGiveAClearMessage(string line, string expected)
+    {
+        ParseResult r = Parse(line);
+        Assert.Null(r.Options);
+        Assert.NotNull(r.Error);
+        Assert.Contains(expected, r.Error);
+    }
+
+    [Fact]
+    public void HelpAndGenkeyAreCommands()
+    {
+        Assert.Contains("Usage:", Parse("--help").Output);
+        Assert.Equal("genkey", Parse("genkey /tmp/k").Command);
+        Assert.Equal("/tmp/k", Parse("genkey /tmp/k").Argument);
+    }
+
+    [Fact]
+    public void TheNftRuleSetDropsExactlyTheProtectedEndpointsBeforeConntrack()
+    {
+        var listeners = new[]
+        {
+            new ListenerOptions(IPEndPoint.Parse("198.18.0.1:80"), IPEndPoint.Parse("127.0.0.1:8080"), ProxyProtocolVersion.None),
+            new ListenerOptions(IPEndPoint.Parse("[fd00::1]:443"), IPEndPoint.Parse("[::1]:8443"), ProxyProtocolVersion.None),
+        };
+        string script = PortHider.BuildNftScript("cp-s0", listeners);
+        Assert.Contains($"table inet {PortHider.NftTable}", script);
+        Assert.Contains("hook prerouting priority raw", script);
+        Assert.Contains("iifname \"cp-s0\" ip daddr 198.18.0.1 tcp dport 80 counter drop", script);
+        Assert.Contains("iifname \"cp-s0\" ip6 daddr fd00::1 tcp dport 443 counter drop", script);
+        string[] ipt = PortHider.BuildIptablesRules("cp-s0", listeners).ToArray();
+        Assert.Equal("-i cp-s0 -p tcp -d 198.18.0.1 --dport 80 -j DROP", ipt[0]);
+        Assert.StartsWith("-6 ", ipt[1]);
+    }
+}
