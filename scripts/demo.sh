@@ -3,6 +3,7 @@
 # start CookieProxy in front of Apache, connect with curl, flood it with SYNs, print what happened,
 # and tear everything down again (also on Ctrl-C or failure).
 set -euo pipefail
+# shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 cd "$CP_ROOT"
 cp_require_root
@@ -40,7 +41,8 @@ fi
 section "lab: cp-cli (198.18.0.2) <-veth-> cp-srv (198.18.0.1), Apache on 127.0.0.1:8080, port 80 hidden from the kernel"
 "${LAB[@]}" up
 "${LAB[@]}" status || true
-eval "$("${LAB[@]}" paths)" # labdir, stats, proxylog, ...
+stats="$CP_LABDIR/stats.json"
+proxylog="$CP_LABDIR/proxy.log"
 
 section "without CookieProxy: port 80 does not answer"
 "${LAB[@]}" exec-cli curl -sS --connect-timeout 2 -o /dev/null http://198.18.0.1/ || true

@@ -16,6 +16,7 @@
 # --backend themselves, and `--interface cp-s0` unless ARGS name --interface.
 # Style after the kernel's tools/testing/selftests/net/netfilter/nft_synproxy.sh.
 set -euo pipefail
+# shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 APACHE_DIR="$CP_LABDIR/apache"

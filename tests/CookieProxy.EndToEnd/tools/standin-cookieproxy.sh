@@ -34,8 +34,8 @@ done
 ip link show "$iface" >/dev/null 2>&1 || { echo "$iface: No such device exists" >&2; exit 1; }
 case "$pp" in
   "") send="" ;;
-  v1) send=send-proxy ;;
-  v2) send=send-proxy-v2 ;;
+  v1) send="send-proxy" ;;
+  v2) send="send-proxy-v2" ;;
   *) usage ;;
 esac
 ip="${listen%:*}" port="${listen#*:}"
