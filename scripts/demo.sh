@@ -3,6 +3,7 @@
 # start CookieProxy in front of Apache, connect with curl, flood it with SYNs, print what happened,
 # and tear everything down again (also on Ctrl-C or failure).
 set -euo pipefail
+# shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 cd "$CP_ROOT"
 cp_require_root
@@ -40,7 +41,8 @@ fi
 section "lab: cp-cli (198.18.0.2) <-veth-> cp-srv (198.18.0.1), Apache on 127.0.0.1:8080, port 80 hidden from the kernel"
 "${LAB[@]}" up
 "${LAB[@]}" status || true
-eval "$("${LAB[@]}" paths)" # labdir, stats, proxylog, ...
+stats="$CP_LABDIR/stats.json"
+proxylog="$CP_LABDIR/proxy.log"
 
 section "without CookieProxy: port 80 does not answer"
 "${LAB[@]}" exec-cli curl -sS --connect-timeout 2 -o /dev/null http://198.18.0.1/ || true
@@ -57,15 +59,18 @@ sleep 1.2 # one stats interval, so "before" includes the curl above
 before="$(cat "$stats" 2>/dev/null || echo '{}')"
 tail -n 0 -f "$proxylog" &
 tail_pid=$!
-"${LAB[@]}" exec-cli timeout "$FLOOD_SECONDS" hping3 -q -S -p 80 --faster -c 200000 198.18.0.1 2>&1 \
-  | grep -E 'packets (transmitted|received)' || true
+"${LAB[@]}" exec-cli timeout "$FLOOD_SECONDS" hping3 -q -S -p 80 --faster -c 200000 198.18.0.1 \
+  >"$CP_LABDIR/hping3.out" 2>&1 &
+flood_pid=$!
+sleep 2
+echo ">> while the flood runs, a real client connects from 198.18.1.50:"
+"${LAB[@]}" exec-cli curl --interface 198.18.1.50 --connect-timeout 3 --max-time 5 -sS -o /dev/null \
+  -w '>> connected in %{time_connect} s, HTTP %{http_code}\n' http://198.18.0.1/ || true
+wait "$flood_pid" || true
 sleep 2
 kill "$tail_pid" 2>/dev/null || true
 tail_pid=
-
-section "during the flood a real client still gets through"
-"${LAB[@]}" exec-cli curl --connect-timeout 3 --max-time 5 -sS -o /dev/null -w 'connected in %{time_connect} s, HTTP %{http_code}\n' \
-  http://198.18.0.1/ || true
+grep -E 'packets (transmitted|received)' "$CP_LABDIR/hping3.out" || true
 
 section "summary"
 sleep 1.2

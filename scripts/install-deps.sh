@@ -4,6 +4,7 @@
 # missing. Apache is installed for its binary and modules only: the lab starts its own instance inside
 # the cp-srv namespace, so the distribution's service must not hold port 80 of the root namespace.
 set -euo pipefail
+# shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 cp_require_root

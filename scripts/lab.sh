@@ -16,6 +16,7 @@
 # --backend themselves, and `--interface cp-s0` unless ARGS name --interface.
 # Style after the kernel's tools/testing/selftests/net/netfilter/nft_synproxy.sh.
 set -euo pipefail
+# shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 APACHE_DIR="$CP_LABDIR/apache"
@@ -375,6 +376,11 @@ cmd_status()
   return "$rc"
 }
 
+proxy_ready_or_dead()
+{
+  [[ -s "$STATS_FILE" ]] || ! cp_pid_alive "$1"
+}
+
 cmd_proxy_start()
 {
   cp_require_root
@@ -402,8 +408,11 @@ cmd_proxy_start()
   ip netns exec "$CP_NS_SRV" "$bin" "${args[@]}" </dev/null >"$PROXY_LOG" 2>&1 &
   local pid=$!
   echo "$pid" >"$PROXY_PID"
-  # Ready once the first stats file appears (the capture loop is running by then).
-  if ! cp_wait_until 5 test -s "$STATS_FILE"; then
+  # Ready once the first stats file appears (the capture loop is running by then), or dead.
+  if ! cp_wait_until 5 proxy_ready_or_dead "$pid"; then
+    cp_log "warning: no stats file after 5 s; cookieproxy pid $pid keeps running"
+  fi
+  if [[ ! -s "$STATS_FILE" ]]; then
     if ! cp_pid_alive "$pid"; then
       wait "$pid" 2>/dev/null && true
       local rc=$?
@@ -411,7 +420,6 @@ cmd_proxy_start()
       cat "$PROXY_LOG" >&2
       cp_die "cookieproxy exited during start-up (exit code $rc)"
     fi
-    cp_log "warning: no stats file after 5 s; cookieproxy pid $pid keeps running"
   fi
   echo "$pid"
 }

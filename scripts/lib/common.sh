@@ -1,5 +1,5 @@
 # Shared helpers for the CookieProxy scripts. Source it; it defines functions and constants only.
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034
 
 # The repository root: scripts/lib/common.sh -> ../..
 CP_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"

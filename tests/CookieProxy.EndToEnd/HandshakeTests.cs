@@ -42,6 +42,23 @@ public sealed class HandshakeTests : LabTestBase
     }
 
     [LabFact]
+    public void Acks_with_forged_cookies_are_counted_invalid_and_create_no_flow()
+    {
+        StartProxy();
+        Assert.Equal("connected", TryConnect()); // One good flow first, so the counters exist and are warm.
+        ProxyStats before = WaitForQuietStats(TimeSpan.FromSeconds(6));
+
+        // Bare ACKs whose acknowledgment number cannot be a cookie we issued (no SYN was ever sent).
+        CommandResult acks = InClient(TimeSpan.FromSeconds(20), "timeout", "10", "hping3", "-q", "-A", "-p", "80", "-i", "u10000",
+            "-c", "20", "-M", "12345", "-L", "424242", "-a", "198.18.1.8", LabFixture.ServerIp);
+        Assert.False(acks.TimedOut, acks.ToString());
+
+        ProxyStats after = WaitForStats(s => s.CookieInvalid - before.CookieInvalid >= 20, TimeSpan.FromSeconds(5), "cookie_invalid to grow by 20");
+        Assert.Equal(before.FlowsCreated, after.FlowsCreated);
+        Assert.Equal(before.CookieValid, after.CookieValid);
+    }
+
+    [LabFact]
     public void Without_cookieproxy_the_hidden_port_does_not_answer()
     {
         // A timeout, not "refused": the kernel neither answers nor resets port 80.

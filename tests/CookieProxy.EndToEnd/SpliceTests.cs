@@ -70,7 +70,7 @@ public sealed partial class SpliceTests : LabTestBase
     [InlineData("1m.bin", false)]
     [InlineData("100m.bin", false)]
     [InlineData("1m.bin", true)]
-    [InlineData("100m.bin", true)]
+    [InlineData("10m.bin", true)] // Not 100 MiB: 3% loss towards the client costs ~2000 retransmissions per 100 MiB.
     public void Download_over_a_lossy_reordering_path_is_byte_identical(string name, bool bothDirections)
     {
         StartProxy();
@@ -111,7 +111,7 @@ public sealed partial class SpliceTests : LabTestBase
         Assert.False(r.TimedOut, "the client hung after the backend died");
         Assert.NotEqual(0, r.ExitCode);
         Assert.NotEqual(28, r.ExitCode); // curl's "operation timed out": a hang, not a reset.
-        Assert.True(sinceKill.Elapsed < TimeSpan.FromSeconds(15), $"curl took {sinceKill.Elapsed.TotalSeconds:F1} s to notice");
+        Assert.True(sinceKill.Elapsed < TimeSpan.FromSeconds(10), $"curl took {sinceKill.Elapsed.TotalSeconds:F1} s to notice");
         Assert.True(new FileInfo(file).Length < 100L << 20, "the whole file arrived although the backend was killed");
     }
 

@@ -34,8 +34,8 @@ done
 ip link show "$iface" >/dev/null 2>&1 || { echo "$iface: No such device exists" >&2; exit 1; }
 case "$pp" in
   "") send="" ;;
-  v1) send=send-proxy ;;
-  v2) send=send-proxy-v2 ;;
+  v1) send="send-proxy" ;;
+  v2) send="send-proxy-v2" ;;
   *) usage ;;
 esac
 ip="${listen%:*}" port="${listen#*:}"
@@ -107,7 +107,11 @@ finish()
 }
 trap finish TERM INT
 
-sleep 0.3
+# Ready (first stats file) only once haproxy listens: lab.sh proxy-start waits for that file.
+for _ in $(seq 50); do
+  ss -Hltn "sport = :$port" | grep -q . && break
+  sleep 0.1
+done
 while kill -0 "$hpid" 2>/dev/null; do
   write_stats
   sleep "$interval" &
