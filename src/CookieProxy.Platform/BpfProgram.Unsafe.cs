@@ -34,7 +34,8 @@ internal sealed unsafe class BpfProgram : IDisposable
         {
             string error = Interop.Pcap.GetError(dead);
             dead.Dispose();
-            throw new PacketDeviceException(interfaceName, $"Invalid capture filter \"{filter}\": {error}", Interop.Pcap.PCAP_ERROR);
+            string where = interfaceName.Length == 0 ? "" : $" for '{interfaceName}'";
+            throw new PacketDeviceException(interfaceName, $"Invalid capture filter \"{filter}\"{where}: {error}", Interop.Pcap.PCAP_ERROR);
         }
         return new BpfProgram(dead, program);
     }
