@@ -98,6 +98,7 @@ public sealed unsafe partial class PcapDevice
 
     public int Receive(FrameBatch batch, int timeoutMs)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         batch.Clear();
         // Dispatch first: libpcap may hold frames in its own buffer (BSD BPF reads many at once) that poll()
         // on the descriptor would not report.
@@ -156,6 +157,7 @@ public sealed unsafe partial class PcapDevice
 
     public bool Send(ReadOnlySpan<byte> frame)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         int written;
         fixed (byte* data = frame)
         {

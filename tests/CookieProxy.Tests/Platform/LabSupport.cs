@@ -234,3 +234,46 @@ internal static class TestFrames
         return (ushort)~sum;
     }
 }
+
+/// <summary>
+/// Runs code on a fresh thread that has dropped every capability (capset(2) acts on the calling thread only),
+/// to see the EPERM paths as an unprivileged user would, without leaving the test process.
+/// </summary>
+internal static unsafe partial class Unprivileged
+{
+    private const uint _LINUX_CAPABILITY_VERSION_3 = 0x20080522;
+
+    [LibraryImport("libc.so.6", SetLastError = true)]
+    private static partial int capset(uint* header, uint* data);
+
+    public static T Run<T>(Func<T> action)
+    {
+        T? result = default;
+        Exception? failure = null;
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                uint* header = stackalloc uint[2] { _LINUX_CAPABILITY_VERSION_3, 0 };
+                uint* data = stackalloc uint[6]; // two { effective, permitted, inheritable } words, all zero
+                new Span<uint>(data, 6).Clear();
+                if (capset(header, data) != 0)
+                {
+                    throw new InvalidOperationException($"capset failed: errno {Marshal.GetLastPInvokeError()}");
+                }
+                result = action();
+            }
+            catch (Exception e)
+            {
+                failure = e;
+            }
+        });
+        thread.Start();
+        thread.Join();
+        if (failure is not null)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
+        }
+        return result!;
+    }
+}

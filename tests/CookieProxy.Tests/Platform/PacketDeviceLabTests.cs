@@ -82,6 +82,22 @@ public sealed class PacketDeviceLabTests
         Assert.Contains("syntax error", error.Message);
     }
 
+    [Theory]
+    [InlineData(CaptureKind.Pcap, "libpcap: permission denied capturing on 'lo'")]
+    [InlineData(CaptureKind.AfPacket, "Operation not permitted (errno 1) (AF_PACKET needs root or CAP_NET_RAW)")]
+    public void WithoutCapNetRawOpeningIsAClearPermissionError(CaptureKind kind, string expected)
+    {
+        if (!RootOnly.CanRun(_output))
+        {
+            return;
+        }
+        PacketDeviceException error = Assert.Throws<PacketDeviceException>(
+            () => Unprivileged.Run(() => PacketDeviceFactory.Open("lo", s_filter, kind)));
+        _output.WriteLine(error.Message);
+        Assert.Equal("lo", error.InterfaceName);
+        Assert.Contains(expected, error.Message);
+    }
+
     [Fact]
     public void AutoPicksAfPacketOnLinux()
     {
