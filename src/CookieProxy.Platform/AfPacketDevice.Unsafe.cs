@@ -95,7 +95,7 @@ public sealed unsafe partial class AfPacketDevice
             SetOption(SOL_PACKET, PACKET_FANOUT, &fanout, sizeof(int), $"setsockopt(PACKET_FANOUT, group {FanoutGroupId})");
         }
 
-        int slots = Math.Min(options.TxBatchFrames, MaxSendmmsgBatch);
+        int slots = TxSlots(options);
         _messageArray = GC.AllocateArray<mmsghdr>(slots, pinned: true);
         _iovecArray = GC.AllocateArray<iovec>(slots, pinned: true);
         _messages = (mmsghdr*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_messageArray));
@@ -106,6 +106,9 @@ public sealed unsafe partial class AfPacketDevice
             _messages[i].msg_hdr.msg_iovlen = 1;
         }
     }
+
+    /// <summary>The TX queue and the sendmmsg vectors have the same number of slots.</summary>
+    private static int TxSlots(PacketDeviceOptions options) => Math.Clamp(options.TxBatchFrames, 1, MaxSendmmsgBatch);
 
     private void SetOption(int level, int name, void* value, uint length, string operation)
     {

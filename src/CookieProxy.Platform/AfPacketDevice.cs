@@ -57,7 +57,7 @@ public sealed partial class AfPacketDevice : IPacketDevice
         {
             Configure(filter, options);
             _wake = new WakePipe(interfaceName);
-            _txQueue = new FrameBatch(options.TxBatchFrames, Math.Max(options.SnapLength, 1518));
+            _txQueue = new FrameBatch(TxSlots(options), Math.Max(options.SnapLength, 1518));
             _interfaceDropBaseline = ReadInterfaceCounter("rx_dropped");
         }
         catch

@@ -10,7 +10,15 @@ public sealed unsafe partial class PcapDevice
     {
         byte* errbuf = stackalloc byte[Interop.Pcap.PCAP_ERRBUF_SIZE];
         errbuf[0] = 0;
-        SafePcapHandle pcap = Interop.Pcap.pcap_create(interfaceName, errbuf);
+        SafePcapHandle pcap;
+        try
+        {
+            pcap = Interop.Pcap.pcap_create(interfaceName, errbuf);
+        }
+        catch (DllNotFoundException e)
+        {
+            throw new PacketDeviceException(interfaceName, $"libpcap is not installed: {e.Message}", innerException: e);
+        }
         if (pcap.IsInvalid)
         {
             pcap.Dispose();
