@@ -215,6 +215,55 @@ public sealed class PacketDeviceLabTests
         Assert.InRange(clock.ElapsedMilliseconds, 80, 2000);
     }
 
+    [Theory]
+    [InlineData(CaptureKind.Pcap)]
+    [InlineData(CaptureKind.AfPacket)]
+    public void FramesLongerThanTheSnapLengthArriveTruncatedAndFlagged(CaptureKind receiverKind)
+    {
+        if (!RootOnly.CanRun(_output))
+        {
+            return;
+        }
+        _lab.EnsureUp();
+        var options = new PacketDeviceOptions { SnapLength = 128 };
+        using IPacketDevice receiver = Netns.Run(VethLab.NsA,
+            () => PacketDeviceFactory.Open(VethLab.IfA, s_filter, receiverKind, options: options));
+        using IPacketDevice sender = OpenIn(VethLab.NsB, VethLab.IfB, CaptureKind.AfPacket);
+        byte[] frame = TestFrames.Tcp(VethLab.AddrB, VethLab.AddrA, 40002, ProtectedPort, 3, payloadLength: 900);
+        sender.Send(frame);
+        sender.Flush();
+
+        List<(byte[] Frame, FrameFlags Flags)> received = ReceiveAtLeast(receiver, 1, timeoutMs: 2000);
+
+        Assert.Single(received);
+        Assert.Equal(frame[..128], received[0].Frame);
+        Assert.Equal(FrameFlags.Truncated, received[0].Flags);
+    }
+
+    [Theory]
+    [InlineData(CaptureKind.Pcap)]
+    [InlineData(CaptureKind.AfPacket)]
+    public void ReceiveWithZeroTimeoutNeverBlocksAndBadFramesAreCountedNotThrown(CaptureKind kind)
+    {
+        if (!RootOnly.CanRun(_output))
+        {
+            return;
+        }
+        _lab.EnsureUp();
+        using IPacketDevice device = OpenIn(VethLab.NsB, VethLab.IfB, kind);
+        var batch = new FrameBatch(8);
+        var clock = Stopwatch.StartNew();
+        Assert.Equal(0, device.Receive(batch, 0));
+        Assert.InRange(clock.ElapsedMilliseconds, 0, 500);
+
+        // Shorter than an Ethernet header: the kernel refuses it; we count it and carry on.
+        device.Send(new byte[10]);
+        device.Flush();
+        DeviceStats stats = device.GetStats();
+        Assert.Equal(1, stats.SendFailed);
+        Assert.Equal(0, stats.Sent);
+    }
+
     [Fact]
     public void KernelGeneratedFramesWithChecksumOffloadAreFlaggedChecksumNotReady()
     {
