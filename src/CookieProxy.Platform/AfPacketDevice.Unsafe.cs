@@ -9,6 +9,9 @@ public sealed unsafe partial class AfPacketDevice
 {
     private const int MaxSendmmsgBatch = 1024;
 
+    // sendmmsg's vectors live in pinned arrays: no native allocation to free, addresses never move.
+    private mmsghdr[] _messageArray = [];
+    private iovec[] _iovecArray = [];
     private mmsghdr* _messages;
     private iovec* _iovecs;
 
@@ -59,13 +62,13 @@ public sealed unsafe partial class AfPacketDevice
         };
         SetOption(SOL_PACKET, PACKET_RX_RING, &request, (uint)sizeof(tpacket_req3), "setsockopt(PACKET_RX_RING)");
 
-        _ringBytes = (nuint)options.RingBlockSize * (nuint)options.RingBlockCount;
-        IntPtr memory = mmap(IntPtr.Zero, _ringBytes, PROT_READ | PROT_WRITE, MAP_SHARED, _socket, 0);
+        nuint ringBytes = (nuint)options.RingBlockSize * (nuint)options.RingBlockCount;
+        IntPtr memory = mmap(IntPtr.Zero, ringBytes, PROT_READ | PROT_WRITE, MAP_SHARED, _socket, 0);
         if (memory == MAP_FAILED)
         {
-            throw Failure(Name, $"mmap of the {_ringBytes >> 20} MiB receive ring", Marshal.GetLastPInvokeError());
+            throw Failure(Name, $"mmap of the {ringBytes >> 20} MiB receive ring", Marshal.GetLastPInvokeError());
         }
-        _ringMemory = memory;
+        _ringMapping = new SafeRingMapping(memory, ringBytes);
         _ring = new TPacketV3Ring((byte*)memory, options.RingBlockSize, options.RingBlockCount);
 
         if (options.Promiscuous)
@@ -92,15 +95,20 @@ public sealed unsafe partial class AfPacketDevice
             SetOption(SOL_PACKET, PACKET_FANOUT, &fanout, sizeof(int), $"setsockopt(PACKET_FANOUT, group {FanoutGroupId})");
         }
 
-        int slots = Math.Min(options.TxBatchFrames, MaxSendmmsgBatch);
-        _messages = (mmsghdr*)NativeMemory.AllocZeroed((nuint)slots, (nuint)sizeof(mmsghdr));
-        _iovecs = (iovec*)NativeMemory.AllocZeroed((nuint)slots, (nuint)sizeof(iovec));
+        int slots = TxSlots(options);
+        _messageArray = GC.AllocateArray<mmsghdr>(slots, pinned: true);
+        _iovecArray = GC.AllocateArray<iovec>(slots, pinned: true);
+        _messages = (mmsghdr*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_messageArray));
+        _iovecs = (iovec*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_iovecArray));
         for (int i = 0; i < slots; i++)
         {
             _messages[i].msg_hdr.msg_iov = &_iovecs[i];
             _messages[i].msg_hdr.msg_iovlen = 1;
         }
     }
+
+    /// <summary>The TX queue and the sendmmsg vectors have the same number of slots.</summary>
+    private static int TxSlots(PacketDeviceOptions options) => Math.Clamp(options.TxBatchFrames, 1, MaxSendmmsgBatch);
 
     private void SetOption(int level, int name, void* value, uint length, string operation)
     {
@@ -114,6 +122,7 @@ public sealed unsafe partial class AfPacketDevice
 
     public int Receive(FrameBatch batch, int timeoutMs)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         batch.Clear();
         _ring.Drain(batch);
         if (batch.Count == 0 && timeoutMs != 0)
@@ -161,6 +170,7 @@ public sealed unsafe partial class AfPacketDevice
 
     public void Flush()
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         int count = _txQueue.Count;
         if (count == 0)
         {
@@ -199,16 +209,9 @@ public sealed unsafe partial class AfPacketDevice
 
     private void ReleaseRing()
     {
-        if (_ringMemory != IntPtr.Zero)
-        {
-            _ = munmap(_ringMemory, _ringBytes);
-            _ringMemory = IntPtr.Zero;
-            _ring = default;
-        }
-        NativeMemory.Free(_messages);
-        NativeMemory.Free(_iovecs);
-        _messages = null;
-        _iovecs = null;
+        _ring = default;
+        _ringMapping?.Dispose();
+        _ringMapping = null;
     }
 
     private (uint Packets, uint Drops) ReadKernelStatistics()

@@ -24,8 +24,7 @@ public sealed partial class AfPacketDevice : IPacketDevice
     private readonly Lock _statsLock = new();
     private readonly long _interfaceDropBaseline;
     private TPacketV3Ring _ring;
-    private IntPtr _ringMemory;
-    private nuint _ringBytes;
+    private SafeRingMapping? _ringMapping;
     private long _sent;
     private long _sendFailed;
     private long _kernelReceived;
@@ -58,7 +57,7 @@ public sealed partial class AfPacketDevice : IPacketDevice
         {
             Configure(filter, options);
             _wake = new WakePipe(interfaceName);
-            _txQueue = new FrameBatch(options.TxBatchFrames, Math.Max(options.SnapLength, 1518));
+            _txQueue = new FrameBatch(TxSlots(options), Math.Max(options.SnapLength, 1518));
             _interfaceDropBaseline = ReadInterfaceCounter("rx_dropped");
         }
         catch

@@ -23,7 +23,15 @@ internal sealed unsafe class BpfProgram : IDisposable
     public static BpfProgram Compile(string filter, int snapLength = 65535, string interfaceName = "")
     {
         ArgumentNullException.ThrowIfNull(filter);
-        SafePcapHandle dead = Interop.Pcap.pcap_open_dead(Interop.Pcap.DLT_EN10MB, snapLength);
+        SafePcapHandle dead;
+        try
+        {
+            dead = Interop.Pcap.pcap_open_dead(Interop.Pcap.DLT_EN10MB, snapLength);
+        }
+        catch (DllNotFoundException e)
+        {
+            throw new PacketDeviceException(interfaceName, $"libpcap is needed to compile the capture filter but is not installed: {e.Message}", innerException: e);
+        }
         if (dead.IsInvalid)
         {
             dead.Dispose();
@@ -34,7 +42,8 @@ internal sealed unsafe class BpfProgram : IDisposable
         {
             string error = Interop.Pcap.GetError(dead);
             dead.Dispose();
-            throw new PacketDeviceException(interfaceName, $"Invalid capture filter \"{filter}\": {error}", Interop.Pcap.PCAP_ERROR);
+            string where = interfaceName.Length == 0 ? "" : $" for '{interfaceName}'";
+            throw new PacketDeviceException(interfaceName, $"Invalid capture filter \"{filter}\"{where}: {error}", Interop.Pcap.PCAP_ERROR);
         }
         return new BpfProgram(dead, program);
     }

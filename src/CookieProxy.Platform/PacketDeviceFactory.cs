@@ -54,10 +54,6 @@ public static class PacketDeviceFactory
                         throw new PacketDeviceException(interfaceName,
                             $"{pcapError.Message} (af_packet also failed: {afPacketError.Message})", pcapError.NativeError, pcapError);
                     }
-                    catch (DllNotFoundException)
-                    {
-                        throw afPacketError;
-                    }
                 }
 
             default:

@@ -10,7 +10,15 @@ public sealed unsafe partial class PcapDevice
     {
         byte* errbuf = stackalloc byte[Interop.Pcap.PCAP_ERRBUF_SIZE];
         errbuf[0] = 0;
-        SafePcapHandle pcap = Interop.Pcap.pcap_create(interfaceName, errbuf);
+        SafePcapHandle pcap;
+        try
+        {
+            pcap = Interop.Pcap.pcap_create(interfaceName, errbuf);
+        }
+        catch (DllNotFoundException e)
+        {
+            throw new PacketDeviceException(interfaceName, $"libpcap is not installed: {e.Message}", innerException: e);
+        }
         if (pcap.IsInvalid)
         {
             pcap.Dispose();
@@ -98,6 +106,7 @@ public sealed unsafe partial class PcapDevice
 
     public int Receive(FrameBatch batch, int timeoutMs)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         batch.Clear();
         // Dispatch first: libpcap may hold frames in its own buffer (BSD BPF reads many at once) that poll()
         // on the descriptor would not report.
@@ -156,6 +165,7 @@ public sealed unsafe partial class PcapDevice
 
     public bool Send(ReadOnlySpan<byte> frame)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         int written;
         fixed (byte* data = frame)
         {

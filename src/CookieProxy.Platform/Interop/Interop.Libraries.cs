@@ -58,19 +58,5 @@ internal static partial class Interop
             // Fall back to the runtime's own probing, which throws DllNotFoundException with its search list.
             return IntPtr.Zero;
         }
-
-        /// <summary>True when libpcap can be loaded on this machine.</summary>
-        internal static bool IsPcapAvailable()
-        {
-            EnsureResolver();
-            foreach (string candidate in s_pcapCandidates)
-            {
-                if (NativeLibrary.TryLoad(candidate, typeof(Libraries).Assembly, null, out _))
-                {
-                    return true;
-                }
-            }
-            return false;
-        }
     }
 }

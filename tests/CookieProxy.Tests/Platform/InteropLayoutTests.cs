@@ -1,0 +1,75 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using CookieProxy.Platform;
+using static CookieProxy.Platform.Interop.PacketSocket;
+
+namespace CookieProxy.Tests.Platform;
+
+/// <summary>
+/// Struct layouts against the kernel ABI. Expected numbers come from gcc on x86-64 with
+/// /usr/include/linux/if_packet.h (sizeof/offsetof), as recorded in the platform report.
+/// </summary>
+public class InteropLayoutTests
+{
+    [Fact]
+    public void TpacketReq3Is28Bytes() => Assert.Equal(28, Unsafe.SizeOf<tpacket_req3>());
+
+    [Fact]
+    public void TpacketBlockDescMatchesTheKernel()
+    {
+        Assert.Equal(48, Unsafe.SizeOf<tpacket_block_desc>());
+        Assert.Equal(40, Unsafe.SizeOf<tpacket_hdr_v1>());
+        Assert.Equal(8, Offset<tpacket_block_desc>(nameof(tpacket_block_desc.bh1)));
+        Assert.Equal(0, Offset<tpacket_hdr_v1>(nameof(tpacket_hdr_v1.block_status)));
+        Assert.Equal(4, Offset<tpacket_hdr_v1>(nameof(tpacket_hdr_v1.num_pkts)));
+        Assert.Equal(8, Offset<tpacket_hdr_v1>(nameof(tpacket_hdr_v1.offset_to_first_pkt)));
+        Assert.Equal(12, Offset<tpacket_hdr_v1>(nameof(tpacket_hdr_v1.blk_len)));
+        Assert.Equal(16, Offset<tpacket_hdr_v1>(nameof(tpacket_hdr_v1.seq_num)));
+        Assert.Equal(24, Offset<tpacket_hdr_v1>(nameof(tpacket_hdr_v1.ts_first_pkt)));
+        Assert.Equal(32, Offset<tpacket_hdr_v1>(nameof(tpacket_hdr_v1.ts_last_pkt)));
+    }
+
+    [Fact]
+    public void Tpacket3HdrIs48BytesIncludingHv1()
+    {
+        Assert.Equal(48, Unsafe.SizeOf<tpacket3_hdr>());
+        Assert.Equal(12, Unsafe.SizeOf<tpacket_hdr_variant1>());
+        Assert.Equal(0, Offset<tpacket3_hdr>(nameof(tpacket3_hdr.tp_next_offset)));
+        Assert.Equal(12, Offset<tpacket3_hdr>(nameof(tpacket3_hdr.tp_snaplen)));
+        Assert.Equal(16, Offset<tpacket3_hdr>(nameof(tpacket3_hdr.tp_len)));
+        Assert.Equal(20, Offset<tpacket3_hdr>(nameof(tpacket3_hdr.tp_status)));
+        Assert.Equal(24, Offset<tpacket3_hdr>(nameof(tpacket3_hdr.tp_mac)));
+        Assert.Equal(26, Offset<tpacket3_hdr>(nameof(tpacket3_hdr.tp_net)));
+        Assert.Equal(28, Offset<tpacket3_hdr>(nameof(tpacket3_hdr.hv1)));
+        Assert.Equal(4, Offset<tpacket_hdr_variant1>(nameof(tpacket_hdr_variant1.tp_vlan_tci)));
+        Assert.Equal(8, Offset<tpacket_hdr_variant1>(nameof(tpacket_hdr_variant1.tp_vlan_tpid)));
+        Assert.Equal(40, Offset<tpacket3_hdr>(nameof(tpacket3_hdr.tp_padding)));
+        // TPACKET_ALIGN(sizeof(tpacket3_hdr)): where the walker finds sockaddr_ll.
+        Assert.Equal(48u, TPACKET_ALIGN((uint)Unsafe.SizeOf<tpacket3_hdr>()));
+    }
+
+    [Fact]
+    public void SocketStructsMatchTheKernel()
+    {
+        Assert.Equal(20, Unsafe.SizeOf<sockaddr_ll>());
+        Assert.Equal(10, Offset<sockaddr_ll>(nameof(sockaddr_ll.sll_pkttype)));
+        Assert.Equal(16, Unsafe.SizeOf<packet_mreq>());
+        Assert.Equal(12, Unsafe.SizeOf<tpacket_stats_v3>());
+        Assert.Equal(16, Unsafe.SizeOf<sock_fprog>());
+        Assert.Equal(8, Unsafe.SizeOf<Interop.Pcap.bpf_insn>());
+        Assert.Equal(16, Unsafe.SizeOf<Interop.Pcap.bpf_program>());
+        Assert.Equal(56, Unsafe.SizeOf<msghdr>());
+        Assert.Equal(64, Unsafe.SizeOf<mmsghdr>());
+        Assert.Equal(8, Unsafe.SizeOf<Interop.Libc.pollfd>());
+    }
+
+    [Fact]
+    public void PcapStructsMatchLibpcap()
+    {
+        Assert.Equal(24, Unsafe.SizeOf<Interop.Pcap.pcap_pkthdr>());
+        Assert.Equal(16, Offset<Interop.Pcap.pcap_pkthdr>(nameof(Interop.Pcap.pcap_pkthdr.caplen)));
+        Assert.Equal(12, Unsafe.SizeOf<Interop.Pcap.pcap_stat>());
+    }
+
+    private static int Offset<T>(string field) => (int)Marshal.OffsetOf<T>(field);
+}

@@ -1,0 +1,279 @@
+using System.Buffers.Binary;
+using System.Diagnostics;
+using System.Net;
+using System.Runtime.InteropServices;
+using Xunit.Abstractions;
+
+namespace CookieProxy.Tests.Platform;
+
+/// <summary>
+/// Root-only tests: they FAIL when not root, unless COOKIEPROXY_SKIP_ROOT_TESTS=1 (developers without root),
+/// in which case they return early and say so in the test output.
+/// </summary>
+internal static class RootOnly
+{
+    public static bool CanRun(ITestOutputHelper output)
+    {
+        if (Environment.IsPrivilegedProcess)
+        {
+            return true;
+        }
+        if (Environment.GetEnvironmentVariable("COOKIEPROXY_SKIP_ROOT_TESTS") == "1")
+        {
+            output.WriteLine("SKIP: not root and COOKIEPROXY_SKIP_ROOT_TESTS=1; this test did not run.");
+            return false;
+        }
+        Assert.Fail("This test needs root (network namespaces, AF_PACKET). Run as root, or set COOKIEPROXY_SKIP_ROOT_TESTS=1 to skip it knowingly.");
+        return false;
+    }
+}
+
+/// <summary>
+/// Two namespaces joined by a veth pair, in the style of the kernel's nft_synproxy.sh selftest:
+/// <code>
+///   netns plat-a: plat0 02:00:c6:12:c8:01 198.18.200.1/24  &lt;--veth--&gt;  netns plat-b: plat1 02:00:c6:12:c8:02 198.18.200.2/24
+/// </code>
+/// plat0 has every offload off (so raw frames arrive as sent); plat1 keeps TX checksum offload so frames from
+/// its kernel arrive CHECKSUM_PARTIAL (TP_STATUS_CSUMNOTREADY). Nothing is routed anywhere else.
+/// </summary>
+public sealed class VethLab : IDisposable
+{
+    public const string NsA = "plat-a";
+    public const string NsB = "plat-b";
+    public const string IfA = "plat0";
+    public const string IfB = "plat1";
+    public static readonly byte[] MacA = [0x02, 0x00, 0xc6, 0x12, 0xc8, 0x01];
+    public static readonly byte[] MacB = [0x02, 0x00, 0xc6, 0x12, 0xc8, 0x02];
+    public static readonly IPAddress AddrA = IPAddress.Parse("198.18.200.1");
+    public static readonly IPAddress AddrB = IPAddress.Parse("198.18.200.2");
+
+    private readonly Lock _lock = new();
+    private bool _up;
+
+    public void EnsureUp()
+    {
+        lock (_lock)
+        {
+            if (_up)
+            {
+                return;
+            }
+            Shell($"ip netns del {NsA} 2>/dev/null; ip netns del {NsB} 2>/dev/null; true");
+            _up = true; // from here on Dispose cleans up, even if a step below fails
+            Shell($"""
+                set -e
+                ip netns add {NsA}
+                ip netns add {NsB}
+                ip link add {IfA} address 02:00:c6:12:c8:01 netns {NsA} type veth peer name {IfB} address 02:00:c6:12:c8:02 netns {NsB}
+                ip netns exec {NsA} sysctl -qw net.ipv6.conf.all.disable_ipv6=1
+                ip netns exec {NsB} sysctl -qw net.ipv6.conf.all.disable_ipv6=1
+                ip -n {NsA} addr add 198.18.200.1/24 dev {IfA}
+                ip -n {NsB} addr add 198.18.200.2/24 dev {IfB}
+                ip -n {NsA} link set lo up
+                ip -n {NsB} link set lo up
+                ip -n {NsA} link set {IfA} up
+                ip -n {NsB} link set {IfB} up
+                ip netns exec {NsA} ethtool -K {IfA} tx off rx off gro off gso off tso off >/dev/null
+                ip netns exec {NsB} ethtool -K {IfB} rx off gro off gso off tso off >/dev/null
+                for i in $(seq 50); do ip -n {NsA} link show {IfA} | grep -q LOWER_UP && break; sleep 0.1; done
+                """);
+        }
+    }
+
+    public void Dispose()
+    {
+        lock (_lock)
+        {
+            if (_up)
+            {
+                Shell($"ip netns del {NsA} 2>/dev/null; ip netns del {NsB} 2>/dev/null; true");
+                _up = false;
+            }
+        }
+    }
+
+    public static string Shell(string script)
+    {
+        var start = new ProcessStartInfo("/bin/sh")
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        using Process process = Process.Start(start)!;
+        process.StandardInput.Write(script);
+        process.StandardInput.Close();
+        Task<string> stdout = process.StandardOutput.ReadToEndAsync();
+        string stderr = process.StandardError.ReadToEnd();
+        if (!process.WaitForExit(30_000))
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"Shell script timed out:\n{script}");
+        }
+        if (process.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"Shell script failed ({process.ExitCode}): {stderr}\n{script}");
+        }
+        return stdout.Result;
+    }
+}
+
+/// <summary>Runs code on a fresh thread that has joined a network namespace; sockets opened there stay in it.</summary>
+internal static partial class Netns
+{
+    private const int CLONE_NEWNET = 0x40000000;
+
+    [LibraryImport("libc.so.6", SetLastError = true)]
+    private static partial int setns(int fd, int nstype);
+
+    public static T Run<T>(string name, Func<T> action)
+    {
+        T? result = default;
+        Exception? failure = null;
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                using Microsoft.Win32.SafeHandles.SafeFileHandle ns = File.OpenHandle($"/run/netns/{name}");
+                if (setns((int)ns.DangerousGetHandle(), CLONE_NEWNET) != 0)
+                {
+                    throw new InvalidOperationException($"setns({name}) failed: errno {Marshal.GetLastPInvokeError()}");
+                }
+                // The thread ends after this: the process's other threads never see the namespace.
+                result = action();
+            }
+            catch (Exception e)
+            {
+                failure = e;
+            }
+        });
+        thread.Start();
+        thread.Join();
+        if (failure is not null)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
+        }
+        return result!;
+    }
+}
+
+/// <summary>Ethernet/IPv4/TCP frames with correct checksums, optionally 802.1Q-tagged.</summary>
+internal static class TestFrames
+{
+    public static byte[] Tcp(IPAddress source, IPAddress destination, ushort sourcePort, ushort destinationPort,
+        int sequenceIndex, int payloadLength = 16, ushort? vlanTci = null)
+    {
+        int l2 = vlanTci is null ? 14 : 18;
+        var frame = new byte[l2 + 20 + 20 + payloadLength];
+        Span<byte> f = frame;
+        VethLab.MacA.CopyTo(f);
+        VethLab.MacB.CopyTo(f[6..]);
+        if (vlanTci is ushort tci)
+        {
+            BinaryPrimitives.WriteUInt16BigEndian(f[12..], 0x8100);
+            BinaryPrimitives.WriteUInt16BigEndian(f[14..], tci);
+        }
+        BinaryPrimitives.WriteUInt16BigEndian(f[(l2 - 2)..], 0x0800);
+
+        Span<byte> ip = f[l2..];
+        ip[0] = 0x45;
+        BinaryPrimitives.WriteUInt16BigEndian(ip[2..], (ushort)(40 + payloadLength));
+        BinaryPrimitives.WriteUInt16BigEndian(ip[4..], (ushort)sequenceIndex);
+        ip[8] = 64;
+        ip[9] = 6;
+        source.GetAddressBytes().CopyTo(ip[12..]);
+        destination.GetAddressBytes().CopyTo(ip[16..]);
+        BinaryPrimitives.WriteUInt16BigEndian(ip[10..], Checksum(ip[..20], 0));
+
+        Span<byte> tcp = ip[20..];
+        BinaryPrimitives.WriteUInt16BigEndian(tcp, sourcePort);
+        BinaryPrimitives.WriteUInt16BigEndian(tcp[2..], destinationPort);
+        BinaryPrimitives.WriteUInt32BigEndian(tcp[4..], (uint)sequenceIndex * 1000);
+        tcp[12] = 5 << 4;
+        tcp[13] = 0x10; // ACK
+        BinaryPrimitives.WriteUInt16BigEndian(tcp[14..], 65535);
+        BinaryPrimitives.WriteInt32BigEndian(tcp[20..], sequenceIndex);
+        for (int i = 24; i < 20 + payloadLength; i++)
+        {
+            tcp[i] = (byte)(sequenceIndex + i);
+        }
+        uint pseudo = Sum(ip.Slice(12, 8)) + 6u + (uint)(20 + payloadLength);
+        BinaryPrimitives.WriteUInt16BigEndian(tcp[16..], Checksum(tcp[..(20 + payloadLength)], pseudo));
+        return frame;
+    }
+
+    public static int SequenceIndexOf(ReadOnlySpan<byte> frame)
+    {
+        int l2 = BinaryPrimitives.ReadUInt16BigEndian(frame[12..]) == 0x8100 ? 18 : 14;
+        return BinaryPrimitives.ReadInt32BigEndian(frame[(l2 + 40)..]);
+    }
+
+    private static uint Sum(ReadOnlySpan<byte> data)
+    {
+        uint sum = 0;
+        int i = 0;
+        for (; i + 1 < data.Length; i += 2)
+        {
+            sum += BinaryPrimitives.ReadUInt16BigEndian(data[i..]);
+        }
+        if (i < data.Length)
+        {
+            sum += (uint)data[i] << 8;
+        }
+        return sum;
+    }
+
+    // RFC 1071 Internet checksum.
+    private static ushort Checksum(ReadOnlySpan<byte> data, uint initial)
+    {
+        uint sum = initial + Sum(data);
+        while (sum >> 16 != 0)
+        {
+            sum = (sum & 0xFFFF) + (sum >> 16);
+        }
+        return (ushort)~sum;
+    }
+}
+
+/// <summary>
+/// Runs code on a fresh thread that has dropped every capability (capset(2) acts on the calling thread only),
+/// to see the EPERM paths as an unprivileged user would, without leaving the test process.
+/// </summary>
+internal static unsafe partial class Unprivileged
+{
+    private const uint _LINUX_CAPABILITY_VERSION_3 = 0x20080522;
+
+    [LibraryImport("libc.so.6", SetLastError = true)]
+    private static partial int capset(uint* header, uint* data);
+
+    public static T Run<T>(Func<T> action)
+    {
+        T? result = default;
+        Exception? failure = null;
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                uint* header = stackalloc uint[2] { _LINUX_CAPABILITY_VERSION_3, 0 };
+                uint* data = stackalloc uint[6]; // two { effective, permitted, inheritable } words, all zero
+                new Span<uint>(data, 6).Clear();
+                if (capset(header, data) != 0)
+                {
+                    throw new InvalidOperationException($"capset failed: errno {Marshal.GetLastPInvokeError()}");
+                }
+                result = action();
+            }
+            catch (Exception e)
+            {
+                failure = e;
+            }
+        });
+        thread.Start();
+        thread.Join();
+        if (failure is not null)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
+        }
+        return result!;
+    }
+}

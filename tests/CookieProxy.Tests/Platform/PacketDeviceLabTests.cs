@@ -1,0 +1,327 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using CookieProxy.Io;
+using CookieProxy.Platform;
+using Xunit.Abstractions;
+
+namespace CookieProxy.Tests.Platform;
+
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class PlatformLabCollection : ICollectionFixture<VethLab>
+{
+    public const string Name = "Platform veth lab";
+}
+
+/// <summary>
+/// Both backends against a real veth pair (see <see cref="VethLab"/>): frames sent on plat1 by one backend
+/// arrive on plat0 through the other, intact, in order, with the right flags. Needs root.
+/// </summary>
+[Collection(PlatformLabCollection.Name)]
+public sealed class PacketDeviceLabTests
+{
+    private const ushort ProtectedPort = 80;
+    private static readonly string s_filter = BpfFilter.ForProtectedEndpoints(new IPEndPoint(VethLab.AddrA, ProtectedPort));
+
+    private readonly VethLab _lab;
+    private readonly ITestOutputHelper _output;
+
+    public PacketDeviceLabTests(VethLab lab, ITestOutputHelper output)
+    {
+        _lab = lab;
+        _output = output;
+    }
+
+    private static IPacketDevice OpenIn(string ns, string interfaceName, CaptureKind kind, int fanoutGroup = -1, string? filter = null) =>
+        Netns.Run(ns, () => PacketDeviceFactory.Open(interfaceName, filter ?? s_filter, kind, fanoutGroup));
+
+    private static List<(byte[] Frame, FrameFlags Flags)> ReceiveAtLeast(IPacketDevice device, int count, int timeoutMs = 5000)
+    {
+        var received = new List<(byte[], FrameFlags)>();
+        var batch = new FrameBatch(64);
+        var clock = Stopwatch.StartNew();
+        while (received.Count < count && clock.ElapsedMilliseconds < timeoutMs)
+        {
+            int n = device.Receive(batch, 100);
+            for (int i = 0; i < n; i++)
+            {
+                received.Add((batch[i].ToArray(), batch.GetFlags(i)));
+            }
+        }
+        return received;
+    }
+
+    [Theory]
+    [InlineData(CaptureKind.Pcap)]
+    [InlineData(CaptureKind.AfPacket)]
+    public void NonexistentInterfaceIsAClearError(CaptureKind kind)
+    {
+        if (!RootOnly.CanRun(_output))
+        {
+            return;
+        }
+        PacketDeviceException error = Assert.Throws<PacketDeviceException>(() => PacketDeviceFactory.Open("plat-nope0", s_filter, kind));
+        _output.WriteLine(error.Message);
+        Assert.Equal("plat-nope0", error.InterfaceName);
+        Assert.Contains("no such interface 'plat-nope0'", error.Message);
+    }
+
+    [Theory]
+    [InlineData(CaptureKind.Pcap)]
+    [InlineData(CaptureKind.AfPacket)]
+    public void BadFilterIsAClearError(CaptureKind kind)
+    {
+        if (!RootOnly.CanRun(_output))
+        {
+            return;
+        }
+        PacketDeviceException error = Assert.Throws<PacketDeviceException>(() => PacketDeviceFactory.Open("lo", "tcp and (dst port 80", kind));
+        _output.WriteLine(error.Message);
+        Assert.Contains("'lo'", error.Message);
+        Assert.Contains("tcp and (dst port 80", error.Message);
+        Assert.Contains("syntax error", error.Message);
+    }
+
+    [Theory]
+    [InlineData(CaptureKind.Pcap, "libpcap: permission denied capturing on 'lo'")]
+    [InlineData(CaptureKind.AfPacket, "Operation not permitted (errno 1) (AF_PACKET needs root or CAP_NET_RAW)")]
+    public void WithoutCapNetRawOpeningIsAClearPermissionError(CaptureKind kind, string expected)
+    {
+        if (!RootOnly.CanRun(_output))
+        {
+            return;
+        }
+        PacketDeviceException error = Assert.Throws<PacketDeviceException>(
+            () => Unprivileged.Run(() => PacketDeviceFactory.Open("lo", s_filter, kind)));
+        _output.WriteLine(error.Message);
+        Assert.Equal("lo", error.InterfaceName);
+        Assert.Contains(expected, error.Message);
+    }
+
+    [Fact]
+    public void AutoPicksAfPacketOnLinux()
+    {
+        if (!RootOnly.CanRun(_output))
+        {
+            return;
+        }
+        _lab.EnsureUp();
+        using IPacketDevice device = OpenIn(VethLab.NsA, VethLab.IfA, CaptureKind.Auto);
+        Assert.Equal("af_packet-v3", device.Backend);
+        Assert.Equal(VethLab.IfA, device.Name);
+    }
+
+    [Theory]
+    [InlineData(CaptureKind.Pcap, CaptureKind.AfPacket)]
+    [InlineData(CaptureKind.AfPacket, CaptureKind.Pcap)]
+    [InlineData(CaptureKind.AfPacket, CaptureKind.AfPacket)]
+    public void FramesArriveIntactAndInOrder(CaptureKind receiverKind, CaptureKind senderKind)
+    {
+        if (!RootOnly.CanRun(_output))
+        {
+            return;
+        }
+        _lab.EnsureUp();
+        const int Count = 200;
+        using IPacketDevice receiver = OpenIn(VethLab.NsA, VethLab.IfA, receiverKind);
+        using IPacketDevice sender = OpenIn(VethLab.NsB, VethLab.IfB, senderKind);
+        var sent = new List<byte[]>();
+        for (int i = 0; i < Count; i++)
+        {
+            byte[] frame = TestFrames.Tcp(VethLab.AddrB, VethLab.AddrA, 40000, ProtectedPort, i, payloadLength: 16 + i % 1000);
+            sent.Add(frame);
+            Assert.True(sender.Send(frame));
+            if (i % 32 == 31)
+            {
+                sender.Flush();
+            }
+        }
+        // Noise that the filter must keep out: another port, another destination.
+        sender.Send(TestFrames.Tcp(VethLab.AddrB, VethLab.AddrA, 40000, 81, 9999));
+        sender.Send(TestFrames.Tcp(VethLab.AddrB, IPAddress.Parse("198.18.200.3"), 40000, ProtectedPort, 9998));
+        sender.Flush();
+
+        List<(byte[] Frame, FrameFlags Flags)> received = ReceiveAtLeast(receiver, Count + 1, timeoutMs: 3000);
+
+        Assert.Equal(Count, received.Count);
+        for (int i = 0; i < Count; i++)
+        {
+            Assert.Equal(sent[i], received[i].Frame);
+            Assert.Equal(FrameFlags.None, received[i].Flags);
+        }
+        DeviceStats senderStats = sender.GetStats();
+        DeviceStats receiverStats = receiver.GetStats();
+        _output.WriteLine($"sender {sender.Backend}: {senderStats}; receiver {receiver.Backend}: {receiverStats}");
+        Assert.Equal(Count + 2, senderStats.Sent);
+        Assert.Equal(0, senderStats.SendFailed);
+        Assert.True(receiverStats.Received >= Count, $"receiver counted {receiverStats.Received}");
+        Assert.Equal(0, receiverStats.KernelDropped);
+    }
+
+    [Theory]
+    [InlineData(CaptureKind.Pcap)]
+    [InlineData(CaptureKind.AfPacket)]
+    public void VlanTaggedFramesArriveWithTheirTag(CaptureKind receiverKind)
+    {
+        if (!RootOnly.CanRun(_output))
+        {
+            return;
+        }
+        _lab.EnsureUp();
+        using IPacketDevice receiver = OpenIn(VethLab.NsA, VethLab.IfA, receiverKind);
+        using IPacketDevice sender = OpenIn(VethLab.NsB, VethLab.IfB, CaptureKind.AfPacket);
+        byte[] tagged = TestFrames.Tcp(VethLab.AddrB, VethLab.AddrA, 40001, ProtectedPort, 7, vlanTci: 0x0064);
+        sender.Send(tagged);
+        sender.Flush();
+
+        List<(byte[] Frame, FrameFlags Flags)> received = ReceiveAtLeast(receiver, 1, timeoutMs: 2000);
+
+        Assert.Single(received);
+        Assert.Equal(tagged, received[0].Frame);
+    }
+
+    [Theory]
+    [InlineData(CaptureKind.Pcap)]
+    [InlineData(CaptureKind.AfPacket)]
+    public void WakeUnblocksReceive(CaptureKind kind)
+    {
+        if (!RootOnly.CanRun(_output))
+        {
+            return;
+        }
+        _lab.EnsureUp();
+        using IPacketDevice device = OpenIn(VethLab.NsA, VethLab.IfA, kind);
+        var batch = new FrameBatch(8);
+        var clock = Stopwatch.StartNew();
+        int result = -1;
+        var capture = new Thread(() => result = device.Receive(batch, 10_000));
+        capture.Start();
+        Thread.Sleep(200);
+        device.Wake();
+
+        Assert.True(capture.Join(3000), "Receive did not return after Wake");
+        Assert.Equal(0, result);
+        Assert.InRange(clock.ElapsedMilliseconds, 150, 3000);
+
+        // A wake before Receive is not lost, and repeated wakes coalesce into one early return.
+        device.Wake();
+        device.Wake();
+        device.Wake();
+        clock.Restart();
+        Assert.Equal(0, device.Receive(batch, 10_000));
+        Assert.InRange(clock.ElapsedMilliseconds, 0, 1000);
+        clock.Restart();
+        Assert.Equal(0, device.Receive(batch, 100));
+        Assert.InRange(clock.ElapsedMilliseconds, 80, 2000);
+    }
+
+    [Theory]
+    [InlineData(CaptureKind.Pcap)]
+    [InlineData(CaptureKind.AfPacket)]
+    public void FramesLongerThanTheSnapLengthArriveTruncatedAndFlagged(CaptureKind receiverKind)
+    {
+        if (!RootOnly.CanRun(_output))
+        {
+            return;
+        }
+        _lab.EnsureUp();
+        var options = new PacketDeviceOptions { SnapLength = 128 };
+        using IPacketDevice receiver = Netns.Run(VethLab.NsA,
+            () => PacketDeviceFactory.Open(VethLab.IfA, s_filter, receiverKind, options: options));
+        using IPacketDevice sender = OpenIn(VethLab.NsB, VethLab.IfB, CaptureKind.AfPacket);
+        byte[] frame = TestFrames.Tcp(VethLab.AddrB, VethLab.AddrA, 40002, ProtectedPort, 3, payloadLength: 900);
+        sender.Send(frame);
+        sender.Flush();
+
+        List<(byte[] Frame, FrameFlags Flags)> received = ReceiveAtLeast(receiver, 1, timeoutMs: 2000);
+
+        Assert.Single(received);
+        Assert.Equal(frame[..128], received[0].Frame);
+        Assert.Equal(FrameFlags.Truncated, received[0].Flags);
+    }
+
+    [Theory]
+    [InlineData(CaptureKind.Pcap)]
+    [InlineData(CaptureKind.AfPacket)]
+    public void ReceiveWithZeroTimeoutNeverBlocksAndBadFramesAreCountedNotThrown(CaptureKind kind)
+    {
+        if (!RootOnly.CanRun(_output))
+        {
+            return;
+        }
+        _lab.EnsureUp();
+        using IPacketDevice device = OpenIn(VethLab.NsB, VethLab.IfB, kind);
+        var batch = new FrameBatch(8);
+        var clock = Stopwatch.StartNew();
+        Assert.Equal(0, device.Receive(batch, 0));
+        Assert.InRange(clock.ElapsedMilliseconds, 0, 500);
+
+        // Shorter than an Ethernet header: the kernel refuses it; we count it and carry on.
+        device.Send(new byte[10]);
+        device.Flush();
+        DeviceStats stats = device.GetStats();
+        Assert.Equal(1, stats.SendFailed);
+        Assert.Equal(0, stats.Sent);
+    }
+
+    [Fact]
+    public void KernelGeneratedFramesWithChecksumOffloadAreFlaggedChecksumNotReady()
+    {
+        if (!RootOnly.CanRun(_output))
+        {
+            return;
+        }
+        _lab.EnsureUp();
+        using IPacketDevice receiver = OpenIn(VethLab.NsA, VethLab.IfA, CaptureKind.AfPacket);
+        // plat1 keeps TX checksum offload: its kernel's SYN crosses the veth as CHECKSUM_PARTIAL.
+        using Socket client = Netns.Run(VethLab.NsB, () => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
+        _ = client.ConnectAsync(new IPEndPoint(VethLab.AddrA, ProtectedPort)); // refused by plat-a's kernel: fine
+
+        List<(byte[] Frame, FrameFlags Flags)> received = ReceiveAtLeast(receiver, 1, timeoutMs: 2000);
+
+        Assert.NotEmpty(received);
+        Assert.Equal(0x02, received[0].Frame[14 + 20 + 13]); // SYN
+        Assert.Equal(FrameFlags.ChecksumNotReady, received[0].Flags);
+    }
+
+    [Fact]
+    public void FanoutSplitsFlowsBetweenGroupMembersWithoutDuplicates()
+    {
+        if (!RootOnly.CanRun(_output))
+        {
+            return;
+        }
+        _lab.EnsureUp();
+        const int Flows = 16;
+        const int PerFlow = 4;
+        using IPacketDevice first = OpenIn(VethLab.NsA, VethLab.IfA, CaptureKind.AfPacket, fanoutGroup: 4242);
+        using IPacketDevice second = OpenIn(VethLab.NsA, VethLab.IfA, CaptureKind.AfPacket, fanoutGroup: 4242);
+        using IPacketDevice sender = OpenIn(VethLab.NsB, VethLab.IfB, CaptureKind.AfPacket);
+        for (int i = 0; i < Flows * PerFlow; i++)
+        {
+            sender.Send(TestFrames.Tcp(VethLab.AddrB, VethLab.AddrA, (ushort)(41000 + i % Flows), ProtectedPort, i));
+        }
+        sender.Flush();
+
+        var portsByDevice = new[] { new List<int>(), new List<int>() };
+        var batch = new FrameBatch(64);
+        var clock = Stopwatch.StartNew();
+        while (portsByDevice[0].Count + portsByDevice[1].Count < Flows * PerFlow && clock.ElapsedMilliseconds < 3000)
+        {
+            for (int d = 0; d < 2; d++)
+            {
+                int n = (d == 0 ? first : second).Receive(batch, 20);
+                for (int i = 0; i < n; i++)
+                {
+                    portsByDevice[d].Add((batch[i][34] << 8) | batch[i][35]);
+                }
+            }
+        }
+
+        _output.WriteLine($"member 0: {portsByDevice[0].Count} frames, member 1: {portsByDevice[1].Count} frames");
+        Assert.Equal(Flows * PerFlow, portsByDevice[0].Count + portsByDevice[1].Count);
+        Assert.Empty(portsByDevice[0].Intersect(portsByDevice[1]));
+        Assert.NotEmpty(portsByDevice[0]);
+        Assert.NotEmpty(portsByDevice[1]);
+    }
+}
