@@ -10,8 +10,12 @@ namespace CookieProxy.Benchmarks;
 /// Baseline: the same batch one serial hash at a time (scalar strategy). Vector512 runs on the API's
 /// software fallback where AVX-512 is missing (Vector512.IsHardwareAccelerated is printed in the
 /// global setup output); dispatch never uses it there.
+/// On a shared, overloaded machine the means measure the scheduler more than the code (one 64-cookie
+/// batch is well under a microsecond): compare the Min column, or run on an idle machine.
 /// </summary>
 [MemoryDiagnoser]
+[MinColumn]
+[MedianColumn]
 public class SipHashBenchmarks
 {
     private const int Batch = 64;
