@@ -4,8 +4,8 @@
 // One partial file per strategy, in the style of System.IO.Hashing's Crc32 / Crc32.Vectorized:
 //   SipHash.cs            public API, argument checks, run-time dispatch (this file)
 //   SipHash.Scalar.cs     the generic reference, the fixed-arity word helpers, the scalar batch
-//   SipHash.Vector256.cs  batch of 4 messages, lane i = message i (AVX2)
-//   SipHash.Vector512.cs  batch of 8 messages, lane i = message i (AVX-512)
+//   SipHash.Vector256.cs  4 messages per vector, lane i = message i (AVX2); two vectors in flight
+//   SipHash.Vector512.cs  8 messages per vector, lane i = message i (AVX-512)
 //
 // SipHash of one cookie input is a serial chain of dependent rounds, so no single hash gets faster
 // with SIMD. Instead the batch API hashes many SYNs at once, one message per vector lane, which is
@@ -96,7 +96,7 @@ public static partial class SipHash
     /// </summary>
     /// <remarks>
     /// Lane i of a vector register carries message i, so a batch of 64 SYNs is 8 passes of the
-    /// AVX-512 path or 16 of the AVX2 path rather than 64 serial chains. <paramref name="hashes"/>
+    /// AVX-512 path (8 lanes) or 16 vectors of the AVX2 path (4 lanes) rather than 64 serial chains. <paramref name="hashes"/>
     /// must not overlap <paramref name="words"/>. No allocation.
     /// </remarks>
     public static void HashBatch(in SipKey key, ReadOnlySpan<ulong> words, int wordsPerMessage, int count, Span<ulong> hashes)

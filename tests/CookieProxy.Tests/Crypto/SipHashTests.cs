@@ -192,6 +192,35 @@ public class SipHashTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>The final block carries the length mod 256: 32 words (256 bytes) wraps to 0.</summary>
+    [Theory]
+    [MemberData(nameof(Strategies))]
+    public void LongMessagesCarryTheLengthModulo256(string strategy)
+    {
+        BatchFunction hashBatch = Strategy(strategy);
+        var random = new Random(256);
+        foreach (int wordCount in new[] { 9, 31, 32, 33, 40 })
+        {
+            const int Count = 11;
+            var key = new SipKey(NextUInt64(random), NextUInt64(random));
+            ulong[] words = new ulong[wordCount * Count];
+            FillRandom(random, words);
+            ulong[] hashes = new ulong[Count];
+            hashBatch(key, words, wordCount, Count, hashes);
+
+            byte[] bytes = new byte[8 * wordCount];
+            for (int lane = 0; lane < Count; lane++)
+            {
+                for (int w = 0; w < wordCount; w++)
+                {
+                    BitConverter.TryWriteBytes(bytes.AsSpan(8 * w), words[(w * Count) + lane]);
+                }
+
+                Assert.Equal(SipHash.Hash(key, bytes), hashes[lane]);
+            }
+        }
+    }
+
     [Theory]
     [MemberData(nameof(Strategies))]
     public void BatchAgreesWithTheFixedArityHelpers(string strategy)
