@@ -28,6 +28,11 @@ public sealed class StatsReporter : IDisposable
         _file = jsonFile;
         _interval = TimeSpan.FromSeconds(intervalSeconds);
         _lastTicks = _startTicks;
+        if (_file is not null)
+        {
+            // Written at once: the file's appearance tells scripts the capture is open.
+            WriteJson(_file, snapshot(), 0);
+        }
         if (intervalSeconds > 0)
         {
             _thread = new Thread(Run) { IsBackground = true, Name = "cookieproxy-stats" };
