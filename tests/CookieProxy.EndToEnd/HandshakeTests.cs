@@ -111,6 +111,10 @@ public sealed class HandshakeTests : LabTestBase
             StartProxy("--hide-port");
             Assert.Equal("connected", TryConnect());
             WaitForStats(s => s.CookieValid >= 1, TimeSpan.FromSeconds(5), "cookie_valid >= 1");
+
+            // On exit the proxy removes its table again: the port must not stay a silent black hole.
+            StopProxy();
+            Assert.Equal("refused", TryConnect(timeoutSeconds: 2));
         }
         finally
         {
