@@ -25,8 +25,27 @@ public sealed class HandshakeTests : LabTestBase
     public void Client_connect_completes_through_cookieproxy()
     {
         StartProxy();
-        Assert.Equal("connected", TryConnect());
+        string pcap = Path.Combine(Lab.LabDir, "handshake.pcap");
+        using (RunningCommand dump = StartInClient("tcpdump", "--immediate-mode", "-i", LabFixture.ClientDev, "-n", "-s", "256", "-Z", "root",
+            "-w", pcap, $"tcp and host {LabFixture.ServerIp} and port 80"))
+        {
+            Capture.WaitUntilListening(dump);
+            Assert.Equal("connected", TryConnect());
+            Thread.Sleep(300);
+            Capture.Stop(dump, Log);
+        }
+
         WaitForStats(s => s.CookieValid >= 1, TimeSpan.FromSeconds(5), "cookie_valid >= 1");
+        Capture.KeepForCorpus(pcap, "handshake", Log);
+
+        // The wire view of the same handshake: SYN, one cookie SYN+ACK, ACK of the cookie.
+        List<CapturedTcp> packets = PcapFile.ReadTcp(pcap);
+        CapturedTcp syn = Assert.Single(packets, p => p.IsSynOnly);
+        CapturedTcp synAck = Assert.Single(packets, p => p.IsSynAck);
+        Assert.True(synAck.IpChecksumOk && synAck.TcpChecksumOk == true, "SYN+ACK checksum: " + synAck);
+        Assert.Equal(syn.Seq + 1, synAck.Ack);
+        Assert.True(synAck.OptionsLength >= 4, "SYN+ACK carries no MSS option: " + synAck);
+        Assert.Contains(packets, p => p.Flags == CapturedTcp.AckFlag && p.SourcePort == syn.SourcePort && p.Ack == synAck.Seq + 1);
     }
 
     [LabFact]
@@ -111,6 +130,10 @@ public sealed class HandshakeTests : LabTestBase
             StartProxy("--hide-port");
             Assert.Equal("connected", TryConnect());
             WaitForStats(s => s.CookieValid >= 1, TimeSpan.FromSeconds(5), "cookie_valid >= 1");
+
+            // On exit the proxy removes its table again: the port must not stay a silent black hole.
+            StopProxy();
+            Assert.Equal("refused", TryConnect(timeoutSeconds: 2));
         }
         finally
         {

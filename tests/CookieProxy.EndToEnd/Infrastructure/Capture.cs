@@ -34,6 +34,24 @@ public static partial class Capture
         return m.Success ? long.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) : -1;
     }
 
+    /// <summary>
+    /// Copies a capture into $COOKIEPROXY_E2E_CORPUS (when set), so real packets from the lab can seed
+    /// parser tests and fuzzing (STYLE.md lesson 14).
+    /// </summary>
+    public static void KeepForCorpus(string pcap, string name, Action<string>? log)
+    {
+        string? dir = Environment.GetEnvironmentVariable("COOKIEPROXY_E2E_CORPUS");
+        if (string.IsNullOrEmpty(dir) || !File.Exists(pcap))
+        {
+            return;
+        }
+
+        Directory.CreateDirectory(dir);
+        string target = Path.Combine(dir, $"{name}-{DateTime.UtcNow:yyyyMMddTHHmmss}.pcap");
+        File.Copy(pcap, target, overwrite: true);
+        log?.Invoke("kept capture " + target);
+    }
+
     public static bool IsAlive(int pid)
     {
         string status = $"/proc/{pid}/status";

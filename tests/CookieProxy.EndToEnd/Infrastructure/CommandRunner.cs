@@ -127,10 +127,11 @@ public sealed class RunningCommand : IDisposable
             _process.WaitForExit(TimeSpan.FromSeconds(5));
         }
 
-        // The parameterless overload waits for the redirected streams to reach end of file.
+        // The parameterless overload waits for the redirected streams to reach end of file; bounded,
+        // in case a daemon we started inherited the pipes.
         if (_process.HasExited)
         {
-            _process.WaitForExit();
+            Task.Run(() => _process.WaitForExit()).Wait(TimeSpan.FromSeconds(5));
         }
 
         string stdout;
