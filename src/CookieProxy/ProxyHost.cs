@@ -141,6 +141,7 @@ public static class ProxyHost
                 foreach (CaptureWorker w in workers)
                 {
                     w.Counters.AddTo(total);
+                    total.CaptureDropped += w.Device.GetStats().KernelDropped;
                 }
                 return total;
             }

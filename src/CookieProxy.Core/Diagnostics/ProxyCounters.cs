@@ -24,6 +24,8 @@ public sealed class ProxyCounters
     public long BytesToClient;
     public long SegmentsToClient;
     public long Retransmits;
+    /// <summary>Frames the kernel dropped before we could read them (ring full). Set from device stats on read.</summary>
+    public long CaptureDropped;
 
     private readonly long[] _drops = new long[(int)DropReason.Count];
 
@@ -63,6 +65,7 @@ public sealed class ProxyCounters
         total.BytesToClient += Volatile.Read(ref BytesToClient);
         total.SegmentsToClient += Volatile.Read(ref SegmentsToClient);
         total.Retransmits += Volatile.Read(ref Retransmits);
+        total.CaptureDropped += Volatile.Read(ref CaptureDropped);
         for (int i = 0; i < _drops.Length; i++)
         {
             total._drops[i] += Volatile.Read(ref _drops[i]);

@@ -75,6 +75,10 @@ public sealed class StatsReporter : IDisposable
         }
         sb.Append(inv, $" ack_valid={c.CookieValid} ack_invalid={c.CookieInvalid} flows={c.FlowsActive} created={c.FlowsCreated}");
         sb.Append(inv, $" rst={c.RstSent} to_backend={c.BytesToBackend} to_client={c.BytesToClient} retrans={c.Retransmits}");
+        if (c.CaptureDropped != 0)
+        {
+            sb.Append(inv, $" capture_dropped={c.CaptureDropped}");
+        }
         long drops = c.TotalDrops;
         sb.Append(inv, $" drops={drops}");
         if (drops > 0)
@@ -118,6 +122,7 @@ public sealed class StatsReporter : IDisposable
             w.WriteNumber("bytes_to_client", c.BytesToClient);
             w.WriteNumber("segments_to_client", c.SegmentsToClient);
             w.WriteNumber("retransmits", c.Retransmits);
+            w.WriteNumber("capture_dropped", c.CaptureDropped);
             w.WriteNumber("drops_total", c.TotalDrops);
             w.WriteStartObject("drops");
             for (var r = (DropReason)1; r < DropReason.Count; r++)
