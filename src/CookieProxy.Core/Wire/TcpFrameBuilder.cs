@@ -1,5 +1,3 @@
-using CookieProxy.Tcp;
-
 namespace CookieProxy.Wire;
 
 /// <summary>
