@@ -42,7 +42,7 @@ public static class SynAckWriter
         reply.Options = ourOptions;
 
         Span<byte> segment = frameBuffer.Slice(l2 + l3Length, tcpHeaderLength);
-        TcpFrameBuilder.WriteTcpHeader(segment, reply, tcpHeaderLength, isSyn: true);
+        TcpPacket.Emit(segment, reply);
 
         L2L3Template tmpl = default;
         tmpl.IpVersion = syn.IpVersion;
