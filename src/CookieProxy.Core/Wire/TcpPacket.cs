@@ -176,7 +176,7 @@ public readonly ref struct TcpPacket
     /// <summary>Fills the fixed fields and options of <paramref name="repr"/> from a validated segment.</summary>
     public DropReason ToRepr(out TcpRepr repr)
     {
-        repr = default;
+        // Every field is assigned (no "repr = default"): the parser runs per captured frame.
         repr.SrcPort = SrcPort;
         repr.DstPort = DstPort;
         repr.Seq = Seq;

@@ -45,6 +45,24 @@ public class ChecksumTests
         }
     }
 
+    [Theory]
+    [InlineData(1460)]
+    [InlineData(1461)]
+    [InlineData(9001)]
+    [InlineData(65535)]
+    public void Sum_matches_the_reference_for_large_segments(int length)
+    {
+        var rng = new Random(length);
+        byte[] data = new byte[length + 3];
+        rng.NextBytes(data);
+        for (int start = 0; start < 4; start++)
+        {
+            Assert.Equal(ReferenceChecksum(data.AsSpan(start, length).ToArray()), Checksum.Compute(data.AsSpan(start, length)));
+        }
+        Array.Fill(data, (byte)0xFF);
+        Assert.Equal(ReferenceChecksum(data.AsSpan(0, length).ToArray()), Checksum.Compute(data.AsSpan(0, length)));
+    }
+
     [Fact]
     public void Real_ipv4_header_verifies_and_recomputes_to_its_captured_value()
     {
