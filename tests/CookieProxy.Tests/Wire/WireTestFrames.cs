@@ -75,8 +75,27 @@ internal static class WireTestFrames
         return Convert.FromHexString(digits.ToString());
     }
 
-    public static string CorpusDirectory([CallerFilePath] string thisFile = "") =>
-        Path.Combine(Path.GetDirectoryName(thisFile)!, "Corpus");
+    /// <summary>
+    /// The corpus sits beside this source file; if a CI build remapped source paths, walk up from the test
+    /// binaries to the repository instead.
+    /// </summary>
+    public static string CorpusDirectory([CallerFilePath] string thisFile = "")
+    {
+        string beside = Path.Combine(Path.GetDirectoryName(thisFile) ?? ".", "Corpus");
+        if (Directory.Exists(beside))
+        {
+            return beside;
+        }
+        for (DirectoryInfo? d = new(AppContext.BaseDirectory); d is not null; d = d.Parent)
+        {
+            string candidate = Path.Combine(d.FullName, "tests", "CookieProxy.Tests", "Wire", "Corpus");
+            if (Directory.Exists(candidate))
+            {
+                return candidate;
+            }
+        }
+        throw new DirectoryNotFoundException("Wire test corpus not found");
+    }
 
     public static IEnumerable<string> CorpusNames() =>
         Directory.EnumerateFiles(CorpusDirectory(), "*.hex").Select(Path.GetFileNameWithoutExtension).Order().Select(n => n!);
