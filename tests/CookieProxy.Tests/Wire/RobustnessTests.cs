@@ -89,6 +89,15 @@ public class RobustnessTests
                 Assert.Equal(p.Tcp.Seq + 1, reply.Tcp.Ack);
                 synAcks++;
             }
+            else if (replyable && (p.Tcp.Flags & TcpFlags.Rst) == 0)
+            {
+                Array.Fill(replyBuffer, (byte)0xA5);
+                frame.AsSpan(0, Math.Min(frame.Length, replyBuffer.Length)).CopyTo(replyBuffer);
+                int n = RstWriter.RewriteInPlace(replyBuffer, p);
+                Assert.True(n > 0);
+                Assert.Equal(DropReason.None, PacketParser.Parse(replyBuffer.AsSpan(0, n), out ParsedPacket rst, verifyChecksums: true));
+                Assert.True((rst.Tcp.Flags & TcpFlags.Rst) != 0);
+            }
         }
 
         // The mutations must still leave a fair share of frames for the deeper layers.

@@ -134,3 +134,55 @@ public class SynAckWriterTests
         return reply;
     }
 }
+
+public class RstWriterTests
+{
+    [Fact]
+    public void Answers_an_ACK_with_a_bare_RST_at_its_ack_number()
+    {
+        byte[] frame = Corpus("v4-c2s-PA-1");
+        byte[] buffer = (byte[])frame.Clone();
+        Assert.Equal(DropReason.None, PacketParser.Parse(buffer, out ParsedPacket seg, true));
+
+        int n = RstWriter.RewriteInPlace(buffer, seg);
+        Assert.Equal(54, n);
+        Assert.Equal(DropReason.None, PacketParser.Parse(buffer.AsSpan(0, n), out ParsedPacket rst, verifyChecksums: true));
+        Assert.Equal(TcpFlags.Rst, rst.Tcp.Flags);
+        Assert.Equal(seg.Tcp.Ack, rst.Tcp.Seq);
+        Assert.Equal(0u, rst.Tcp.Ack.Value);
+        Assert.Equal(seg.Flow.SrcAddr, rst.Flow.DstAddr);
+        Assert.Equal(seg.Flow.SrcPort, rst.Flow.DstPort);
+        Assert.Equal(0, rst.PayloadLength);
+    }
+
+    [Fact]
+    public void Answers_a_SYN_like_Linux_answers_a_closed_port()
+    {
+        // The captured SYN to port 81 and the RST+ACK Linux sent for it.
+        byte[] buffer = Corpus("v4-c2s-S-2");
+        Assert.Equal(DropReason.None, PacketParser.Parse(buffer, out ParsedPacket syn, true));
+        int n = RstWriter.RewriteInPlace(buffer, syn);
+        Assert.Equal(ToHex(Corpus("v4-s2c-RA-1")), ToHex(buffer.AsSpan(0, n)));
+    }
+
+    [Fact]
+    public void Never_answers_a_RST()
+    {
+        byte[] buffer = Corpus("v4-s2c-RA-1");
+        Assert.Equal(DropReason.None, PacketParser.Parse(buffer, out ParsedPacket rst, true));
+        Assert.Equal(0, RstWriter.RewriteInPlace(buffer, rst));
+    }
+
+    [Fact]
+    public void Counts_payload_and_FIN_in_the_acknowledgment()
+    {
+        byte[] seg = Segment(40000, 80, 1000, 0, 0x01 | 0x08, 1000, payload: new byte[10]); // FIN PSH, no ACK
+        byte[] buffer = BuildV6(seg);
+        Assert.Equal(DropReason.None, PacketParser.Parse(buffer, out ParsedPacket p, true));
+        int n = RstWriter.RewriteInPlace(buffer, p);
+        Assert.Equal(DropReason.None, PacketParser.Parse(buffer.AsSpan(0, n), out ParsedPacket rst, true));
+        Assert.Equal(TcpFlags.Rst | TcpFlags.Ack, rst.Tcp.Flags);
+        Assert.Equal(1011u, rst.Tcp.Ack.Value);
+        Assert.Equal(0u, rst.Tcp.Seq.Value);
+    }
+}
