@@ -13,7 +13,8 @@ public static class TcpFrameBuilder
     /// <summary>
     /// Writes one frame into <paramref name="dst"/>; the payload is the concatenation of
     /// <paramref name="payloadHead"/> and <paramref name="payloadTail"/> (a ring buffer's two halves).
-    /// Returns the frame length, or 0 if it does not fit in dst or in the 16-bit IP length fields.
+    /// The payload spans must not overlap <paramref name="dst"/>. Returns the frame length, or 0 if it does not
+    /// fit in dst or in the 16-bit IP length fields, or the template has no IP version.
     /// </summary>
     public static int Write(Span<byte> dst, in L2L3Template tmpl, in TcpRepr tcp, ReadOnlySpan<byte> payloadHead, ReadOnlySpan<byte> payloadTail)
     {
