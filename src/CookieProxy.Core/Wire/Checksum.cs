@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace CookieProxy.Wire;
 
@@ -13,47 +13,24 @@ namespace CookieProxy.Wire;
 /// Internally the data is summed in native byte order, 32 bits at a time into a 64-bit accumulator, and
 /// byte-swapped once at the end; RFC 1071 (2)(B) "byte order independence" makes that exact.
 /// </remarks>
-public static class Checksum
+public static partial class Checksum
 {
     /// <summary>One's complement sum of <paramref name="data"/> (odd tail padded with a zero byte), folded to 16 bits.</summary>
     public static uint Sum(ReadOnlySpan<byte> data)
     {
         ulong acc = 0;
-        ReadOnlySpan<ulong> words = MemoryMarshal.Cast<byte, ulong>(data);
-        int i = 0;
-        // Two accumulators break the dependency chain; each 64-bit word contributes its two 32-bit halves,
-        // so the accumulators cannot overflow below 2^31 words (8 GiB).
-        ulong acc2 = 0;
-        for (; i + 1 < words.Length; i += 2)
+        int pos = 0;
+        // Headers (20..60 bytes) stay scalar; segments take the vector path. Each path consumes a multiple of
+        // 32 bytes, so the scalar tail starts on an even offset and word boundaries are kept.
+        if (Vector256.IsHardwareAccelerated && data.Length >= VectorThreshold)
         {
-            ulong a = words[i];
-            ulong b = words[i + 1];
-            acc += (uint)a + (a >> 32);
-            acc2 += (uint)b + (b >> 32);
+            acc = SumVector256(data, out pos);
         }
-        if (i < words.Length)
+        else if (Vector128.IsHardwareAccelerated && data.Length >= VectorThreshold)
         {
-            ulong a = words[i];
-            acc += (uint)a + (a >> 32);
+            acc = SumVector128(data, out pos);
         }
-        acc += acc2;
-
-        int pos = words.Length * 8;
-        if (data.Length - pos >= 4)
-        {
-            acc += MemoryMarshal.Read<uint>(data.Slice(pos));
-            pos += 4;
-        }
-        if (data.Length - pos >= 2)
-        {
-            acc += MemoryMarshal.Read<ushort>(data.Slice(pos));
-            pos += 2;
-        }
-        if (pos < data.Length)
-        {
-            // The odd byte is the high-order byte of a zero-padded word (RFC 1071 (4.1)), in network order.
-            acc += BitConverter.IsLittleEndian ? data[pos] : (uint)data[pos] << 8;
-        }
+        acc += SumScalar(data.Slice(pos));
 
         uint folded = Fold(acc);
         return BitConverter.IsLittleEndian ? BinaryPrimitives.ReverseEndianness((ushort)folded) : folded;

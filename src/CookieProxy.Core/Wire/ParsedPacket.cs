@@ -50,4 +50,10 @@ public struct ParsedPacket
     public readonly byte Dscp => (byte)(TrafficClass >> 2);
 
     public readonly bool IsV4 => IpVersion == 4;
+
+    /// <summary>The TCP payload inside the frame this packet was parsed from.</summary>
+    public readonly Span<byte> GetPayload(Span<byte> frame) => frame.Slice(PayloadOffset, PayloadLength);
+
+    /// <summary>The TCP header and payload inside the frame this packet was parsed from.</summary>
+    public readonly Span<byte> GetTcpSegment(Span<byte> frame) => frame.Slice(L4Offset, FrameLength - L4Offset);
 }

@@ -1,5 +1,3 @@
-using CookieProxy.Tcp;
-
 namespace CookieProxy.Wire;
 
 /// <summary>
@@ -10,24 +8,23 @@ public static class TcpFrameBuilder
 {
     /// <summary>Frame length <see cref="Write"/> would produce.</summary>
     public static int FrameLength(in L2L3Template tmpl, in TcpRepr tcp, int payloadLength) =>
-        tmpl.HeaderLength + TcpPacket.MinHeaderLength + TcpOptionsWriter.Length(tcp.Options, IsSyn(tcp)) + payloadLength;
+        tmpl.HeaderLength + TcpPacket.HeaderLengthFor(tcp) + payloadLength;
 
     /// <summary>
     /// Writes one frame into <paramref name="dst"/>; the payload is the concatenation of
     /// <paramref name="payloadHead"/> and <paramref name="payloadTail"/> (a ring buffer's two halves).
-    /// Returns the frame length, or 0 if it does not fit in dst or in the 16-bit IP length fields.
+    /// The payload spans must not overlap <paramref name="dst"/>. Returns the frame length, or 0 if it does not
+    /// fit in dst or in the 16-bit IP length fields, or the template has no IP version.
     /// </summary>
     public static int Write(Span<byte> dst, in L2L3Template tmpl, in TcpRepr tcp, ReadOnlySpan<byte> payloadHead, ReadOnlySpan<byte> payloadTail)
     {
-        bool isSyn = (tcp.Flags & TcpFlags.Syn) != 0;
-        int optionsLength = TcpOptionsWriter.Length(tcp.Options, isSyn);
-        int tcpHeaderLength = TcpPacket.MinHeaderLength + optionsLength;
+        int tcpHeaderLength = TcpPacket.HeaderLengthFor(tcp);
         int payloadLength = payloadHead.Length + payloadTail.Length;
         int segmentLength = tcpHeaderLength + payloadLength;
         int l2 = tmpl.L2Length;
         int l3Length = tmpl.L3Length;
         int frameLength = l2 + l3Length + segmentLength;
-        if (frameLength > dst.Length || l3Length + segmentLength > ushort.MaxValue)
+        if (frameLength > dst.Length || l3Length + segmentLength > ushort.MaxValue || tmpl.IpVersion is not (4 or 6))
         {
             return 0;
         }
@@ -40,29 +37,11 @@ public static class TcpFrameBuilder
         payloadHead.CopyTo(segment.Slice(tcpHeaderLength));
         payloadTail.CopyTo(segment.Slice(tcpHeaderLength + payloadHead.Length));
 
-        WriteTcpHeader(segment, tcp, tcpHeaderLength, isSyn);
+        TcpPacket.Emit(segment, tcp);
         WriteIpHeader(dst.Slice(l2, l3Length), tmpl, segmentLength);
         var view = new TcpPacket(segment);
         view.Checksum = Checksum.Tcp(tmpl.OurIp, tmpl.ClientIp, segment);
         return frameLength;
-    }
-
-    private static bool IsSyn(in TcpRepr tcp) => (tcp.Flags & TcpFlags.Syn) != 0;
-
-    /// <summary>Writes a TCP header (options included, checksum zero) at the start of <paramref name="segment"/>.</summary>
-    internal static void WriteTcpHeader(Span<byte> segment, in TcpRepr tcp, int headerLength, bool isSyn)
-    {
-        var view = new TcpPacket(segment);
-        view.SrcPort = tcp.SrcPort;
-        view.DstPort = tcp.DstPort;
-        view.Seq = tcp.Seq;
-        view.Ack = tcp.Ack;
-        view.SetHeaderLength(headerLength);
-        view.Flags = tcp.Flags;
-        view.Window = tcp.Window;
-        view.Checksum = 0;
-        view.UrgentPointer = tcp.UrgentPointer;
-        TcpOptionsWriter.Write(segment.Slice(TcpPacket.MinHeaderLength, headerLength - TcpPacket.MinHeaderLength), tcp.Options, isSyn);
     }
 
     /// <summary>Writes the IP header for a TCP segment of <paramref name="segmentLength"/> bytes from us to the client.</summary>

@@ -39,7 +39,8 @@ public static class TcpOptionsReader
     /// </summary>
     public static DropReason Parse(ReadOnlySpan<byte> options, out TcpOptionsRepr repr)
     {
-        repr = TcpOptionsRepr.None;
+        repr = default;
+        repr.WindowScale = -1; // as TcpOptionsRepr.None, without a temporary copy
         int i = 0;
         while (i < options.Length)
         {

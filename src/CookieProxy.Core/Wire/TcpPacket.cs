@@ -142,10 +142,41 @@ public readonly ref struct TcpPacket
         return DropReason.None;
     }
 
+    /// <summary>Header length (20 + options) that <see cref="Emit"/> writes for <paramref name="repr"/>.</summary>
+    public static int HeaderLengthFor(in TcpRepr repr) =>
+        MinHeaderLength + TcpOptionsWriter.Length(repr.Options, (repr.Flags & TcpFlags.Syn) != 0);
+
+    /// <summary>
+    /// Writes the header of <paramref name="repr"/> (options by <see cref="TcpOptionsWriter"/>, checksum field
+    /// zero) at the start of <paramref name="segment"/>; returns the header length, or 0 if it does not fit.
+    /// The checksum needs the payload and the addresses: see <see cref="Checksum.Tcp"/>.
+    /// </summary>
+    public static int Emit(Span<byte> segment, in TcpRepr repr)
+    {
+        bool isSyn = (repr.Flags & TcpFlags.Syn) != 0;
+        int headerLength = MinHeaderLength + TcpOptionsWriter.Length(repr.Options, isSyn);
+        if (segment.Length < headerLength)
+        {
+            return 0;
+        }
+        var view = new TcpPacket(segment);
+        view.SrcPort = repr.SrcPort;
+        view.DstPort = repr.DstPort;
+        view.Seq = repr.Seq;
+        view.Ack = repr.Ack;
+        view.SetHeaderLength(headerLength);
+        view.Flags = repr.Flags;
+        view.Window = repr.Window;
+        view.Checksum = 0;
+        view.UrgentPointer = repr.UrgentPointer;
+        TcpOptionsWriter.Write(segment.Slice(MinHeaderLength, headerLength - MinHeaderLength), repr.Options, isSyn);
+        return headerLength;
+    }
+
     /// <summary>Fills the fixed fields and options of <paramref name="repr"/> from a validated segment.</summary>
     public DropReason ToRepr(out TcpRepr repr)
     {
-        repr = default;
+        // Every field is assigned (no "repr = default"): the parser runs per captured frame.
         repr.SrcPort = SrcPort;
         repr.DstPort = DstPort;
         repr.Seq = Seq;
