@@ -69,7 +69,7 @@ public sealed partial class TcpEndpoint
             // and the new window is at least twice what the client still has (Linux's rule), or the
             // advertised window was zero: the client would otherwise stall until its persist timer.
             int remaining = ReceiveWindowRemaining;
-            int candidate = _recvRing.Free;
+            int candidate = Math.Min(_recvRing.Free, ushort.MaxValue << _rcvWndShift);
             if (candidate - remaining >= SwsThreshold && (remaining == 0 || candidate >= 2 * remaining))
             {
                 _ackNow = true;
@@ -100,7 +100,9 @@ public sealed partial class TcpEndpoint
         uint wnd = (uint)ReceiveWindowRemaining;
         if (segLen == 0)
         {
-            return wnd == 0 ? seq == _rcvNxt : seq.InWindow(_rcvNxt, wnd);
+            // RCV.NXT =< SEG.SEQ < RCV.NXT + RCV.WND, relaxed like Linux (tcp_sequence) to admit SEG.SEQ at the
+            // right edge: a peer whose data filled our window sends its ACKs from there.
+            return seq.InWindow(_rcvNxt, wnd + 1);
         }
 
         if (wnd == 0)

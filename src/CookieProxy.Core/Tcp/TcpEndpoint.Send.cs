@@ -165,9 +165,10 @@ public sealed partial class TcpEndpoint
             bool newSack = _sackEnabled && ProcessSackBlocks(in seg);
             // RFC 5681 2 duplicate ACK (no data, no FIN, same window, data outstanding); with SACK, RFC 6675 2
             // counts ACKs that carry new SACK information instead (so data-bearing ACKs count too).
-            bool duplicate = _sackEnabled
+            // A zero window is flow control, not loss: those ACKs never count (the persist timer takes over).
+            bool duplicate = window > 0 && (_sackEnabled
                 ? newSack
-                : payloadLength == 0 && (seg.Flags & TcpFlags.Fin) == 0 && window == _sndWnd;
+                : payloadLength == 0 && (seg.Flags & TcpFlags.Fin) == 0 && window == _sndWnd);
             if (duplicate)
             {
                 OnDuplicateAck();
@@ -299,7 +300,9 @@ public sealed partial class TcpEndpoint
 
         if (!sent && (_ackNow || (_ackDelayed && nowMs >= _delayedAckAtMs)))
         {
-            TcpRepr ackSeg = BuildHeader(_sndNxt, TcpFlags.Ack, nowMs);
+            // SEQ = SND.MAX (RFC 9293's SND.NXT), not our rolled-back go-back-N pointer: a pure ACK below the
+            // client's RCV.NXT would be unacceptable to it, its ACK in turn to us -- an endless ACK war.
+            TcpRepr ackSeg = BuildHeader(_sndMax, TcpFlags.Ack, nowMs);
             sink.Emit(in ackSeg, default, default);
             SegmentsSent++;
         }
