@@ -77,8 +77,10 @@ public sealed partial class TcpEndpoint
 
         if (_cwnd < _ssthresh)
         {
-            // RFC 5681 (2) slow start: cwnd += min(N, SMSS).
-            _cwnd = Math.Min(_cwnd + Math.Min(acked, _effMss), MaxCwnd);
+            // RFC 5681 (2) slow start says cwnd += min(N, SMSS). Like Linux (tcp_slow_start) we add every newly
+            // acknowledged byte instead: with stretch ACKs (batched receive, ACKs piggybacked on bidirectional
+            // data) one SMSS per ACK starves slow start. Bursts stay bounded by the ACK clock and rwnd.
+            _cwnd = Math.Min(_cwnd + acked, MaxCwnd);
         }
         else
         {

@@ -38,6 +38,8 @@ public sealed partial class TcpEndpoint
     public long PawsRejected { get; private set; }
     /// <summary>Out-of-order segments dropped because the reassembly map was full.</summary>
     public long OutOfOrderDropped { get; private set; }
+    /// <summary>Segments that went out advertising a zero window (backend not reading).</summary>
+    public long ZeroWindowsAdvertised { get; private set; }
 
     /// <summary>In-order client bytes not yet taken by the backend.</summary>
     public int ReceiveAvailable => _recvRing.Count;
@@ -249,6 +251,11 @@ public sealed partial class TcpEndpoint
         int shift = _rcvWndShift;
         int field = Math.Min((wnd + (1 << shift) - 1) >> shift, ushort.MaxValue);
         _rcvAdvEdge = SeqNumber.Max(_rcvAdvEdge, _rcvNxt + (field << shift));
+        if (field == 0)
+        {
+            ZeroWindowsAdvertised++;
+        }
+
         return (ushort)field;
     }
 }

@@ -33,16 +33,16 @@ public class EstablishedSendTests : TcpTestBase
     }
 
     [Fact]
-    public void Slow_start_grows_cwnd_by_one_mss_per_ack()
+    public void Slow_start_grows_cwnd_by_the_bytes_each_ack_covers()
     {
         InEstablished();
         Ep.Send(new byte[30_000]);
         Assert.Equal(10, DispatchAll().Count);
         Send(ClientNext, ack: OurNext + (2 * Mss));
-        Assert.Equal(11 * Mss, Ep.CongestionWindow);
-        // flight 8 segments, cwnd 11: three more.
+        Assert.Equal(12 * Mss, Ep.CongestionWindow);
+        // flight 8 segments, cwnd 12: four more.
         List<SentSegment> segs = DispatchAll();
-        Assert.Equal(3, segs.Count);
+        Assert.Equal(4, segs.Count);
         Assert.Equal(OurNext + (10 * Mss), segs[0].Seq);
     }
 

@@ -44,6 +44,8 @@ public class PersistTests : TcpTestBase
         Recv();
         AckEverythingWithZeroWindow(100);
         Ep.Send(new byte[1000]);
+        Assert.Equal(0, Ep.NextDeadlineMs); // Send has no clock: the next Dispatch arms the persist timer
+        RecvNothing();
         for (int i = 0; i < 30; i++)
         {
             Now = Ep.NextDeadlineMs;

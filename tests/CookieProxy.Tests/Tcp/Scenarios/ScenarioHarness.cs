@@ -46,10 +46,10 @@ public sealed class ScenarioApp
     public long CorruptedAt { get; private set; } = -1;
     public bool SentAll => BytesSent == _total;
 
-    /// <summary>Bytes the app reads per call (0 = all); lets a scenario model a slow backend.</summary>
-    public int ReadLimit { get; set; }
+    /// <summary>Read rate in bytes per simulated millisecond (0 = read everything at once): a slow backend.</summary>
+    public double ReadBytesPerMs { get; set; }
 
-    public void Pump(TcpEndpoint ep)
+    public void Pump(TcpEndpoint ep, long nowMs)
     {
         // Backend -> client: push as much of the stream as the send buffer takes.
         while (BytesSent < _total && ep.SendBufferFree > 0)
@@ -78,12 +78,12 @@ public sealed class ScenarioApp
         }
 
         // Client -> backend: drain and verify against the expected stream.
-        int budget = ReadLimit > 0 ? ReadLimit : int.MaxValue;
+        long budget = ReadBytesPerMs > 0 ? (long)(ReadBytesPerMs * nowMs) - BytesReceived : long.MaxValue;
         while (ep.ReceiveAvailable > 0 && budget > 0)
         {
             ep.PeekReceived(out ReadOnlySpan<byte> head, out ReadOnlySpan<byte> tail);
             ReadOnlySpan<byte> piece = head.Length > 0 ? head : tail;
-            int n = Math.Min(Math.Min(piece.Length, _checkBuf.Length), budget);
+            int n = (int)Math.Min(Math.Min(piece.Length, _checkBuf.Length), budget);
             _expected.Fill(_checkBuf.AsSpan(0, n));
             if (!piece[..n].SequenceEqual(_checkBuf.AsSpan(0, n)) && !Corrupted)
             {
@@ -132,7 +132,7 @@ public static class ScenarioHarness
     }
 
     public static ScenarioResult Run(FaultConfig faults, int seed, long bytesEachWay, bool sack, bool timestamps,
-        TcpConfig? config = null, int serverReadLimit = 0, long maxSimulatedMs = 3_600_000, Action<string>? trace = null)
+        TcpConfig? config = null, double serverReadBytesPerMs = 0, long maxSimulatedMs = 3_600_000, Action<string>? trace = null)
     {
         config ??= new TcpConfig { MaxRetransmits = 30, IdleTimeoutMs = 600_000 };
         const sbyte Scale = 7;
@@ -154,7 +154,7 @@ public static class ScenarioHarness
         long now = 0;
         var server = new TcpEndpoint(config, in serverHs, now) { LocalPort = 80, RemotePort = 40000 };
         var client = new TcpEndpoint(config, in clientHs, now) { LocalPort = 40000, RemotePort = 80 };
-        var serverApp = new ScenarioApp((ulong)seed * 7919 + 1, (ulong)seed * 104729 + 2, bytesEachWay) { ReadLimit = serverReadLimit };
+        var serverApp = new ScenarioApp((ulong)seed * 7919 + 1, (ulong)seed * 104729 + 2, bytesEachWay) { ReadBytesPerMs = serverReadBytesPerMs };
         var clientApp = new ScenarioApp((ulong)seed * 104729 + 2, (ulong)seed * 7919 + 1, bytesEachWay);
         var link = new FaultInjector(faults, seed);
         var toClient = new LinkSink { Link = link, Direction = 0 };
@@ -172,8 +172,8 @@ public static class ScenarioHarness
                 (p.Direction == 0 ? client : server).Process(in repr, p.Payload, now);
             }
 
-            serverApp.Pump(server);
-            clientApp.Pump(client);
+            serverApp.Pump(server, now);
+            clientApp.Pump(client, now);
             toClient.NowMs = now;
             toServer.NowMs = now;
             server.Dispatch(ref toClient, now);
@@ -196,7 +196,7 @@ public static class ScenarioHarness
             }
 
             sameTime = 0;
-            if (serverReadLimit > 0)
+            if (serverReadBytesPerMs > 0)
             {
                 next = Math.Min(next, now + 10); // the slow reader polls every 10 ms
             }

@@ -67,8 +67,9 @@ public class TransferScenarioTests
     {
         var config = new TcpConfig { ReceiveBufferSize = 32 * 1024, MaxRetransmits = 30, IdleTimeoutMs = 600_000 };
         ScenarioResult r = ScenarioHarness.Run(Faults(0.05), seed: 4, 1024 * 1024, sack: true, timestamps: true, config,
-            serverReadLimit: 4096);
-        _output.WriteLine(r.ToString() + $"; client probes {r.Client.WindowProbes}");
+            serverReadBytesPerMs: 50);
+        _output.WriteLine(r.ToString() + $"; server zero windows {r.Server.ZeroWindowsAdvertised}, client probes {r.Client.WindowProbes}");
+        Assert.True(r.Server.ZeroWindowsAdvertised > 0);
         Assert.False(r.ServerApp.Corrupted);
         Assert.Equal(1024 * 1024, r.ServerApp.BytesReceived);
         Assert.Equal(1024 * 1024, r.ClientApp.BytesReceived);
