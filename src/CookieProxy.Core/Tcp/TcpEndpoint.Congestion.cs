@@ -48,9 +48,8 @@ public sealed partial class TcpEndpoint
     }
 
     /// <summary>An ACK advanced SND.UNA by <paramref name="acked"/> bytes.</summary>
-    private void OnNewAck(int acked, long nowMs)
+    private void OnNewAck(int acked)
     {
-        _ = nowMs;
         _dupAcks = 0;
         if (_inRecovery)
         {
@@ -150,7 +149,7 @@ public sealed partial class TcpEndpoint
         _rttTiming = false;
     }
 
-    /// <summary>RFC 6675 4 IsLost for the hole just below scoreboard range <paramref name="index"/>.</summary>
+    /// <summary>RFC 6675 4 IsLost for a hole with <paramref name="sackedAbove"/> SACKed bytes above it.</summary>
     private bool HoleBelowIsLost(int sackedAbove) => sackedAbove > (DupThresh - 1) * _effMss;
 
     /// <summary>True when more than (DupThresh - 1) * SMSS bytes are SACKed above <paramref name="seq"/>.</summary>

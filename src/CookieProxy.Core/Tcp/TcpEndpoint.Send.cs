@@ -87,7 +87,7 @@ public sealed partial class TcpEndpoint
         }
     }
 
-    private void InitSend(in TcpHandshake handshake, long nowMs)
+    private void InitSend(in TcpHandshake handshake)
     {
         _iss = handshake.Iss;
         _sndUna = handshake.Iss + 1;
@@ -105,7 +105,6 @@ public sealed partial class TcpEndpoint
         _rtt = new RttEstimator(_config.InitialRtoMs, _config.MinRtoMs, _config.MaxRtoMs);
         _timer.Stop();
         InitCongestion();
-        _ = nowMs;
     }
 
     /// <summary>Our TSval: a millisecond clock continuing from the SYN+ACK's value (RFC 7323 5.4).</summary>
@@ -145,7 +144,7 @@ public sealed partial class TcpEndpoint
                 ProcessSackBlocks(in seg);
             }
 
-            OnNewAck(acked, nowMs);
+            OnNewAck(acked);
 
             // RFC 6298 (5.2) stop the timer when everything is acknowledged, (5.3) otherwise restart it.
             if (_sndUna == _sndMax)
@@ -344,6 +343,11 @@ public sealed partial class TcpEndpoint
         }
 
         int flight = _sndNxt - _sndUna;
+        if (_sackEnabled && _scoreboard.Count > 0)
+        {
+            flight -= SackedBelow(_sndNxt); // SACKed bytes have left the network (RFC 6675 pipe, simplified)
+        }
+
         int usable = Math.Min(_sndUna + _sndWnd - _sndNxt, _cwnd - flight);
         int mss = _effMss - SackOptionBytes;
         len = Math.Min(Math.Min(mss, unsent), usable);
@@ -369,6 +373,17 @@ public sealed partial class TcpEndpoint
         }
 
         return true;
+    }
+
+    private int SackedBelow(SeqNumber seq)
+    {
+        int sacked = 0;
+        for (int i = 0; i < _scoreboard.Count && _scoreboard.Left(i) < seq; i++)
+        {
+            sacked += SeqNumber.Min(_scoreboard.Right(i), seq) - _scoreboard.Left(i);
+        }
+
+        return sacked;
     }
 
     /// <summary>

@@ -174,3 +174,47 @@ public class RetransmissionTests : TcpTestBase
         Assert.Equal(2, Ep.Retransmissions);
     }
 }
+
+/// <summary>More ESTABLISHED send-side behaviour under loss with SACK.</summary>
+public class SackGoBackNTests : TcpTestBase
+{
+    [Fact]
+    public void After_an_rto_go_back_n_skips_the_ranges_the_client_sacked()
+    {
+        InEstablished(handshake: Handshake(sack: true));
+        Ep.Send(new byte[5 * Mss]);
+        Assert.Equal(5, DispatchAll().Count);
+        SeqNumber S(int i) => OurNext + (i * Mss);
+        Send(ClientNext, ack: S(0), sack: [new SackBlock(S(2), S(4))]);
+        Advance(1000);
+        Recv(S(0), ClientNext, TcpFlags.Ack, length: Mss);
+        Send(ClientNext, ack: S(1), sack: [new SackBlock(S(2), S(4))]);
+        List<SentSegment> segs = DispatchAll();
+        Assert.Equal([S(1), S(4)], segs.Select(s => s.Seq));
+        Assert.Equal(TcpFlags.Ack | TcpFlags.Psh, segs[1].Flags);
+    }
+}
+
+/// <summary>Receive-window bookkeeping across many segments.</summary>
+public class WindowEdgeTests : TcpTestBase
+{
+    [Fact]
+    public void The_advertised_right_edge_never_moves_left_while_the_buffer_fills()
+    {
+        InEstablished(new TcpConfig { ReceiveBufferSize = 1000, LocalMss = 100, DelayedAckMs = 0 }, Handshake(sendScale: 4, recvScale: 4));
+        var rng = new Random(7);
+        SeqNumber lastEdge = ClientNext;
+        for (int i = 0; i < 40 && Ep.ReceiveAvailable < 1000; i++)
+        {
+            SendData(rng.Next(1, 60));
+            foreach (SentSegment s in DispatchAll())
+            {
+                SeqNumber edge = s.Ack + (s.Window << 4);
+                Assert.True(edge >= lastEdge, $"edge moved left: {edge} < {lastEdge}");
+                lastEdge = edge;
+            }
+
+            ClientNext = Ep.ReceiveNext;
+        }
+    }
+}
