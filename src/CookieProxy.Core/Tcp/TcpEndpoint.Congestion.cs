@@ -48,9 +48,8 @@ public sealed partial class TcpEndpoint
     }
 
     /// <summary>An ACK advanced SND.UNA by <paramref name="acked"/> bytes.</summary>
-    private void OnNewAck(int acked, long nowMs)
+    private void OnNewAck(int acked)
     {
-        _ = nowMs;
         _dupAcks = 0;
         if (_inRecovery)
         {
@@ -77,8 +76,10 @@ public sealed partial class TcpEndpoint
 
         if (_cwnd < _ssthresh)
         {
-            // RFC 5681 (2) slow start: cwnd += min(N, SMSS).
-            _cwnd = Math.Min(_cwnd + Math.Min(acked, _effMss), MaxCwnd);
+            // RFC 5681 (2) slow start says cwnd += min(N, SMSS). Like Linux (tcp_slow_start) we add every newly
+            // acknowledged byte instead: with stretch ACKs (batched receive, ACKs piggybacked on bidirectional
+            // data) one SMSS per ACK starves slow start. Bursts stay bounded by the ACK clock and rwnd.
+            _cwnd = Math.Min(_cwnd + acked, MaxCwnd);
         }
         else
         {
@@ -148,7 +149,7 @@ public sealed partial class TcpEndpoint
         _rttTiming = false;
     }
 
-    /// <summary>RFC 6675 4 IsLost for the hole just below scoreboard range <paramref name="index"/>.</summary>
+    /// <summary>RFC 6675 4 IsLost for a hole with <paramref name="sackedAbove"/> SACKed bytes above it.</summary>
     private bool HoleBelowIsLost(int sackedAbove) => sackedAbove > (DupThresh - 1) * _effMss;
 
     /// <summary>True when more than (DupThresh - 1) * SMSS bytes are SACKed above <paramref name="seq"/>.</summary>

@@ -38,6 +38,8 @@ public sealed partial class TcpEndpoint
     public long PawsRejected { get; private set; }
     /// <summary>Out-of-order segments dropped because the reassembly map was full.</summary>
     public long OutOfOrderDropped { get; private set; }
+    /// <summary>Segments that went out advertising a zero window (backend not reading).</summary>
+    public long ZeroWindowsAdvertised { get; private set; }
 
     /// <summary>In-order client bytes not yet taken by the backend.</summary>
     public int ReceiveAvailable => _recvRing.Count;
@@ -69,7 +71,7 @@ public sealed partial class TcpEndpoint
             // and the new window is at least twice what the client still has (Linux's rule), or the
             // advertised window was zero: the client would otherwise stall until its persist timer.
             int remaining = ReceiveWindowRemaining;
-            int candidate = _recvRing.Free;
+            int candidate = Math.Min(_recvRing.Free, ushort.MaxValue << _rcvWndShift);
             if (candidate - remaining >= SwsThreshold && (remaining == 0 || candidate >= 2 * remaining))
             {
                 _ackNow = true;
@@ -100,7 +102,9 @@ public sealed partial class TcpEndpoint
         uint wnd = (uint)ReceiveWindowRemaining;
         if (segLen == 0)
         {
-            return wnd == 0 ? seq == _rcvNxt : seq.InWindow(_rcvNxt, wnd);
+            // RCV.NXT =< SEG.SEQ < RCV.NXT + RCV.WND, relaxed like Linux (tcp_sequence) to admit SEG.SEQ at the
+            // right edge: a peer whose data filled our window sends its ACKs from there.
+            return seq.InWindow(_rcvNxt, wnd + 1);
         }
 
         if (wnd == 0)
@@ -247,6 +251,11 @@ public sealed partial class TcpEndpoint
         int shift = _rcvWndShift;
         int field = Math.Min((wnd + (1 << shift) - 1) >> shift, ushort.MaxValue);
         _rcvAdvEdge = SeqNumber.Max(_rcvAdvEdge, _rcvNxt + (field << shift));
+        if (field == 0)
+        {
+            ZeroWindowsAdvertised++;
+        }
+
         return (ushort)field;
     }
 }

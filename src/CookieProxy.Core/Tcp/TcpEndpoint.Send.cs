@@ -87,7 +87,7 @@ public sealed partial class TcpEndpoint
         }
     }
 
-    private void InitSend(in TcpHandshake handshake, long nowMs)
+    private void InitSend(in TcpHandshake handshake)
     {
         _iss = handshake.Iss;
         _sndUna = handshake.Iss + 1;
@@ -105,7 +105,6 @@ public sealed partial class TcpEndpoint
         _rtt = new RttEstimator(_config.InitialRtoMs, _config.MinRtoMs, _config.MaxRtoMs);
         _timer.Stop();
         InitCongestion();
-        _ = nowMs;
     }
 
     /// <summary>Our TSval: a millisecond clock continuing from the SYN+ACK's value (RFC 7323 5.4).</summary>
@@ -145,7 +144,7 @@ public sealed partial class TcpEndpoint
                 ProcessSackBlocks(in seg);
             }
 
-            OnNewAck(acked, nowMs);
+            OnNewAck(acked);
 
             // RFC 6298 (5.2) stop the timer when everything is acknowledged, (5.3) otherwise restart it.
             if (_sndUna == _sndMax)
@@ -165,9 +164,10 @@ public sealed partial class TcpEndpoint
             bool newSack = _sackEnabled && ProcessSackBlocks(in seg);
             // RFC 5681 2 duplicate ACK (no data, no FIN, same window, data outstanding); with SACK, RFC 6675 2
             // counts ACKs that carry new SACK information instead (so data-bearing ACKs count too).
-            bool duplicate = _sackEnabled
+            // A zero window is flow control, not loss: those ACKs never count (the persist timer takes over).
+            bool duplicate = window > 0 && (_sackEnabled
                 ? newSack
-                : payloadLength == 0 && (seg.Flags & TcpFlags.Fin) == 0 && window == _sndWnd;
+                : payloadLength == 0 && (seg.Flags & TcpFlags.Fin) == 0 && window == _sndWnd);
             if (duplicate)
             {
                 OnDuplicateAck();
@@ -299,7 +299,9 @@ public sealed partial class TcpEndpoint
 
         if (!sent && (_ackNow || (_ackDelayed && nowMs >= _delayedAckAtMs)))
         {
-            TcpRepr ackSeg = BuildHeader(_sndNxt, TcpFlags.Ack, nowMs);
+            // SEQ = SND.MAX (RFC 9293's SND.NXT), not our rolled-back go-back-N pointer: a pure ACK below the
+            // client's RCV.NXT would be unacceptable to it, its ACK in turn to us -- an endless ACK war.
+            TcpRepr ackSeg = BuildHeader(_sndMax, TcpFlags.Ack, nowMs);
             sink.Emit(in ackSeg, default, default);
             SegmentsSent++;
         }
@@ -341,6 +343,11 @@ public sealed partial class TcpEndpoint
         }
 
         int flight = _sndNxt - _sndUna;
+        if (_sackEnabled && _scoreboard.Count > 0)
+        {
+            flight -= SackedBelow(_sndNxt); // SACKed bytes have left the network (RFC 6675 pipe, simplified)
+        }
+
         int usable = Math.Min(_sndUna + _sndWnd - _sndNxt, _cwnd - flight);
         int mss = _effMss - SackOptionBytes;
         len = Math.Min(Math.Min(mss, unsent), usable);
@@ -366,6 +373,17 @@ public sealed partial class TcpEndpoint
         }
 
         return true;
+    }
+
+    private int SackedBelow(SeqNumber seq)
+    {
+        int sacked = 0;
+        for (int i = 0; i < _scoreboard.Count && _scoreboard.Left(i) < seq; i++)
+        {
+            sacked += SeqNumber.Min(_scoreboard.Right(i), seq) - _scoreboard.Left(i);
+        }
+
+        return sacked;
     }
 
     /// <summary>

@@ -38,7 +38,7 @@ public sealed partial class TcpEndpoint
                 return long.MaxValue;
             }
 
-            if (_ackNow || _probePending || _fastRetransmitPending || HasSendableData())
+            if (_ackNow || _probePending || _fastRetransmitPending || HasSendableData() || PersistTimerDue)
             {
                 return 0;
             }
@@ -71,6 +71,10 @@ public sealed partial class TcpEndpoint
         }
     }
 
+    /// <summary>Send() hit a zero window: a Dispatch must arm the persist timer (Send itself has no clock).</summary>
+    private bool PersistTimerDue => _sndWnd == 0 && _timer.Kind != TcpTimerKind.Persist && _sndNxt == _sndUna
+        && _sendRing.Count > 0 && _state is not TcpState.TimeWait;
+
     private bool HasSendableData()
     {
         if (_state is TcpState.TimeWait)
@@ -93,7 +97,10 @@ public sealed partial class TcpEndpoint
     private bool KeepAliveArmed => _config.KeepAlive && _state is TcpState.Established or TcpState.CloseWait
         && _sndMax == _sndUna && _sendRing.Count == 0;
 
-    private long KeepAliveDeadline => Math.Max(_lastRecvMs + _config.KeepAliveIdleMs, _keepAliveSentMs + KeepAliveIntervalMs);
+    /// <summary>Idle time after the client's last segment; once a probe went unanswered, the probe interval.</summary>
+    private long KeepAliveDeadline => _keepAliveSentMs > _lastRecvMs
+        ? _keepAliveSentMs + KeepAliveIntervalMs
+        : _lastRecvMs + _config.KeepAliveIdleMs;
 
     private void RunTimers(long nowMs)
     {

@@ -54,7 +54,7 @@ public sealed partial class TcpEndpoint
         _sackEnabled = handshake.SackPermitted;
 
         InitReceive(handshake);
-        InitSend(handshake, nowMs);
+        InitSend(handshake);
     }
 
     public TcpState State => _state;

@@ -1,0 +1,220 @@
+using CookieProxy.Tcp;
+using CookieProxy.Wire;
+
+namespace CookieProxy.Tests.Tcp;
+
+/// <summary>ESTABLISHED with data outstanding: RFC 6298 RTO, Karn, RFC 5681 loss window, give-up.</summary>
+public class RetransmissionTests : TcpTestBase
+{
+    [Fact]
+    public void The_rto_retransmits_the_first_unacked_segment_and_doubles_the_timeout()
+    {
+        InEstablished();
+        Ep.Send(new byte[100]);
+        Recv(OurNext, ClientNext, TcpFlags.Ack | TcpFlags.Psh, length: 100);
+        Advance(999);
+        RecvNothing();
+        Advance(1);
+        Recv(OurNext, ClientNext, TcpFlags.Ack | TcpFlags.Psh, length: 100);
+        Assert.Equal(Now + 2000, Ep.NextDeadlineMs);
+        Advance(2000);
+        Recv(OurNext, ClientNext, TcpFlags.Ack | TcpFlags.Psh, length: 100);
+        Assert.Equal(Now + 4000, Ep.NextDeadlineMs);
+        Assert.Equal(2, Ep.RetransmitTimeouts);
+    }
+
+    [Fact]
+    public void The_rto_collapses_cwnd_to_one_segment_and_goes_back_n_from_snd_una()
+    {
+        InEstablished();
+        Ep.Send(new byte[5 * Mss]);
+        Assert.Equal(5, DispatchAll().Count);
+        Advance(1000);
+        Recv(OurNext, ClientNext, TcpFlags.Ack, length: Mss);
+        Assert.Equal(Mss, Ep.CongestionWindow);
+        Assert.Equal(5 * Mss / 2, Ep.SlowStartThreshold); // max(FlightSize / 2, 2 * SMSS)
+        Send(ClientNext, ack: OurNext + Mss);
+        List<SentSegment> segs = DispatchAll();
+        Assert.Equal(2, segs.Count);
+        Assert.Equal(OurNext + Mss, segs[0].Seq);
+        Assert.Equal(OurNext + (2 * Mss), segs[1].Seq);
+    }
+
+    [Fact]
+    public void Karns_rule_takes_no_rtt_sample_from_a_retransmitted_segment()
+    {
+        InEstablished();
+        Ep.Send(new byte[100]);
+        Recv();
+        Advance(1000);
+        Recv();
+        Advance(10);
+        Send(ClientNext, ack: OurNext + 100);
+        Assert.Equal(0, Ep.SmoothedRttMs);
+        Assert.Equal(2000, Ep.RtoMs); // the backed-off RTO stays until a valid sample
+    }
+
+    [Fact]
+    public void Timestamps_give_an_rtt_sample_even_for_a_retransmission()
+    {
+        InEstablished(handshake: Handshake(ts: true));
+        Ep.Send(new byte[100]);
+        Recv();
+        Advance(1000);
+        SentSegment rtx = Recv();
+        Advance(30);
+        Send(ClientNext, ack: OurNext + 100, tsVal: 6000, tsEcr: rtx.Repr.Options.TsVal);
+        Assert.Equal(30, Ep.SmoothedRttMs);
+    }
+
+    [Fact]
+    public void A_new_ack_restarts_the_retransmission_timer_and_the_last_ack_stops_it()
+    {
+        InEstablished(new TcpConfig { IdleTimeoutMs = 0 });
+        Ep.Send(new byte[2 * Mss]);
+        Assert.Equal(2, DispatchAll().Count);
+        Advance(500);
+        Send(ClientNext, ack: OurNext + Mss);
+        Assert.Equal(Now + Ep.RtoMs, Ep.NextDeadlineMs);
+        Send(ClientNext, ack: OurNext + (2 * Mss));
+        Assert.Equal(long.MaxValue, Ep.NextDeadlineMs);
+    }
+
+    [Fact]
+    public void After_max_retransmits_the_connection_is_reset()
+    {
+        InEstablished(new TcpConfig { MaxRetransmits = 2 });
+        Ep.Send(new byte[100]);
+        Recv();
+        Advance(1000);
+        Recv();
+        Advance(2000);
+        Recv();
+        Advance(4000);
+        Recv(OurNext + 100, ClientNext, TcpFlags.Rst | TcpFlags.Ack);
+        Assert.True(Ep.IsClosed);
+        Assert.Equal(TcpCloseReason.RetransmitLimit, Ep.CloseReason);
+        RecvNothing();
+    }
+
+    [Fact]
+    public void Three_duplicate_acks_trigger_a_fast_retransmit_and_newreno_partial_acks_retransmit_the_next_hole()
+    {
+        InEstablished();
+        Ep.Send(new byte[10 * Mss]);
+        Assert.Equal(10, DispatchAll().Count);
+        SeqNumber s1 = OurNext + Mss;
+        Send(ClientNext, ack: s1);
+        RecvNothing();
+        Send(ClientNext, ack: s1);
+        Send(ClientNext, ack: s1);
+        RecvNothing();
+        Send(ClientNext, ack: s1);
+        Recv(s1, ClientNext, TcpFlags.Ack, length: Mss);
+        Assert.True(Ep.InRecovery);
+        Assert.Equal(9 * Mss / 2, Ep.SlowStartThreshold);
+        Assert.Equal((9 * Mss / 2) + (3 * Mss), Ep.CongestionWindow);
+
+        // Partial ACK (RFC 6582 3.2 (5)): retransmit the next unacknowledged segment at once.
+        SeqNumber s3 = OurNext + (3 * Mss);
+        Send(ClientNext, ack: s3);
+        Recv(s3, ClientNext, TcpFlags.Ack, length: Mss);
+        Assert.True(Ep.InRecovery);
+
+        // Full ACK: recovery ends with cwnd = min(ssthresh, FlightSize + SMSS).
+        Send(ClientNext, ack: OurNext + (10 * Mss));
+        Assert.False(Ep.InRecovery);
+        Assert.Equal(2 * Mss, Ep.CongestionWindow);
+        Assert.Equal(1, Ep.FastRecoveries);
+    }
+
+    [Fact]
+    public void Acks_carrying_data_are_not_duplicate_acks_without_sack()
+    {
+        InEstablished();
+        Ep.Send(new byte[10 * Mss]);
+        DispatchAll();
+        for (int i = 0; i < 4; i++)
+        {
+            SendData(10);
+        }
+
+        Assert.False(Ep.InRecovery);
+        Assert.DoesNotContain(DispatchAll(), s => s.Payload.Length > 0);
+    }
+
+    [Fact]
+    public void Sack_recovery_retransmits_only_the_holes_judged_lost()
+    {
+        InEstablished(handshake: Handshake(sack: true));
+        Ep.Send(new byte[10 * Mss]);
+        Assert.Equal(10, DispatchAll().Count);
+        SeqNumber S(int i) => OurNext + (i * Mss);
+
+        // S0 and S2 are lost; each ACK brings new SACK information (RFC 6675 duplicate ACKs).
+        Send(ClientNext, ack: S(0), sack: [new SackBlock(S(1), S(2))]);
+        Send(ClientNext, ack: S(0), sack: [new SackBlock(S(3), S(4)), new SackBlock(S(1), S(2))]);
+        RecvNothing();
+        Send(ClientNext, ack: S(0), sack: [new SackBlock(S(3), S(5)), new SackBlock(S(1), S(2))]);
+        Recv(S(0), ClientNext, TcpFlags.Ack, length: Mss);
+        Assert.True(Ep.InRecovery);
+        Assert.Equal(5 * Mss, Ep.CongestionWindow); // RFC 6675: cwnd = ssthresh = FlightSize / 2
+
+        // S2 is lost once more than 2 SMSS are SACKed above it, and pipe leaves room for it.
+        Send(ClientNext, ack: S(0), sack: [new SackBlock(S(3), S(6)), new SackBlock(S(1), S(2))]);
+        RecvNothing();
+        Send(ClientNext, ack: S(0), sack: [new SackBlock(S(3), S(7)), new SackBlock(S(1), S(2))]);
+        Recv(S(2), ClientNext, TcpFlags.Ack, length: Mss);
+
+        // Partial ACK: nothing else is missing below the SACKed data and nothing new is queued.
+        Send(ClientNext, ack: S(2), sack: [new SackBlock(S(3), S(7))]);
+        RecvNothing();
+        Send(ClientNext, ack: S(10));
+        Assert.False(Ep.InRecovery);
+        Assert.Equal(2, Ep.Retransmissions);
+    }
+}
+
+/// <summary>More ESTABLISHED send-side behaviour under loss with SACK.</summary>
+public class SackGoBackNTests : TcpTestBase
+{
+    [Fact]
+    public void After_an_rto_go_back_n_skips_the_ranges_the_client_sacked()
+    {
+        InEstablished(handshake: Handshake(sack: true));
+        Ep.Send(new byte[5 * Mss]);
+        Assert.Equal(5, DispatchAll().Count);
+        SeqNumber S(int i) => OurNext + (i * Mss);
+        Send(ClientNext, ack: S(0), sack: [new SackBlock(S(2), S(4))]);
+        Advance(1000);
+        Recv(S(0), ClientNext, TcpFlags.Ack, length: Mss);
+        Send(ClientNext, ack: S(1), sack: [new SackBlock(S(2), S(4))]);
+        List<SentSegment> segs = DispatchAll();
+        Assert.Equal([S(1), S(4)], segs.Select(s => s.Seq));
+        Assert.Equal(TcpFlags.Ack | TcpFlags.Psh, segs[1].Flags);
+    }
+}
+
+/// <summary>Receive-window bookkeeping across many segments.</summary>
+public class WindowEdgeTests : TcpTestBase
+{
+    [Fact]
+    public void The_advertised_right_edge_never_moves_left_while_the_buffer_fills()
+    {
+        InEstablished(new TcpConfig { ReceiveBufferSize = 1000, LocalMss = 100, DelayedAckMs = 0 }, Handshake(sendScale: 4, recvScale: 4));
+        var rng = new Random(7);
+        SeqNumber lastEdge = ClientNext;
+        for (int i = 0; i < 40 && Ep.ReceiveAvailable < 1000; i++)
+        {
+            SendData(rng.Next(1, 60));
+            foreach (SentSegment s in DispatchAll())
+            {
+                SeqNumber edge = s.Ack + (s.Window << 4);
+                Assert.True(edge >= lastEdge, $"edge moved left: {edge} < {lastEdge}");
+                lastEdge = edge;
+            }
+
+            ClientNext = Ep.ReceiveNext;
+        }
+    }
+}

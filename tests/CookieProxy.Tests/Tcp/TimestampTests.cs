@@ -1,0 +1,73 @@
+using CookieProxy.Tcp;
+using CookieProxy.Wire;
+
+namespace CookieProxy.Tests.Tcp;
+
+/// <summary>RFC 7323: TSval clock, TSecr echo, TS.Recent update, PAWS.</summary>
+public class TimestampTests : TcpTestBase
+{
+    [Fact]
+    public void Segments_carry_our_millisecond_clock_and_echo_ts_recent()
+    {
+        InEstablished(handshake: Handshake(ts: true));
+        Ep.Send(new byte[10]);
+        SentSegment first = Recv();
+        Assert.True(first.Repr.Options.HasTimestamp);
+        Assert.Equal(70_000u, first.Repr.Options.TsVal); // continues from the SYN+ACK's TSval
+        Assert.Equal(5_000u, first.Repr.Options.TsEcr);
+
+        Advance(25);
+        Send(ClientNext, ack: OurNext + 10, payload: Pattern(ClientNext, 10), tsVal: 5_100, tsEcr: 70_000);
+        ClientNext += 10;
+        Assert.Equal(25, Ep.SmoothedRttMs); // RFC 7323 4.1
+        Advance(40);
+        SentSegment ack = Recv(OurNext + 10, ClientNext);
+        Assert.Equal(70_065u, ack.Repr.Options.TsVal);
+        Assert.Equal(5_100u, ack.Repr.Options.TsEcr);
+    }
+
+    [Fact]
+    public void Ts_recent_is_not_taken_from_a_segment_beyond_the_last_ack_sent()
+    {
+        InEstablished(handshake: Handshake(ts: true));
+        SeqNumber c = ClientNext;
+        Send(c + 100, payload: Pattern(c + 100, 10), tsVal: 9_000);
+        SentSegment ack = Recv(OurNext, c);
+        Assert.Equal(5_000u, ack.Repr.Options.TsEcr);
+    }
+
+    [Fact]
+    public void Paws_drops_a_segment_with_an_older_tsval_and_acks_it()
+    {
+        InEstablished(handshake: Handshake(ts: true));
+        Send(ClientNext, payload: new byte[10], tsVal: 4_000);
+        Recv(OurNext, ClientNext);
+        Assert.Equal(0, Ep.ReceiveAvailable);
+        Assert.Equal(1, Ep.PawsRejected);
+    }
+
+    [Fact]
+    public void Paws_does_not_apply_to_rst()
+    {
+        InEstablished(handshake: Handshake(ts: true));
+        Send(ClientNext, flags: TcpFlags.Rst, tsVal: 1);
+        Assert.Equal(TcpCloseReason.ResetByClient, Ep.CloseReason);
+    }
+
+    [Fact]
+    public void Sack_blocks_fit_next_to_timestamps_and_shrink_data_segments()
+    {
+        InEstablished(handshake: Handshake(ts: true, sack: true));
+        SeqNumber c = ClientNext;
+        for (int i = 0; i < 4; i++)
+        {
+            Send(c + (200 * (i + 1)), payload: new byte[100], tsVal: 5_000);
+            Recv();
+        }
+
+        Ep.Send(new byte[3000]);
+        List<SentSegment> segs = DispatchAll();
+        Assert.Equal(3, segs[0].Repr.Options.SackCount); // RFC 2018 3: 3 blocks with timestamps
+        Assert.Equal(1448 - 28, segs[0].Payload.Length);
+    }
+}
