@@ -4,6 +4,8 @@ using CookieProxy.Diagnostics;
 using CookieProxy.Tcp;
 using CookieProxy.Wire;
 
+using CookieProxy.Host.Backend;
+
 namespace CookieProxy.Host.Flows;
 
 /// <summary>
@@ -52,7 +54,7 @@ public sealed class FlowTable : IDisposable
     /// <see cref="OnClientSegment"/> (it may carry data or FIN).
     /// </summary>
     public DropReason TryAdd(in FlowKey key, in TcpHandshake handshake, EndPoint backend, object? replyTemplate, long nowMs,
-        [NotNullWhen(true)] out Flow? flow)
+        [NotNullWhen(true)] out Flow? flow, BackendOptions? backendOptions = null)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         flow = null;
@@ -76,7 +78,7 @@ public sealed class FlowTable : IDisposable
         }
 
         var endpoint = new TcpEndpoint(Options.Tcp, handshake, nowMs);
-        flow = new Flow(WorkQueue, _counters, key, endpoint, backend, Options.Backend, replyTemplate, nowMs);
+        flow = new Flow(WorkQueue, _counters, key, endpoint, backend, backendOptions ?? Options.Backend, replyTemplate, nowMs);
         _flows.Add(key, flow);
         _counters.FlowsCreated++;
         _counters.FlowsActive++;
@@ -115,6 +117,10 @@ public sealed class FlowTable : IDisposable
             }
             Settle(flow, nowMs, ref dispatcher);
             pumped++;
+        }
+        if (!WorkQueue.IsEmpty)
+        {
+            WorkQueue.WakeAgain();    // budget spent: handle frames first, then come back without sleeping
         }
         return pumped;
     }

