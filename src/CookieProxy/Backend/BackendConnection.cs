@@ -42,7 +42,7 @@ public enum BackendCloseReason
 /// </summary>
 public sealed class BackendConnection : IDisposable
 {
-    private const int OutputSegmentSize = 16 * 1024;
+    private const int OutputSegmentSize = BlockMemoryPool.BlockSize;
 
     private readonly Socket _socket;
     private readonly EndPoint _remote;
@@ -81,7 +81,7 @@ public sealed class BackendConnection : IDisposable
         // Input: only the receive loop awaits (its FlushAsync pends above the pause threshold). The owner's
         // AdvanceTo must resume it on the thread pool, never inline on the capture thread.
         _input = new Pipe(new PipeOptions(
-            pool: null,
+            pool: BlockMemoryPool.Shared,
             readerScheduler: PipeScheduler.Inline,
             writerScheduler: PipeScheduler.ThreadPool,
             pauseWriterThreshold: options.InputPauseThreshold,
@@ -93,7 +93,7 @@ public sealed class BackendConnection : IDisposable
         // pause threshold is off (0) and _outputPending enforces OutputPauseThreshold instead. The send loop
         // awaits ReadAsync and is resumed on the thread pool.
         _output = new Pipe(new PipeOptions(
-            pool: null,
+            pool: BlockMemoryPool.Shared,
             readerScheduler: PipeScheduler.ThreadPool,
             writerScheduler: PipeScheduler.Inline,
             pauseWriterThreshold: 0,
@@ -112,6 +112,9 @@ public sealed class BackendConnection : IDisposable
 
     /// <summary>The socket error that ended the connection (Success for graceful/aborted, TimedOut for a connect timeout).</summary>
     public SocketError SocketError => (SocketError)_socketError;
+
+    /// <summary>Set when a loop died of an exception that is not a socket error (a bug); the connection was reset.</summary>
+    public Exception? UnexpectedException { get; private set; }
 
     /// <summary>True for the close reasons that must reset the client (everything but Graceful).</summary>
     public bool Failed => CloseReason is not (BackendCloseReason.None or BackendCloseReason.Graceful);
@@ -351,6 +354,10 @@ public sealed class BackendConnection : IDisposable
         {
             // Closed under us by Abort/Dispose: the reason is already recorded.
         }
+        catch (Exception e)
+        {
+            Fail(e);
+        }
         finally
         {
             // Never complete with an exception: the owner's TryRead would throw it. Errors live in CloseReason.
@@ -402,6 +409,10 @@ public sealed class BackendConnection : IDisposable
         catch (ObjectDisposedException)
         {
         }
+        catch (Exception e)
+        {
+            Fail(e);
+        }
         finally
         {
             reader.Complete();
@@ -436,6 +447,13 @@ public sealed class BackendConnection : IDisposable
         {
             _notify();
         }
+    }
+
+    /// <summary>Our own bug in a loop (not a socket error): reset rather than leave the flow hanging, and keep the exception.</summary>
+    private void Fail(Exception e)
+    {
+        UnexpectedException = e;
+        Close(BackendCloseReason.Reset, SocketError.SocketError, abortive: true);
     }
 
     /// <summary>One-shot: records the reason, resets if abortive, closes the socket, notifies the owner.</summary>

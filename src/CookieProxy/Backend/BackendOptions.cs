@@ -34,14 +34,14 @@ public sealed class BackendOptions
     /// <summary>The receive loop resumes once the owner has taken the input pipe down to this level.</summary>
     public int InputResumeThreshold { get; init; } = 32 * 1024;
 
-    /// <summary>Smallest buffer the receive loop asks the pipe for (Kestrel uses the pool's block size, 4 KiB).</summary>
+    /// <summary>Smallest buffer the receive loop asks the pipe for; it gets a whole pool block (16 KiB), at most one block of slack past the pause threshold.</summary>
     public int MinimumReceiveSegmentSize { get; init; } = 4096;
 
     /// <summary>Replaces the connect call (tests). Null = <see cref="Socket.ConnectAsync(EndPoint, CancellationToken)"/>.</summary>
     public BackendConnector? Connector { get; init; }
 
     /// <summary>Worst-case bytes one connection holds in its two pipes (plus one receive segment of slack).</summary>
-    public long MaxBufferedBytes => (long)OutputPauseThreshold + InputPauseThreshold + MinimumReceiveSegmentSize;
+    public long MaxBufferedBytes => (long)OutputPauseThreshold + InputPauseThreshold + BlockMemoryPool.BlockSize;
 
     public void Validate()
     {
@@ -51,9 +51,10 @@ public sealed class BackendOptions
         }
         CheckThresholds(OutputPauseThreshold, OutputResumeThreshold, nameof(OutputPauseThreshold));
         CheckThresholds(InputPauseThreshold, InputResumeThreshold, nameof(InputPauseThreshold));
-        if (MinimumReceiveSegmentSize <= 0)
+        if (MinimumReceiveSegmentSize <= 0 || MinimumReceiveSegmentSize > BlockMemoryPool.BlockSize)
         {
-            throw new ArgumentOutOfRangeException(nameof(MinimumReceiveSegmentSize), MinimumReceiveSegmentSize, "Must be positive.");
+            throw new ArgumentOutOfRangeException(nameof(MinimumReceiveSegmentSize), MinimumReceiveSegmentSize,
+                $"Must be 1..{BlockMemoryPool.BlockSize} (one pool block).");
         }
     }
 

@@ -133,11 +133,8 @@ public sealed class Flow
             Endpoint.CloseSend();
         }
 
-        // Graceful close on the client side but the backend still has an open direction it can no longer use.
-        if (Endpoint.IsClosed && Backend.State != BackendState.Closed && _backendInputDone && Backend.OutputShutDown)
-        {
-            Backend.Dispose();
-        }
+        // When both directions have ended with FIN the backend closes itself (Graceful) and notifies us; the
+        // table then sees IsFinished once the endpoint is CLOSED too (after LAST-ACK or TIME-WAIT).
     }
 
     /// <summary>Owner thread: RST to the client on its next Dispatch (our own decision, e.g. shutdown).</summary>

@@ -118,6 +118,10 @@ public sealed class FlowTable : IDisposable
             Settle(flow, nowMs, ref dispatcher);
             pumped++;
         }
+        if (!WorkQueue.IsEmpty)
+        {
+            WorkQueue.WakeAgain();    // budget spent: handle frames first, then come back without sleeping
+        }
         return pumped;
     }
 

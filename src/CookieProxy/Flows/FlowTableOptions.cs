@@ -40,7 +40,7 @@ public sealed class FlowTableOptions
             throw new ArgumentException(
                 $"Buffers of one flow can reach {WorstCaseBytesPerFlow} bytes, above MaxBufferedBytesPerFlow {MaxBufferedBytesPerFlow}.");
         }
-        if (MaxBufferedBytesTotal < MaxBufferedBytesPerFlow)
+        if (MaxBufferedBytesTotal < WorstCaseBytesPerFlow)
         {
             throw new ArgumentException("MaxBufferedBytesTotal must hold at least one flow.");
         }

@@ -32,6 +32,15 @@ public sealed class FlowWorkQueue
         }
     }
 
+    /// <summary>Owner thread: work is left over (drain budget spent), so the next wait must return at once.</summary>
+    internal void WakeAgain()
+    {
+        if (Interlocked.Exchange(ref _wakePending, 1) == 0)
+        {
+            _wake();
+        }
+    }
+
     /// <summary>Owner thread, before draining: later enqueues must wake it again.</summary>
     internal void BeginDrain() => Volatile.Write(ref _wakePending, 0);
 
