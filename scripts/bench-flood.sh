@@ -126,8 +126,11 @@ setup_lab() {
     in_srv ip route add 198.19.1.0/24 via "$CLI_IP"
     in_srv ip route add 198.19.128.0/17 via "$CLI_IP"
     # RPS: server receive processing on CPU 1, client receive processing on CPU 0
-    in_srv sh -c 'echo 2 > /sys/class/net/fl-s0/queues/rx-0/rps_cpus'
-    in_cli sh -c 'echo 1 > /sys/class/net/fl-c0/queues/rx-0/rps_cpus'
+    # (BENCH_RPS=0 disables this, for experiments only: CPU accounting then breaks)
+    if [[ "${BENCH_RPS:-1}" == 1 ]]; then
+        in_srv sh -c 'echo 2 > /sys/class/net/fl-s0/queues/rx-0/rps_cpus'
+        in_cli sh -c 'echo 1 > /sys/class/net/fl-c0/queues/rx-0/rps_cpus'
+    fi
     # flood-cli: attackers never answer SYN+ACKs (no RST from the hping3 source), and
     # counters for offered/answered accounting (see scripts/bench/run_flood.py).
     in_cli nft -f - <<EOF
@@ -279,9 +282,16 @@ rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 # ---------------------------------------------------------------- synproxy (b)
 start_synproxy() {
     # nftables wiki "Synproxy": untrack SYNs at raw priority, synproxy the
-    # invalid/untracked rest, drop invalid.  Backend options (mss 1460, wscale 7)
-    # match Apache's listener on this veth (MTU 1500, default tcp_rmem).
+    # invalid/untracked rest, drop invalid.  mss/wscale must match the backend
+    # listener (man page): mss 1460 for MTU 1500; the wscale the kernel announces is
+    # clamp(ilog2(max(tcp_rmem[2], rmem_max)) - 15, 0, 14) (tcp_select_initial_window),
+    # which is 10, not the wiki's example 7, with the 32 MiB tcp_rmem[2] of this kernel.
     in_srv sysctl -qw net.netfilter.nf_conntrack_tcp_loose=0 net.ipv4.tcp_syncookies=1 net.ipv4.tcp_timestamps=1
+    local rmem2 rmax
+    rmem2=$(in_srv sysctl -n net.ipv4.tcp_rmem | awk '{print $3}')
+    rmax=$(in_srv sysctl -n net.core.rmem_max)
+    SYNPROXY_WSCALE="${SYNPROXY_WSCALE:-$($PY -c "import sys; s=max(int(sys.argv[1]),int(sys.argv[2])); print(min(14,max(0,s.bit_length()-1-15)))" "$rmem2" "$rmax")}"
+    log "synproxy: mss 1460 wscale $SYNPROXY_WSCALE (tcp_rmem[2]=$rmem2 rmem_max=$rmax)"
     in_srv nft -f - <<EOF
 table ip flsynproxy {
     chain pre {
@@ -290,7 +300,7 @@ table ip flsynproxy {
     }
     chain inp {
         type filter hook input priority filter; policy accept;
-        iifname "fl-s0" ip daddr $SRV_IP tcp dport 80 ct state invalid,untracked synproxy mss 1460 wscale 7 timestamp sack-perm
+        iifname "fl-s0" ip daddr $SRV_IP tcp dport 80 ct state invalid,untracked synproxy mss 1460 wscale $SYNPROXY_WSCALE timestamp sack-perm
         iifname "fl-s0" ip daddr $SRV_IP tcp dport 80 ct state invalid drop
     }
 }

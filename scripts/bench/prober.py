@@ -123,6 +123,9 @@ async def main():
         "p50_all_ms": pct(alls, 0.50),
         "p99_all_ms": pct(alls, 0.99),
         "max_ms": oks[-1] if oks else None,
+        "ok_over_1s": sum(1 for v in oks if v > 1000.0),
+        "slowest": [{"src_index": r["i"], "lat_ms": round(r["lat_ms"], 1)}
+                    for r in sorted(results, key=lambda r: -r["lat_ms"])[:3]],
         "errors": errs,
         "elapsed_s": elapsed,
     }

@@ -210,7 +210,7 @@ def plot(floods, png, doc):
     ax2.set_ylabel("p99 latency of successful legit connections (ms)")
     ax2.set_yscale("log")
     ax2.grid(alpha=0.3, which="both")
-    ax2.legend(loc="upper left")
+    ax2.legend(loc="best")
     fig.suptitle("Legit HTTP connections under SYN flood (o = trafgen random /17 sources, x = hping3 one source)"
                  + (" — QUICK run" if doc.get("quick") else ""), fontsize=10)
     fig.tight_layout()

@@ -128,7 +128,8 @@ def softnet_drops(cpu):
 def srv_kernel_counters():
     out = {}
     txt = sh(f"ip netns exec {SRV} nstat -az TcpExtSyncookiesSent TcpExtSyncookiesRecv "
-             f"TcpExtSyncookiesFailed TcpExtListenOverflows TcpExtListenDrops TcpExtTCPReqQFullDoCookies")
+             f"TcpExtSyncookiesFailed TcpExtListenOverflows TcpExtListenDrops TcpExtTCPReqQFullDoCookies "
+             f"TcpExtTSEcrRejected TcpExtPAWSEstab")
     for line in txt.splitlines():
         parts = line.split()
         if len(parts) >= 2 and parts[0].startswith("TcpExt"):
@@ -183,7 +184,9 @@ def generator_cmd(args):
         return (f"ip netns exec {CLI} timeout -s INT {dur} taskset -c 0 "
                 f"hping3 -q -S -p 80 -a 198.19.0.2 -s 1024 -w 64240 --flood -c {cnt} 198.19.0.1")
     if args.kind == "trafgen":
-        cnt = int((args.rate if args.rate else args.max_pps) * dur)
+        # count bound = 2x the nominal packets: trafgen's pacing catches up after the
+        # generator was descheduled, so with exactly rate*dur it would end early.
+        cnt = int((args.rate * 2 if args.rate else args.max_pps) * dur)
         # "max" also goes through the rate-paced send path with an unreachable rate:
         # trafgen's TX-ring burst mode aborts with "Flushing TX_RING failed: EAGAIN"
         # as soon as the RPS backlog of the server CPU pushes back.
