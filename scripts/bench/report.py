@@ -139,7 +139,7 @@ def main():
 
     L.append("## Data path (no flood)")
     L.append("")
-    L.append("| system | 100 MiB download MiB/s | 1 MiB download MiB/s (median of 5) | wrk -t1 -c64 req/s | wrk errors |")
+    L.append("| system | 100 MiB download MiB/s (median of 3) | 1 MiB download MiB/s (median of 5) | wrk -t1 -c64 req/s | wrk errors |")
     L.append("|---|---:|---:|---:|---|")
     for s in "ade":
         d = dps.get(s)
@@ -154,6 +154,21 @@ def main():
     if rss.get("before") is not None:
         L.append(f"CookieProxy RSS: {rss['before']} KiB before the floods, {rss['after']} KiB after.")
         L.append("")
+    L.append("## Per-system counters over all floods of the run")
+    L.append("")
+    L.append("| system | legit attempts | legit ok | legit ok but > 1 s | SyncookiesSent | SyncookiesRecv | "
+             "TSEcrRejected | synproxy cookie_valid / invalid | softnet drops CPU 1 |")
+    L.append("|---|---:|---:|---:|---:|---:|---:|---|---:|")
+    for s in systems:
+        rs = [x for x in floods if x["system"] == s]
+        ph = [x[k] for x in rs for k in ("legit_during", "legit_after")]
+        sc = lambda k: sum(x["srv_counters"].get(k, 0) for x in rs)
+        L.append(f"| {NAMES[s]} | {sum(p.get('attempted', 0) for p in ph)} | {sum(p.get('ok', 0) for p in ph)} | "
+                 f"{sum(p.get('ok_over_1s', 0) for p in ph)} | {sc('TcpExtSyncookiesSent')} | "
+                 f"{sc('TcpExtSyncookiesRecv')} | {sc('TcpExtTSEcrRejected')} | "
+                 f"{sc('synproxy_cookie_valid')} / {sc('synproxy_cookie_invalid')} | "
+                 f"{sum(x['softnet_drop_cpu1'] for x in rs)} |")
+    L.append("")
     L.append("## Method")
     L.append("")
     L.append("See `docs/bench/README.md`. In short: offered = SYNs that left fl-c0 (veth tx counters, "
