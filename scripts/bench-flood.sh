@@ -247,7 +247,9 @@ start_cookieproxy() {
         return 1
     fi
     rm -f "$CP_STATS"
-    in_srv taskset -c 1 "$COOKIEPROXY_BIN" run --interface fl-s0 --listen "$SRV_IP:80" \
+    # not via the in_srv function: a backgrounded function is a bash subshell, and $!
+    # would be that subshell instead of the proxy (ip netns exec and taskset exec in place)
+    ip netns exec "$SRV" taskset -c 1 "$COOKIEPROXY_BIN" run --interface fl-s0 --listen "$SRV_IP:80" \
         --backend 127.0.0.1:8080 --hide-port --stats-interval 1 --stats-file "$CP_STATS" \
         > "$TMP/cookieproxy.log" 2>&1 &
     CP_PID=$!
@@ -270,9 +272,13 @@ start_cookieproxy() {
 
 stop_cookieproxy() {
     if [[ -n "${CP_PID:-}" ]]; then
+        # SIGINT first (graceful, final stats-file write); background jobs of a
+        # non-interactive shell start with SIGINT ignored, so follow with SIGTERM, then KILL.
         kill -INT "$CP_PID" 2>/dev/null || true
-        for _ in $(seq 1 50); do kill -0 "$CP_PID" 2>/dev/null || break; sleep 0.1; done
+        for _ in $(seq 1 20); do kill -0 "$CP_PID" 2>/dev/null || break; sleep 0.1; done
         kill_pid "$CP_PID"
+        for _ in $(seq 1 30); do kill -0 "$CP_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -0 "$CP_PID" 2>/dev/null && kill -KILL "$CP_PID" 2>/dev/null || true
         CP_PID=""
     fi
 }
@@ -397,7 +403,7 @@ make_docroot
 setup_lab
 if [[ -n "${BENCH_PCAP:-}" ]]; then
     # debugging aid: capture the legit prober traffic on fl-c0 (bounded by count and time)
-    in_cli timeout 900 tcpdump -i fl-c0 -s 128 -c 200000 -w "$BENCH_PCAP" net 198.19.1.0/24 2>/dev/null &
+    ip netns exec "$CLI" timeout 900 tcpdump -i fl-c0 -s 128 -c 200000 -w "$BENCH_PCAP" net 198.19.1.0/24 2>/dev/null &
     OUR_PIDS+=("$!")
 fi
 : > "$TMP/datapath.jsonl"
