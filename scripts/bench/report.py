@@ -126,6 +126,8 @@ def main():
                      f"{na or ratio(g(r, 'answered_fraction'), g(b, 'answered_fraction'))} |")
             L.append(f"| {who} / SYNPROXY legit success (during) | {lab} | "
                      f"{na or ratio(g(r, 'legit_during', 'success'), g(b, 'legit_during', 'success'))} |")
+            L.append(f"| {who} / SYNPROXY legit p50 (during) | {lab} | "
+                     f"{na or ratio(g(r, 'legit_during', 'p50_ms'), g(b, 'legit_during', 'p50_ms'))} |")
             L.append(f"| {who} / SYNPROXY legit p99 (during) | {lab} | "
                      f"{na or ratio(g(r, 'legit_during', 'p99_ms'), g(b, 'legit_during', 'p99_ms'))} |")
     da, dd, de = dps.get("a"), dps.get("d"), dps.get("e")
