@@ -14,7 +14,8 @@
 # (and RPS on fl-c0 steers the client's receive softirq to CPU 0), so the kernel systems'
 # SYN work is measurable as CPU-1 softirq time.
 #
-# Usage: scripts/bench-flood.sh [--quick] [--systems a,b,c,d,e] [--merge] [--out-dir DIR]
+# Usage: scripts/bench-flood.sh [--quick] [--systems a,b,c,d,e] [--merge] [--tag NAME] [--out-dir DIR]
+#   --tag NAME appends -NAME to the output file names (several runs on one day).
 #   --merge keeps the other systems' results of today's raw JSON (e.g. re-run only "a").
 #   a = CookieProxy ($COOKIEPROXY_BIN, default out/cookieproxy), b = nft synproxy,
 #   c = kernel syncookies only, d = haproxy (data path only), e = direct Apache (data path only)
@@ -25,6 +26,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BENCH="$ROOT/scripts/bench"
 QUICK=0
 MERGE=0
+TAG=""
 SYSTEMS="a,b,c,d,e"
 OUT_DIR="$ROOT/docs/bench"
 COOKIEPROXY_BIN="${COOKIEPROXY_BIN:-$ROOT/out/cookieproxy}"
@@ -34,8 +36,9 @@ while [[ $# -gt 0 ]]; do
         --quick) QUICK=1 ;;
         --systems) SYSTEMS="$2"; shift ;;
         --merge) MERGE=1 ;;
+        --tag) TAG="$2"; shift ;;
         --out-dir) OUT_DIR="$2"; shift ;;
-        -h|--help) sed -n 2,22p "$0"; exit 0 ;;
+        -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
@@ -356,7 +359,8 @@ run_one() { # run_one SYSTEM KIND RATE
     log "flood: system=$sys kind=$kind rate=${rate:-max}"
     $PY "$BENCH/run_flood.py" --system "$sys" --kind "$kind" --rate "$rate" --duration "$FLOOD_S" \
         --after "$AFTER_S" --probe-rate "$PROBE_RATE" --port-base "$PORT_BASE" --pids-file "$PIDS_FILE" \
-        --trafgen-cfg "$TMP/trafgen-syn.cfg" --bg "$TMP/bg-$sys.json" --out "$RESULTS" >&2 || log "run failed"
+        --trafgen-cfg "$TMP/trafgen-syn.cfg" --bg "$TMP/bg-$sys.json" --out "$RESULTS" \
+        $([[ "$sys" == a ]] && echo "--cp-stats $CP_STATS") >&2 || log "run failed"
     sleep 1   # let half-open state / conntrack settle a little between runs
 }
 
@@ -448,7 +452,7 @@ if has_sys d || has_sys e; then
 fi
 
 mkdir -p "$OUT_DIR"
-SUFFIX="$STAMP"; [[ $QUICK -eq 1 ]] && SUFFIX="$STAMP-quick"
+SUFFIX="$STAMP"; [[ $QUICK -eq 1 ]] && SUFFIX="$STAMP-quick"; [[ -n "$TAG" ]] && SUFFIX="$SUFFIX-$TAG"
 RAW="$OUT_DIR/raw-$SUFFIX.json"
 $PY - "$RESULTS" "$TMP/datapath.jsonl" "$RAW" "$CP_STATUS" "$CP_RSS_BEFORE" "$CP_RSS_AFTER" "$RUN_ID" "$QUICK" \
     "$TMP/cookieproxy-stats-final.json" "$SYSTEMS" "$MERGE" <<'EOF'

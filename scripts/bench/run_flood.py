@@ -153,6 +153,26 @@ def snapshot(pids_file):
             "srv": srv_kernel_counters()}
 
 
+def read_cp_stats(path):
+    if not path:
+        return None
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def cp_delta(a, b):
+    if not a or not b:
+        return None
+    out = {k: b[k] - a.get(k, 0) for k in b if isinstance(b[k], (int, float)) and k != "flows_active"}
+    out["flows_active_end"] = b.get("flows_active")
+    da, db = a.get("drops") or {}, b.get("drops") or {}
+    out["drops"] = {k: db[k] - da.get(k, 0) for k in db if db[k] - da.get(k, 0)}
+    return out
+
+
 def d(a, b, *path):
     x, y = a, b
     for p in path:
@@ -211,6 +231,7 @@ def main():
     ap.add_argument("--bg", default="", help="JSON file with background rates (from --kind none --background)")
     ap.add_argument("--background", action="store_true", help="idle measurement: write per-second rates")
     ap.add_argument("--label", default="")
+    ap.add_argument("--cp-stats", default="", help="CookieProxy --stats-file (rewritten every second)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
 
@@ -239,6 +260,7 @@ def main():
     during_n = max(1, int(during_s * args.probe_rate))
     after_n = max(1, int(args.after * args.probe_rate))
 
+    cp0 = read_cp_stats(args.cp_stats)
     s0 = snapshot(args.pids_file)
     gen = subprocess.Popen(generator_cmd(args), shell=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            text=True)
@@ -253,6 +275,10 @@ def main():
     p_after = run_prober(args, "after", after_n, args.after, args.port_base + 100)
     during = collect(p_during)
     after = collect(p_after)
+    # CookieProxy's stats file is rewritten once a second; the "after" prober ran for
+    # >= 1.5 s since the generator stopped, so this read includes the whole flood
+    # (plus the after-phase's few legit SYNs).
+    cp1 = read_cp_stats(args.cp_stats)
 
     dt = s1["t"] - s0["t"]
     n = s0["nft"], s1["nft"]
@@ -292,6 +318,7 @@ def main():
         "nft_delta": {k: n[1].get(k, 0) - n[0].get(k, 0) for k in n[1]},
         "srv_counters": srv_delta,
         "generator_output": (gen_out or "")[-600:],
+        "cookieproxy_delta": cp_delta(cp0, cp1),
         "legit_during": during, "legit_after": after,
     }
     with open(args.out, "a") as f:
