@@ -92,6 +92,8 @@ cleanup() {
     local rc=$?
     set +e
     log "cleanup"
+    # the measuring python (its generator and prober children end by their own timeouts)
+    [[ -n "${RUN_PID:-}" ]] && kill_pid "$RUN_PID"
     stop_cookieproxy
     stop_haproxy
     stop_apache
@@ -357,10 +359,15 @@ run_one() { # run_one SYSTEM KIND RATE
     local sys="$1" kind="$2" rate="$3"
     PORT_BASE=$((PORT_BASE + 200))
     log "flood: system=$sys kind=$kind rate=${rate:-max}"
+    # in the background + wait, so that INT/TERM run the cleanup trap at once
+    # (bash defers traps until a foreground child exits)
     $PY "$BENCH/run_flood.py" --system "$sys" --kind "$kind" --rate "$rate" --duration "$FLOOD_S" \
         --after "$AFTER_S" --probe-rate "$PROBE_RATE" --port-base "$PORT_BASE" --pids-file "$PIDS_FILE" \
         --trafgen-cfg "$TMP/trafgen-syn.cfg" --bg "$TMP/bg-$sys.json" --out "$RESULTS" \
-        $([[ "$sys" == a ]] && echo "--cp-stats $CP_STATS") >&2 || log "run failed"
+        $([[ "$sys" == a ]] && echo "--cp-stats $CP_STATS") >&2 &
+    RUN_PID=$!
+    wait "$RUN_PID" || log "run failed"
+    RUN_PID=""
     sleep 1   # let half-open state / conntrack settle a little between runs
 }
 

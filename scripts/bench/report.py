@@ -80,7 +80,10 @@ def main():
              f"`scripts/bench-flood.sh`. Machine: {m['nproc']} CPUs, {m['cpu']}, kernel {m['kernel']}, "
              f"load average at report time {m['loadavg']} (the host is shared with other jobs).")
     L.append("")
-    L.append(f"CookieProxy: **{cp_status}**.")
+    L.append(f"CookieProxy: **{cp_status}**. Read the section \"Effects seen in this lab\" of "
+             "`docs/bench/README.md` before comparing numbers. In short: a shared, overloaded 2-vCPU host; "
+             "sequential runs; a SYNPROXY ~1.7 s stall on 1-3 % of connections; CookieProxy is a user "
+             "process competing with the neighbours for CPU 1.")
     L.append("")
     L.append("## SYN floods")
     L.append("")
