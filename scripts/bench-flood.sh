@@ -1,0 +1,491 @@
+#!/usr/bin/env bash
+# Flood benchmark: CookieProxy vs Linux nft SYNPROXY vs kernel syncookies, plus the
+# data path (CookieProxy vs haproxy tcp mode vs direct Apache).
+#
+# Lab (its own namespaces, all addresses inside 198.18.0.0/15):
+#   flood-cli  fl-c0 198.19.0.2/24 + 198.19.1.1-250/32 (legit prober sources)
+#              attack sources: 198.19.0.2 (hping3, incrementing source port) and
+#              random 198.19.128.0/17 (trafgen); replies to those are routed back
+#              to fl-c0 and dropped there (no RSTs leave flood-cli: attackers are silent).
+#   flood-srv  fl-s0 198.19.0.1/24, Apache (mpm_event) from a temp config,
+#              routes 198.19.1.0/24 and 198.19.128.0/17 via 198.19.0.2.
+# CPU: generators, prober, curl, wrk in flood-cli run on CPU 0 (taskset -c 0); server
+# processes run on CPU 1; RPS on fl-s0 steers the server's receive softirq to CPU 1
+# (and RPS on fl-c0 steers the client's receive softirq to CPU 0), so the kernel systems'
+# SYN work is measurable as CPU-1 softirq time.
+#
+# Usage: scripts/bench-flood.sh [--quick] [--systems a,b,c,d,e] [--merge] [--tag NAME] [--out-dir DIR]
+#   --tag NAME appends -NAME to the output file names (several runs on one day).
+#   --merge keeps the other systems' results of today's raw JSON (e.g. re-run only "a").
+#   a = CookieProxy ($COOKIEPROXY_BIN, default out/cookieproxy), b = nft synproxy,
+#   c = kernel syncookies only, d = haproxy (data path only), e = direct Apache (data path only)
+# Everything is bounded (count + timeout) and cleaned up on exit.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BENCH="$ROOT/scripts/bench"
+QUICK=0
+MERGE=0
+TAG=""
+SYSTEMS="a,b,c,d,e"
+OUT_DIR="$ROOT/docs/bench"
+COOKIEPROXY_BIN="${COOKIEPROXY_BIN:-$ROOT/out/cookieproxy}"
+
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --quick) QUICK=1 ;;
+        --systems) SYSTEMS="$2"; shift ;;
+        --merge) MERGE=1 ;;
+        --tag) TAG="$2"; shift ;;
+        --out-dir) OUT_DIR="$2"; shift ;;
+        -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
+        *) echo "unknown argument: $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+if [[ $QUICK -eq 1 ]]; then
+    FLOOD_S=3; AFTER_S=1.5; BG_S=2; PROBE_RATE=20; RATES="20000 50000"
+    DL_BIG=1; WRK_S=3
+else
+    FLOOD_S=10; AFTER_S=3; BG_S=3; PROBE_RATE=20; RATES="10000 30000 60000"
+    DL_BIG=1; WRK_S=10
+fi
+[[ -n "${FLOOD_RATES:-}" ]] && RATES="$FLOOD_RATES"
+
+# python3 with matplotlib (pyenv's has it here; fall back to the system one)
+PY=python3
+if ! $PY -c 'import matplotlib' 2>/dev/null; then
+    for cand in /usr/bin/python3 python3; do
+        if $cand -c 'import matplotlib' 2>/dev/null; then PY=$cand; break; fi
+    done
+fi
+
+SRV=flood-srv
+CLI=flood-cli
+SRV_IP=198.19.0.1
+CLI_IP=198.19.0.2
+STAMP="$(date -u +%Y-%m-%d)"
+RUN_ID="$(date -u +%Y%m%dT%H%M%SZ)"
+TMP="$(mktemp -d /tmp/flood-bench.XXXXXX)"
+chmod 755 "$TMP"
+RESULTS="$TMP/results.jsonl"
+PIDS_FILE="$TMP/server.pids"
+: > "$RESULTS"
+declare -a OUR_PIDS=()
+PORT_BASE=20000
+APACHE_CONF="$TMP/apache/httpd.conf"
+CP_STATS="$TMP/cookieproxy-stats.json"
+CP_STATUS="not run"
+
+log() { printf '[bench-flood %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+in_srv() { ip netns exec "$SRV" "$@"; }
+in_cli() { ip netns exec "$CLI" "$@"; }
+has_sys() { [[ ",$SYSTEMS," == *",$1,"* ]]; }
+
+kill_pid() {
+    local pid="$1"
+    [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null && kill "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    local rc=$?
+    set +e
+    log "cleanup"
+    # the measuring python (its generator and prober children end by their own timeouts)
+    [[ -n "${RUN_PID:-}" ]] && kill_pid "$RUN_PID"
+    stop_cookieproxy
+    stop_haproxy
+    stop_apache
+    for pid in "${OUR_PIDS[@]}"; do kill_pid "$pid"; done
+    # Deleting the namespaces removes veths, qdiscs, nft tables and every
+    # per-netns sysctl we set (tcp_syncookies, tcp_max_syn_backlog, nf_conntrack_tcp_loose,
+    # tcp_timestamps are all per network namespace); no global sysctl is changed.
+    ip netns del "$SRV" 2>/dev/null
+    ip netns del "$CLI" 2>/dev/null
+    rm -rf "$TMP"
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------- lab
+setup_lab() {
+    log "lab: namespaces $SRV/$CLI"
+    ip netns del "$SRV" 2>/dev/null || true
+    ip netns del "$CLI" 2>/dev/null || true
+    ip netns add "$SRV"
+    ip netns add "$CLI"
+    ip link add fl-s0 netns "$SRV" type veth peer name fl-c0 netns "$CLI"
+    in_srv ip link set lo up
+    in_cli ip link set lo up
+    in_srv ip addr add "$SRV_IP/24" dev fl-s0
+    in_cli ip addr add "$CLI_IP/24" dev fl-c0
+    # legit prober sources 198.19.1.1-250
+    for i in $(seq 1 250); do echo "addr add 198.19.1.$i/32 dev fl-c0"; done | in_cli ip -batch -
+    for ns_dev in "$SRV fl-s0" "$CLI fl-c0"; do
+        set -- $ns_dev
+        ip netns exec "$1" ethtool -K "$2" tx off rx off gro off gso off tso off >/dev/null 2>&1 || true
+        ip netns exec "$1" ip link set "$2" up
+    done
+    in_srv ip route add 198.19.1.0/24 via "$CLI_IP"
+    in_srv ip route add 198.19.128.0/17 via "$CLI_IP"
+    # RPS: server receive processing on CPU 1, client receive processing on CPU 0
+    # (BENCH_RPS=0 disables this, for experiments only: CPU accounting then breaks)
+    if [[ "${BENCH_RPS:-1}" == 1 ]]; then
+        in_srv sh -c 'echo 2 > /sys/class/net/fl-s0/queues/rx-0/rps_cpus'
+        in_cli sh -c 'echo 1 > /sys/class/net/fl-c0/queues/rx-0/rps_cpus'
+    fi
+    # flood-cli: attackers never answer SYN+ACKs (no RST from the hping3 source), and
+    # counters for offered/answered accounting (see scripts/bench/run_flood.py).
+    in_cli nft -f - <<EOF
+table inet flsilent {
+    chain out {
+        type filter hook output priority filter; policy accept;
+        ip saddr $CLI_IP ip daddr $SRV_IP tcp dport 80 tcp flags & rst == rst drop
+    }
+}
+table netdev flcnt {
+    counter eg_all { }
+    counter eg_flood_syn { }
+    counter in_all { }
+    counter in_flood_synack { }
+    counter in_legit_synack { }
+    chain eg {
+        type filter hook egress device fl-c0 priority filter; policy accept;
+        counter name eg_all
+        ip daddr $SRV_IP tcp dport 80 tcp flags & (fin|syn|rst|ack) == syn ip saddr != 198.19.1.0/24 counter name eg_flood_syn
+    }
+    chain in {
+        type filter hook ingress device fl-c0 priority filter; policy accept;
+        counter name in_all
+        ip saddr $SRV_IP tcp sport 80 tcp flags & (fin|syn|rst|ack) == syn|ack ip daddr != 198.19.1.0/24 counter name in_flood_synack
+        ip saddr $SRV_IP tcp sport 80 tcp flags & (fin|syn|rst|ack) == syn|ack ip daddr 198.19.1.0/24 counter name in_legit_synack
+    }
+}
+EOF
+    # per-netns TCP settings shared by all systems
+    in_srv sysctl -qw net.ipv4.tcp_syncookies=1 net.ipv4.tcp_timestamps=1 net.ipv4.tcp_max_syn_backlog=512
+    in_cli sysctl -qw net.ipv4.ip_local_port_range="32768 60999"
+    in_cli ping -c1 -W1 "$SRV_IP" >/dev/null
+    SRV_MAC="$(in_srv cat /sys/class/net/fl-s0/address)"
+    cat > "$TMP/trafgen-syn.cfg" <<EOF
+/* SYN flood, random source in 198.19.128.0/17 and random source port */
+{
+  eth(da=$SRV_MAC),
+  ipv4(sa=198.19.128.0, sa[2]=drnd(128,255), sa[3]=drnd(), da=$SRV_IP, ttl=64, id=drnd()),
+  tcp(sp=drnd(1024,65535), dp=80, syn, seq=drnd(), win=64240)
+}
+EOF
+}
+
+# ---------------------------------------------------------------- apache
+make_docroot() {
+    mkdir -p "$TMP/www" "$TMP/apache"
+    echo '<html><body>flood bench</body></html>' > "$TMP/www/index.html"
+    head -c $((1024 * 1024)) /dev/urandom > "$TMP/www/1m.bin"
+    head -c $((100 * 1024 * 1024)) /dev/zero > "$TMP/www/100m.bin"
+    chmod -R a+rX "$TMP/www"
+}
+
+# start_apache LISTEN... : Apache (mpm_event) from our own config, pinned to CPU 1
+start_apache() {
+    local listens=""
+    for l in "$@"; do listens+="Listen $l"$'\n'; done
+    local mods=/usr/lib/apache2/modules
+    cat > "$APACHE_CONF" <<EOF
+ServerRoot "$TMP/apache"
+ServerName flood-bench
+LoadModule mpm_event_module $mods/mod_mpm_event.so
+LoadModule authz_core_module $mods/mod_authz_core.so
+LoadModule dir_module $mods/mod_dir.so
+LoadModule mime_module $mods/mod_mime.so
+$listens
+ListenBacklog 511
+User www-data
+Group www-data
+PidFile $TMP/apache/httpd.pid
+ErrorLog $TMP/apache/error.log
+LogLevel warn
+Mutex file:$TMP/apache default
+DefaultRuntimeDir $TMP/apache
+DocumentRoot "$TMP/www"
+<Directory "$TMP/www">
+    Require all granted
+</Directory>
+DirectoryIndex index.html
+TypesConfig /etc/mime.types
+EnableSendfile On
+KeepAlive On
+MaxKeepAliveRequests 0
+Timeout 30
+# fixed worker pool: no process churn during measurements
+StartServers 2
+ServerLimit 2
+ThreadsPerChild 64
+MaxRequestWorkers 128
+MinSpareThreads 1
+MaxSpareThreads 128
+EOF
+    in_srv taskset -c 1 apache2 -f "$APACHE_CONF" -k start
+    for _ in $(seq 1 50); do [[ -s "$TMP/apache/httpd.pid" ]] && break; sleep 0.1; done
+    APACHE_PID="$(cat "$TMP/apache/httpd.pid")"
+    sleep 0.5
+    log "apache pid $APACHE_PID listening on $*"
+}
+
+stop_apache() {
+    if [[ -n "${APACHE_PID:-}" ]]; then
+        kill_pid "$APACHE_PID"
+        for _ in $(seq 1 50); do kill -0 "$APACHE_PID" 2>/dev/null || break; sleep 0.1; done
+        APACHE_PID=""
+        rm -f "$TMP/apache/httpd.pid"
+    fi
+}
+
+# ---------------------------------------------------------------- cookieproxy (a)
+start_cookieproxy() {
+    CP_PID=""
+    if [[ ! -x "$COOKIEPROXY_BIN" ]]; then
+        CP_STATUS="n/a (binary missing)"
+        log "cookieproxy: $COOKIEPROXY_BIN missing -> n/a"
+        return 1
+    fi
+    rm -f "$CP_STATS"
+    # not via the in_srv function: a backgrounded function is a bash subshell, and $!
+    # would be that subshell instead of the proxy (ip netns exec and taskset exec in place)
+    ip netns exec "$SRV" taskset -c 1 "$COOKIEPROXY_BIN" run --interface fl-s0 --listen "$SRV_IP:80" \
+        --backend 127.0.0.1:8080 --hide-port --stats-interval 1 --stats-file "$CP_STATS" \
+        > "$TMP/cookieproxy.log" 2>&1 &
+    CP_PID=$!
+    OUR_PIDS+=("$CP_PID")
+    local ok=0
+    for _ in $(seq 1 30); do
+        sleep 0.5
+        kill -0 "$CP_PID" 2>/dev/null || break
+        if in_cli curl -s -o /dev/null --max-time 2 "http://$SRV_IP/index.html"; then ok=1; break; fi
+    done
+    if [[ $ok -ne 1 ]]; then
+        CP_STATUS="n/a (binary failed to start)"
+        log "cookieproxy failed to start; log tail:"; tail -5 "$TMP/cookieproxy.log" >&2 || true
+        stop_cookieproxy
+        return 1
+    fi
+    CP_STATUS="ok"
+    log "cookieproxy pid $CP_PID up"
+}
+
+stop_cookieproxy() {
+    if [[ -n "${CP_PID:-}" ]]; then
+        # SIGINT first (graceful, final stats-file write); background jobs of a
+        # non-interactive shell start with SIGINT ignored, so follow with SIGTERM, then KILL.
+        kill -INT "$CP_PID" 2>/dev/null || true
+        for _ in $(seq 1 20); do kill -0 "$CP_PID" 2>/dev/null || break; sleep 0.1; done
+        kill_pid "$CP_PID"
+        for _ in $(seq 1 30); do kill -0 "$CP_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -0 "$CP_PID" 2>/dev/null && kill -KILL "$CP_PID" 2>/dev/null || true
+        CP_PID=""
+    fi
+}
+
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# ---------------------------------------------------------------- synproxy (b)
+start_synproxy() {
+    # nftables wiki "Synproxy": untrack SYNs at raw priority, synproxy the
+    # invalid/untracked rest, drop invalid.  mss/wscale must match the backend
+    # listener (man page): mss 1460 for MTU 1500; the wscale the kernel announces is
+    # clamp(ilog2(max(tcp_rmem[2], rmem_max)) - 15, 0, 14) (tcp_select_initial_window),
+    # which is 10, not the wiki's example 7, with the 32 MiB tcp_rmem[2] of this kernel.
+    in_srv sysctl -qw net.netfilter.nf_conntrack_tcp_loose=0 net.ipv4.tcp_syncookies=1 net.ipv4.tcp_timestamps=1
+    local rmem2 rmax
+    rmem2=$(in_srv sysctl -n net.ipv4.tcp_rmem | awk '{print $3}')
+    rmax=$(in_srv sysctl -n net.core.rmem_max)
+    SYNPROXY_WSCALE="${SYNPROXY_WSCALE:-$($PY -c "import sys; s=max(int(sys.argv[1]),int(sys.argv[2])); print(min(14,max(0,s.bit_length()-1-15)))" "$rmem2" "$rmax")}"
+    log "synproxy: mss 1460 wscale $SYNPROXY_WSCALE (tcp_rmem[2]=$rmem2 rmem_max=$rmax)"
+    in_srv nft -f - <<EOF
+table ip flsynproxy {
+    chain pre {
+        type filter hook prerouting priority raw; policy accept;
+        iifname "fl-s0" ip daddr $SRV_IP tcp dport 80 tcp flags & (fin|syn|rst|ack) == syn notrack
+    }
+    chain inp {
+        type filter hook input priority filter; policy accept;
+        iifname "fl-s0" ip daddr $SRV_IP tcp dport 80 ct state invalid,untracked synproxy mss 1460 wscale $SYNPROXY_WSCALE timestamp sack-perm
+        iifname "fl-s0" ip daddr $SRV_IP tcp dport 80 ct state invalid drop
+    }
+}
+EOF
+}
+
+stop_synproxy() {
+    in_srv nft delete table ip flsynproxy 2>/dev/null || true
+    in_srv sysctl -qw net.netfilter.nf_conntrack_tcp_loose=1 2>/dev/null || true
+}
+
+# ---------------------------------------------------------------- haproxy (d)
+start_haproxy() {
+    cat > "$TMP/haproxy.cfg" <<EOF
+global
+    nbthread 1
+    maxconn 4000
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+listen bench
+    bind $SRV_IP:80
+    server apache 127.0.0.1:8080
+EOF
+    in_srv taskset -c 1 haproxy -f "$TMP/haproxy.cfg" -D -p "$TMP/haproxy.pid"
+    for _ in $(seq 1 50); do [[ -s "$TMP/haproxy.pid" ]] && break; sleep 0.1; done
+    HAPROXY_PID="$(head -1 "$TMP/haproxy.pid")"
+    sleep 0.3
+}
+
+stop_haproxy() {
+    if [[ -n "${HAPROXY_PID:-}" ]]; then
+        kill_pid "$HAPROXY_PID"
+        for _ in $(seq 1 30); do kill -0 "$HAPROXY_PID" 2>/dev/null || break; sleep 0.1; done
+        HAPROXY_PID=""
+    fi
+}
+
+# ---------------------------------------------------------------- measurements
+write_pids() { printf '%s\n' "$@" > "$PIDS_FILE"; }
+
+run_one() { # run_one SYSTEM KIND RATE
+    local sys="$1" kind="$2" rate="$3"
+    PORT_BASE=$((PORT_BASE + 200))
+    log "flood: system=$sys kind=$kind rate=${rate:-max}"
+    # in the background + wait, so that INT/TERM run the cleanup trap at once
+    # (bash defers traps until a foreground child exits)
+    $PY "$BENCH/run_flood.py" --system "$sys" --kind "$kind" --rate "$rate" --duration "$FLOOD_S" \
+        --after "$AFTER_S" --probe-rate "$PROBE_RATE" --port-base "$PORT_BASE" --pids-file "$PIDS_FILE" \
+        --trafgen-cfg "$TMP/trafgen-syn.cfg" --bg "$TMP/bg-$sys.json" --out "$RESULTS" \
+        $([[ "$sys" == a ]] && echo "--cp-stats $CP_STATS") >&2 &
+    RUN_PID=$!
+    wait "$RUN_PID" || log "run failed"
+    RUN_PID=""
+    sleep 1   # let half-open state / conntrack settle a little between runs
+}
+
+flood_suite() { # flood_suite SYSTEM
+    local sys="$1"
+    $PY "$BENCH/run_flood.py" --system "$sys" --kind none --background --duration "$BG_S" \
+        --pids-file "$PIDS_FILE" --out "$TMP/bg-$sys.json" >&2
+    run_one "$sys" none 0
+    run_one "$sys" hping 0
+    run_one "$sys" trafgen 0
+    for r in $RATES; do run_one "$sys" trafgen "$r"; done
+}
+
+datapath() { # datapath SYSTEM URLBASE
+    local sys="$1" base="$2"
+    log "data path: $sys via $base"
+    local big=0 small=0
+    # 100 MiB: median of 3 (the host is shared; single samples vary by 2x)
+    local b=()
+    for _ in 1 2 3; do
+        b+=("$(in_cli taskset -c 0 curl -s -o /dev/null --max-time 60 -w '%{speed_download}' "$base/100m.bin" || echo 0)")
+    done
+    big=$(printf '%s\n' "${b[@]}" | sort -g | sed -n 2p)
+    # 1 MiB: median of 5
+    local s=()
+    for _ in 1 2 3 4 5; do
+        s+=("$(in_cli taskset -c 0 curl -s -o /dev/null --max-time 20 -w '%{speed_download}' "$base/1m.bin" || echo 0)")
+    done
+    small=$(printf '%s\n' "${s[@]}" | sort -g | sed -n 3p)
+    local wrk_out
+    wrk_out=$(in_cli timeout $((WRK_S + 15)) taskset -c 0 wrk -t1 -c64 -d"${WRK_S}s" "$base/index.html" 2>&1 || true)
+    local rps
+    rps=$(awk '/Requests\/sec/ {print $2}' <<<"$wrk_out")
+    local errs
+    errs=$(awk '/Socket errors|Non-2xx/ {printf "%s; ", $0}' <<<"$wrk_out")
+    printf '{"system":"%s","dl_100m_Bps":%s,"dl_1m_Bps":%s,"wrk_rps":%s,"wrk_errors":"%s"}\n' \
+        "$sys" "${big:-0}" "${small:-0}" "${rps:-0}" "$errs" >> "$TMP/datapath.jsonl"
+}
+
+# ---------------------------------------------------------------- main
+log "run $RUN_ID quick=$QUICK systems=$SYSTEMS floods=${FLOOD_S}s rates=[$RATES] python=$PY"
+command -v hping3 trafgen apache2 haproxy wrk curl nft >/dev/null
+make_docroot
+setup_lab
+if [[ -n "${BENCH_PCAP:-}" ]]; then
+    # debugging aid: capture the legit prober traffic on fl-c0 (bounded by count and time)
+    ip netns exec "$CLI" timeout 900 tcpdump -i fl-c0 -s 128 -c 200000 -w "$BENCH_PCAP" net 198.19.1.0/24 2>/dev/null &
+    OUR_PIDS+=("$!")
+fi
+: > "$TMP/datapath.jsonl"
+CP_RSS_BEFORE=""; CP_RSS_AFTER=""
+
+if has_sys a; then
+    start_apache 127.0.0.1:8080 "$SRV_IP:8080"
+    if start_cookieproxy; then
+        write_pids "$CP_PID" "$APACHE_PID"
+        CP_RSS_BEFORE=$(rss_kib "$CP_PID")
+        flood_suite a
+        CP_RSS_AFTER=$(rss_kib "$CP_PID")
+        datapath a "http://$SRV_IP"
+        cp "$CP_STATS" "$TMP/cookieproxy-stats-final.json" 2>/dev/null || true
+        stop_cookieproxy
+    fi
+    stop_apache
+fi
+
+if has_sys b; then
+    start_apache "$SRV_IP:80"
+    start_synproxy
+    write_pids "$APACHE_PID"
+    flood_suite b
+    stop_synproxy
+    stop_apache
+fi
+
+if has_sys c; then
+    start_apache "$SRV_IP:80"
+    in_srv sysctl -qw net.ipv4.tcp_syncookies=1 net.ipv4.tcp_max_syn_backlog=512
+    write_pids "$APACHE_PID"
+    flood_suite c
+    stop_apache
+fi
+
+if has_sys d || has_sys e; then
+    start_apache 127.0.0.1:8080 "$SRV_IP:8080"
+    if has_sys d; then start_haproxy; datapath d "http://$SRV_IP"; stop_haproxy; fi
+    if has_sys e; then datapath e "http://$SRV_IP:8080"; fi
+    stop_apache
+fi
+
+mkdir -p "$OUT_DIR"
+SUFFIX="$STAMP"; [[ $QUICK -eq 1 ]] && SUFFIX="$STAMP-quick"; [[ -n "$TAG" ]] && SUFFIX="$SUFFIX-$TAG"
+RAW="$OUT_DIR/raw-$SUFFIX.json"
+$PY - "$RESULTS" "$TMP/datapath.jsonl" "$RAW" "$CP_STATUS" "$CP_RSS_BEFORE" "$CP_RSS_AFTER" "$RUN_ID" "$QUICK" \
+    "$TMP/cookieproxy-stats-final.json" "$SYSTEMS" "$MERGE" <<'EOF'
+import json, sys, os
+res, dp, raw, cp_status, rb, ra, run_id, quick, cpstats, systems, merge = sys.argv[1:]
+floods = [json.loads(l) for l in open(res) if l.strip()]
+datap = [json.loads(l) for l in open(dp) if l.strip()]
+cps = None
+if os.path.exists(cpstats):
+    try:
+        cps = json.load(open(cpstats))
+    except ValueError:
+        cps = None
+doc = {"run_id": run_id, "quick": quick == "1", "systems_run": systems, "cookieproxy_status": cp_status,
+       "cookieproxy_rss_kib": {"before": int(rb) if rb else None, "after": int(ra) if ra else None},
+       "cookieproxy_stats": cps, "floods": floods, "datapath": datap}
+if merge == "1" and os.path.exists(raw):
+    old = json.load(open(raw))
+    ran = set(systems.split(","))
+    doc["floods"] = [r for r in old["floods"] if r["system"] not in ran] + floods
+    doc["datapath"] = [r for r in old["datapath"] if r["system"] not in ran] + datap
+    doc["run_id"] = f'{old.get("run_id")} + {run_id}'
+    if "a" not in ran:
+        for k in ("cookieproxy_status", "cookieproxy_rss_kib", "cookieproxy_stats"):
+            doc[k] = old.get(k, doc[k])
+json.dump(doc, open(raw, "w"), indent=1)
+EOF
+$PY "$BENCH/report.py" --raw "$RAW" --md "$OUT_DIR/results-$SUFFIX.md" --png "$OUT_DIR/flood-$SUFFIX.png"
+log "wrote $OUT_DIR/results-$SUFFIX.md, $RAW, $OUT_DIR/flood-$SUFFIX.png"
