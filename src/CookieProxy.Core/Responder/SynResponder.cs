@@ -2,6 +2,7 @@ using CookieProxy.Cookies;
 using CookieProxy.Crypto;
 using CookieProxy.Diagnostics;
 using CookieProxy.Io;
+using CookieProxy.Limits;
 using CookieProxy.Tcp;
 using CookieProxy.Wire;
 
@@ -35,9 +36,12 @@ public sealed class SynResponder
     private readonly ulong[] _v4Macs;
     private readonly ulong[] _v6Macs;
     private readonly byte[] _scratch = new byte[128];
+    private readonly SourceLimiter? _limiter;
 
-    public SynResponder(ResponderConfig config, SynCookieCodec codec, ProtectedEndpoints endpoints, ProxyCounters counters, int maxBatch = 64)
+    public SynResponder(ResponderConfig config, SynCookieCodec codec, ProtectedEndpoints endpoints, ProxyCounters counters,
+        int maxBatch = 64, SourceLimiter? limiter = null)
     {
+        _limiter = limiter;
         _config = config;
         _codec = codec;
         _endpoints = endpoints;
@@ -100,6 +104,13 @@ public sealed class SynResponder
                     continue;
                 }
                 _counters.SynReceived++;
+                // Per-source SYN budget (nmsynproxy's ratehash): sources are spoofable here, so this only
+                // caps what one prefix can make us send; the limiter's table is bounded and seeded.
+                if (_limiter is not null && !_limiter.TryAcceptSyn(p.Flow.SrcAddr, unixMs))
+                {
+                    _counters.Drop(DropReason.RateLimited);
+                    continue;
+                }
                 _synFrame[synCount] = i;
                 _synPacket[synCount] = p;
                 synCount++;

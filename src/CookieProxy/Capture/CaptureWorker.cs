@@ -4,6 +4,7 @@ using CookieProxy.Diagnostics;
 using CookieProxy.Host.Backend;
 using CookieProxy.Host.Flows;
 using CookieProxy.Io;
+using CookieProxy.Limits;
 using CookieProxy.Responder;
 using CookieProxy.Tcp;
 using CookieProxy.Wire;
@@ -32,12 +33,15 @@ internal sealed class CaptureWorker : IDisposable
     private readonly byte[] _txScratch = new byte[65536 + 256];
     private readonly Thread _thread;
     private readonly bool _verbose;
+    private readonly SourceLimiter? _limiter;
     private volatile bool _stop;
     private long _nowMs;
+    private long _unixMs;
 
     public CaptureWorker(int index, IPacketDevice device, SynResponder responder, FlowTableOptions flowOptions,
-        ListenerRuntime[] listeners, bool verbose)
+        ListenerRuntime[] listeners, bool verbose, SourceLimiter? limiter = null)
     {
+        _limiter = limiter;
         Index = index;
         _device = device;
         _responder = responder;
@@ -46,6 +50,10 @@ internal sealed class CaptureWorker : IDisposable
         _verbose = verbose;
         _batch = new FrameBatch(64);
         _flows = new FlowTable(flowOptions, _counters, device.Wake);
+        if (limiter?.Config.ConnectionLimitEnabled == true)
+        {
+            _flows.FlowRemoved = flow => limiter.CloseConnection(flow.Key.SrcAddr);
+        }
         _thread = new Thread(Run) { IsBackground = true, Name = $"cookieproxy-capture-{index}" };
     }
 
@@ -88,8 +96,8 @@ internal sealed class CaptureWorker : IDisposable
                 _nowMs = MonotonicClock.NowMs;
                 if (_batch.Count > 0)
                 {
-                    long unixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-                    _responder.ProcessBatch(_batch, ref handler, _device, unixMs);
+                    _unixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+                    _responder.ProcessBatch(_batch, ref handler, _device, _unixMs);
                 }
                 _flows.ProcessWork(_nowMs, ref handler);
                 _flows.Tick(_nowMs, ref handler);
@@ -152,9 +160,22 @@ internal sealed class CaptureWorker : IDisposable
                 ClientPort = packet.Tcp.SrcPort,
             };
             ListenerRuntime l = _w._listeners[listener];
+            // pf's max-src-conn / max-src-conn-rate: the handshake proved the source, so limit it here.
+            SourceLimiter? limiter = _w._limiter;
+            bool limited = limiter?.Config.ConnectionLimitEnabled == true;
+            if (limited && !limiter!.TryOpenConnection(packet.Flow.SrcAddr, _w._unixMs))
+            {
+                _w._counters.Drop(DropReason.RateLimited);
+                _w._responder.SendReset(packet, frame, _w._device);
+                return;
+            }
             DropReason refused = _w._flows.TryAdd(packet.Flow, handshake, l.Backend, path, _w._nowMs, out Flow? flow, l.BackendOptions);
             if (refused != DropReason.None)
             {
+                if (limited)
+                {
+                    limiter!.CloseConnection(packet.Flow.SrcAddr);
+                }
                 // Bounded memory: beyond the caps a validated connection is refused with RST, never queued.
                 _w._responder.SendReset(packet, frame, _w._device);
                 return;

@@ -45,6 +45,9 @@ public sealed class FlowTable : IDisposable
     /// <summary>Earliest endpoint timer of any flow; the capture loop should not sleep past it (long.MaxValue = none).</summary>
     public long NextDeadlineMs => _timers.MinDeadlineMs;
 
+    /// <summary>Called on the owner thread as each flow leaves the table (per-source accounting).</summary>
+    public Action<Flow>? FlowRemoved { get; set; }
+
     public bool TryGet(in FlowKey key, [MaybeNullWhen(false)] out Flow flow) => _flows.TryGetValue(key, out flow);
 
     /// <summary>
@@ -166,6 +169,8 @@ public sealed class FlowTable : IDisposable
             return;
         }
         flow.Removed = true;
+        _counters.Retransmits += flow.Endpoint.Retransmissions;
+        FlowRemoved?.Invoke(flow);
         _flows.Remove(flow.Key);
         _timers.Remove(flow);
         _bufferedBytes -= flow.AccountedBytes;
