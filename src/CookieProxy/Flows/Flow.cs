@@ -137,7 +137,7 @@ public sealed class Flow
         // table then sees IsFinished once the endpoint is CLOSED too (after LAST-ACK or TIME-WAIT).
     }
 
-    /// <summary>Owner thread: RST to the client on its next Dispatch (our own decision, e.g. shutdown).</summary>
+    /// <summary>Owner thread: RST to the client on its next Dispatch (backend failure, or our own decision, e.g. shutdown).</summary>
     public void AbortClient()
     {
         if (_clientAborted || Endpoint.IsClosed)
@@ -145,8 +145,7 @@ public sealed class Flow
             return;
         }
         _clientAborted = true;
-        Endpoint.Abort();
-        _counters.RstSent++;
+        Endpoint.Abort();    // RstSent is counted by the host's sink when the RST is actually emitted
     }
 
     /// <summary>Owner thread: RST to the backend.</summary>

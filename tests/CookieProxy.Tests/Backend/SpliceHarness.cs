@@ -109,22 +109,36 @@ internal sealed class TestClient
     public long WindowLeft => PeerWindow - (SndNxt - SndUna);
 }
 
+/// <summary>Delivers to the test client and, like the capture loop's sink, counts the RSTs it emits.</summary>
 internal struct TestSink : ITcpSegmentSink
 {
     private readonly TestClient _client;
+    private readonly ProxyCounters _counters;
 
-    public TestSink(TestClient client) => _client = client;
+    public TestSink(TestClient client, ProxyCounters counters)
+    {
+        _client = client;
+        _counters = counters;
+    }
 
-    public void Emit(in TcpRepr segment, ReadOnlySpan<byte> payloadHead, ReadOnlySpan<byte> payloadTail) =>
+    public void Emit(in TcpRepr segment, ReadOnlySpan<byte> payloadHead, ReadOnlySpan<byte> payloadTail)
+    {
+        if ((segment.Flags & TcpFlags.Rst) != 0)
+        {
+            _counters.RstSent++;
+        }
         _client.OnSegment(segment, payloadHead, payloadTail);
+    }
 }
 
 /// <summary>What the capture loop's dispatcher does: sink from ReplyTemplate, then Endpoint.Dispatch.</summary>
 internal struct TestDispatcher : IFlowDispatcher
 {
+    public ProxyCounters Counters;
+
     public void Dispatch(Flow flow, long nowMs)
     {
-        var sink = new TestSink((TestClient)flow.ReplyTemplate!);
+        var sink = new TestSink((TestClient)flow.ReplyTemplate!, Counters);
         flow.Endpoint.Dispatch(ref sink, nowMs);
     }
 }
@@ -146,6 +160,7 @@ internal sealed class SpliceHarness : IDisposable
 
     public SpliceHarness(FlowTableOptions? options = null)
     {
+        _dispatcher.Counters = Counters;
         Table = new FlowTable(options ?? new FlowTableOptions(), Counters, () =>
         {
             Interlocked.Increment(ref Wakes);
