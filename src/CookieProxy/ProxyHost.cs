@@ -10,6 +10,7 @@ using CookieProxy.Host.Diagnostics;
 using CookieProxy.Host.Flows;
 using CookieProxy.Host.Os;
 using CookieProxy.Io;
+using CookieProxy.Limits;
 using CookieProxy.Platform;
 using CookieProxy.Responder;
 using CookieProxy.Tcp;
@@ -81,6 +82,24 @@ public static class ProxyHost
             Backend = listeners[0].BackendOptions,
         };
 
+        var limitConfig = new SourceLimitConfig
+        {
+            Ipv4PrefixLength = o.SourcePrefixV4,
+            Ipv6PrefixLength = o.SourcePrefixV6,
+            MaxConnectionsPerSource = o.MaxConnectionsPerSource,
+            NewConnectionsPerSecond = o.ConnectionRatePerSource,
+            SynsPerSecond = o.SynRatePerSource,
+        };
+        try
+        {
+            limitConfig.Validate();
+        }
+        catch (ArgumentOutOfRangeException e)
+        {
+            log.WriteLine($"cookieproxy: per-source limits: {e.Message}");
+            return ExitUsage;
+        }
+
         // 2. Capture devices: one per thread, PACKET_FANOUT-grouped when there are several.
         string filter = BpfFilter.ForProtectedEndpoints(endpoints.Endpoints);
         var workers = new List<CaptureWorker>();
@@ -108,8 +127,11 @@ public static class ProxyHost
                     log.WriteLine($"cookieproxy: libpcap is not installed ({e.Message}); install libpcap0.8 (Debian) or use --capture afpacket");
                     return ExitRuntimeError;
                 }
-                var responder = new SynResponder(responderConfig, codec, endpoints, new ProxyCounters());
-                var worker = new CaptureWorker(t, device, responder, flowOptions, listeners, o.Verbose);
+                // One limiter per thread (shared-nothing); with fanout by flow hash a source's flows spread
+                // over the threads, so per-source limits are per thread.
+                SourceLimiter? limiter = limitConfig.SynLimitEnabled || limitConfig.ConnectionLimitEnabled ? new SourceLimiter(limitConfig) : null;
+                var responder = new SynResponder(responderConfig, codec, endpoints, new ProxyCounters(), limiter: limiter);
+                var worker = new CaptureWorker(t, device, responder, flowOptions, listeners, o.Verbose, limiter);
                 worker.Faulted += _ => stopped.Set();
                 workers.Add(worker);
             }

@@ -49,6 +49,40 @@ public sealed class HandshakeTests : LabTestBase
     }
 
     [LabFact]
+    public void Max_conn_per_source_refuses_the_third_held_connection_and_spares_other_sources()
+    {
+        StartProxy("--max-conn-per-source", "2");
+        // Three keep-alive HTTP connections held open at once from one source, then one from another source.
+        const string Script = """
+            import socket, sys
+            def open_and_get(src):
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                s.settimeout(3)
+                s.bind((src, 0))
+                s.connect(("198.18.0.1", 80))
+                try:
+                    s.sendall(b"GET /index.html HTTP/1.1\r\nHost: lab\r\n\r\n")
+                    data = s.recv(4096)
+                    return s, ("ok" if data.startswith(b"HTTP/1.1 200") else "empty" if not data else "other")
+                except ConnectionResetError:
+                    return s, "reset"
+                except socket.timeout:
+                    return s, "timeout"
+            held = []
+            results = []
+            for src in ["198.18.1.60", "198.18.1.60", "198.18.1.60", "198.18.1.61"]:
+                s, r = open_and_get(src)
+                held.append(s)
+                results.append(r)
+            print(" ".join(results))
+            """;
+        CommandResult r = InClient(TimeSpan.FromSeconds(30), "python3", "-c", Script);
+        Assert.True(r.Succeeded, r.ToString());
+        Assert.Equal("ok ok reset ok", r.StdOut.Trim());
+        WaitForStats(s => s.Drops.GetValueOrDefault("RateLimited") >= 1, TimeSpan.FromSeconds(5), "a RateLimited drop");
+    }
+
+    [LabFact]
     public void Connects_from_twenty_fresh_source_addresses_all_complete()
     {
         StartProxy();

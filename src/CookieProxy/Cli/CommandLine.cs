@@ -44,6 +44,10 @@ public static class CommandLine
           --stats-file FILE         also write counters as JSON to FILE every interval and on exit
           --duration SEC            exit after SEC seconds (default: run until SIGINT/SIGTERM)
           --verbose                 log flow events
+          --max-conn-per-source N   concurrent flows per source prefix (validated sources only; 0 = off)
+          --conn-rate-per-source R  new flows per second per source prefix, burst 20 (0 = off)
+          --syn-rate-per-source R   SYN+ACKs per second per source prefix (0 = off)
+          --source-prefix4 N, --source-prefix6 N   prefix lengths that group sources (default 32 and 64)
         """;
 
     public static ParseResult Parse(IReadOnlyList<string> args)
@@ -82,7 +86,8 @@ public static class CommandLine
         int threads = 1, slot = Cookies.SynCookieCodec.DefaultSlotSeconds, maxFlows = 100_000, flowKb = 256, connectMs = 3000;
         long maxBufferMb = 1024, idleS = 300;
         ushort mss = 1460;
-        double statsInterval = 2, duration = 0;
+        double statsInterval = 2, duration = 0, connRate = 0;
+        int maxPerSource = 0, synRate = 0, prefix4 = 32, prefix6 = 64;
 
         for (int i = 1; i < args.Count; i++)
         {
@@ -208,6 +213,21 @@ public static class CommandLine
                     if (!NeedValue(out err) || !TryInt(value, 1, 86_400 * 7, out int idle, out err)) return ParseResult.Fail($"--idle-timeout: {err}");
                     idleS = idle;
                     break;
+                case "--max-conn-per-source":
+                    if (!NeedValue(out err) || !TryInt(value, 0, 1_000_000, out maxPerSource, out err)) return ParseResult.Fail($"--max-conn-per-source: {err}");
+                    break;
+                case "--conn-rate-per-source":
+                    if (!NeedValue(out err) || !TryDouble(value, 0, 1_000_000, out connRate, out err)) return ParseResult.Fail($"--conn-rate-per-source: {err}");
+                    break;
+                case "--syn-rate-per-source":
+                    if (!NeedValue(out err) || !TryInt(value, 0, 1_000_000, out synRate, out err)) return ParseResult.Fail($"--syn-rate-per-source: {err}");
+                    break;
+                case "--source-prefix4":
+                    if (!NeedValue(out err) || !TryInt(value, 1, 32, out prefix4, out err)) return ParseResult.Fail($"--source-prefix4: {err}");
+                    break;
+                case "--source-prefix6":
+                    if (!NeedValue(out err) || !TryInt(value, 1, 128, out prefix6, out err)) return ParseResult.Fail($"--source-prefix6: {err}");
+                    break;
                 case "--stats-interval":
                     if (!NeedValue(out err) || !TryDouble(value, 0, 3600, out statsInterval, out err)) return ParseResult.Fail($"--stats-interval: {err}");
                     break;
@@ -263,6 +283,11 @@ public static class CommandLine
             IdleTimeoutMs = idleS * 1000,
             DurationSeconds = duration,
             Verbose = verbose,
+            MaxConnectionsPerSource = maxPerSource,
+            ConnectionRatePerSource = connRate,
+            SynRatePerSource = synRate,
+            SourcePrefixV4 = prefix4,
+            SourcePrefixV6 = prefix6,
         }, null, null);
     }
 

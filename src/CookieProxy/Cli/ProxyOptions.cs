@@ -33,4 +33,11 @@ public sealed class ProxyOptions
     /// <summary>Exit after this many seconds (0 = run until SIGINT/SIGTERM). For tests and demos.</summary>
     public double DurationSeconds { get; init; }
     public bool Verbose { get; init; }
+
+    /// <summary>Per-source limits (pf max-src-conn / max-src-conn-rate, nmsynproxy ratehash); 0 = off.</summary>
+    public int MaxConnectionsPerSource { get; init; }
+    public double ConnectionRatePerSource { get; init; }
+    public int SynRatePerSource { get; init; }
+    public int SourcePrefixV4 { get; init; } = 32;
+    public int SourcePrefixV6 { get; init; } = 64;
 }

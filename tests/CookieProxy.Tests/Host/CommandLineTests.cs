@@ -15,7 +15,8 @@ public class CommandLineTests
     {
         ParseResult r = Parse("run --interface cp-s0 --listen 198.18.0.1:80 --backend 127.0.0.1:8080 --proxy-protocol v2 "
             + "--listen [fd00::1]:443 --backend [::1]:8443 --key-file k --hide-port --capture afpacket --threads 2 "
-            + "--stats-interval 1 --stats-file s.json --mss 1400 --slot-seconds 60 --rst-invalid --max-flows 10 --duration 3");
+            + "--stats-interval 1 --stats-file s.json --mss 1400 --slot-seconds 60 --rst-invalid --max-flows 10 --duration 3 "
+            + "--max-conn-per-source 5 --conn-rate-per-source 2.5 --syn-rate-per-source 100 --source-prefix4 24 --source-prefix6 48");
         Assert.Null(r.Error);
         ProxyOptions o = r.Options!;
         Assert.Equal("cp-s0", o.Interface);
@@ -32,6 +33,11 @@ public class CommandLineTests
         Assert.Equal(60, o.SlotSeconds);
         Assert.Equal(10, o.MaxFlows);
         Assert.Equal(3, o.DurationSeconds);
+        Assert.Equal(5, o.MaxConnectionsPerSource);
+        Assert.Equal(2.5, o.ConnectionRatePerSource);
+        Assert.Equal(100, o.SynRatePerSource);
+        Assert.Equal(24, o.SourcePrefixV4);
+        Assert.Equal(48, o.SourcePrefixV6);
     }
 
     [Theory]
@@ -53,6 +59,8 @@ public class CommandLineTests
     [InlineData("run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1 --mss 100", "--mss")]
     [InlineData("run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1 --threads", "needs a value")]
     [InlineData("run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1 --bogus", "unknown option '--bogus'")]
+    [InlineData("run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1 --source-prefix4 33", "--source-prefix4")]
+    [InlineData("run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1 --max-conn-per-source -1", "--max-conn-per-source")]
     public void BadArgumentsGiveAClearMessage(string line, string expected)
     {
         ParseResult r = Parse(line);

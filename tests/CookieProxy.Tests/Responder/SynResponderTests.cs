@@ -235,6 +235,26 @@ public class SynResponderTests
     }
 
     [Fact]
+    public void APerSourceSynBudgetShedsTheExcessAndSparesOtherSources()
+    {
+        var endpoints = new ProtectedEndpoints();
+        endpoints.Add(IPEndPoint.Parse("198.18.0.1:80"));
+        var limiter = new CookieProxy.Limits.SourceLimiter(new CookieProxy.Limits.SourceLimitConfig { SynsPerSecond = 3, Ipv4PrefixLength = 24 });
+        var r = new SynResponder(new ResponderConfig(), new SynCookieCodec(new SipKey(1, 2)), endpoints, _counters, limiter: limiter);
+        for (int i = 0; i < 10; i++)
+        {
+            _dev.Inject(Frames.Build(Frames.ClientToServer($"198.18.1.{i + 1}"), Frames.LinuxSyn((ushort)(1000 + i), 1)));
+        }
+        _dev.Inject(Frames.Build(Frames.ClientToServer("198.18.2.1"), Frames.LinuxSyn(999, 1)));
+        _dev.Receive(_batch, 0);
+        r.ProcessBatch(_batch, ref _handler, _dev, Now);
+        // 198.18.1.0/24 gets its burst of 3; 198.18.2.0/24 is untouched.
+        Assert.Equal(4, _dev.Sent.Count);
+        Assert.Equal(7, _counters.Drops(DropReason.RateLimited));
+        Assert.Equal(11, _counters.SynReceived);
+    }
+
+    [Fact]
     public void SendFailuresAreCountedNotThrown()
     {
         _dev.FailSends = true;
