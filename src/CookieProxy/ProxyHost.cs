@@ -78,9 +78,22 @@ public static class ProxyHost
         {
             MaxFlows = Math.Max(1, o.MaxFlows / threads),
             MaxBufferedBytesTotal = o.MaxBufferedBytes / threads,
+            // One flow may hold its two endpoint buffers plus its two backend pipes; the per-flow cap follows
+            // from --flow-buffer-kb, the total from --max-buffer-mb.
+            MaxBufferedBytesPerFlow = 2L * o.FlowBufferBytes + listeners[0].BackendOptions.MaxBufferedBytes,
             Tcp = tcp,
             Backend = listeners[0].BackendOptions,
         };
+        try
+        {
+            flowOptions.Validate();
+        }
+        catch (ArgumentException e)
+        {
+            log.WriteLine($"cookieproxy: buffer limits do not fit (--max-buffer-mb {o.MaxBufferedBytes >> 20} over {threads} thread(s), "
+                + $"--flow-buffer-kb {o.FlowBufferBytes >> 10}): {e.Message}");
+            return ExitUsage;
+        }
 
         var limitConfig = new SourceLimitConfig
         {
