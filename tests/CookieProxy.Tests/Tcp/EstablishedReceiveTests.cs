@@ -94,6 +94,22 @@ public class EstablishedReceiveTests : TcpTestBase
     }
 
     [Fact]
+    public void Out_of_window_pure_acks_are_answered_at_most_every_500_ms()
+    {
+        InEstablished();
+        Send(ClientNext + 100_000);
+        Recv(OurNext, ClientNext);
+        Send(ClientNext + 100_000);
+        RecvNothing();
+        Advance(499);
+        Send(ClientNext + 100_000);
+        RecvNothing();
+        Advance(1);
+        Send(ClientNext + 100_000);
+        Recv(OurNext, ClientNext);
+    }
+
+    [Fact]
     public void An_old_duplicate_segment_gets_an_immediate_ack()
     {
         InEstablished();
