@@ -23,12 +23,16 @@ public sealed partial class TcpEndpoint
     /// <summary>RFC 5961 7: challenge ACKs are rate limited (per endpoint here; Linux limits globally).</summary>
     public const int ChallengeAckLimitPerSecond = 10;
 
+    /// <summary>Minimum spacing of ACKs answering out-of-window pure ACKs (Linux tcp_invalid_ratelimit: 500 ms).</summary>
+    public const long OutOfWindowAckIntervalMs = 500;
+
     private readonly TcpConfig _config;
     private readonly long _createdMs;
     private TcpState _state;
     private TcpCloseReason _closeReason;
     private bool _rstPending;
     private long _lastRecvMs;
+    private long _lastOutOfWindowAckMs = long.MinValue / 2;
 
     // Challenge-ACK rate limiter (RFC 5961 7).
     private long _challengeWindowStartMs;
@@ -131,8 +135,19 @@ public sealed partial class TcpEndpoint
 
             case (_, SegmentKind.Unacceptable):
                 // RFC 9293 3.10.7.4 first check (and RFC 7323 5.3 R1 for PAWS): send an ACK, drop the segment.
+                // Pure ACKs get at most one answer per OutOfWindowAckIntervalMs: like Linux
+                // (tcp_oow_rate_limited) this breaks ACK loops and blind reflection; data never loops.
                 SegmentsDropped++;
-                _ackNow = true;
+                if (payload.Length > 0 || (segment.Flags & TcpFlags.Fin) != 0)
+                {
+                    _ackNow = true;
+                }
+                else if (nowMs - _lastOutOfWindowAckMs >= OutOfWindowAckIntervalMs)
+                {
+                    _lastOutOfWindowAckMs = nowMs;
+                    _ackNow = true;
+                }
+
                 break;
 
             case (_, SegmentKind.NoAck):

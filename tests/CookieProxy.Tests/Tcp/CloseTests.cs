@@ -142,6 +142,16 @@ public class CloseTests : TcpTestBase
     }
 
     [Fact]
+    public void The_passive_close_path_is_traced_through_close_wait_and_last_ack()
+    {
+        InLastAck();
+        Send(ClientNext, ack: OurNext + 1);
+        Assert.Equal(
+            [(TcpState.Established, TcpState.CloseWait), (TcpState.CloseWait, TcpState.LastAck), (TcpState.LastAck, TcpState.Closed)],
+            Transitions);
+    }
+
+    [Fact]
     public void In_close_wait_data_beyond_the_fin_is_ignored()
     {
         InCloseWait();

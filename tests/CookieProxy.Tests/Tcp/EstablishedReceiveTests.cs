@@ -94,6 +94,22 @@ public class EstablishedReceiveTests : TcpTestBase
     }
 
     [Fact]
+    public void Out_of_window_pure_acks_are_answered_at_most_every_500_ms()
+    {
+        InEstablished();
+        Send(ClientNext + 100_000);
+        Recv(OurNext, ClientNext);
+        Send(ClientNext + 100_000);
+        RecvNothing();
+        Advance(499);
+        Send(ClientNext + 100_000);
+        RecvNothing();
+        Advance(1);
+        Send(ClientNext + 100_000);
+        Recv(OurNext, ClientNext);
+    }
+
+    [Fact]
     public void An_old_duplicate_segment_gets_an_immediate_ack()
     {
         InEstablished();
@@ -201,5 +217,29 @@ public class EstablishedReceiveTests : TcpTestBase
         byte[] b = SendData(3000);
         Assert.True(ClientNext.Value < 0x1000);
         Assert.Equal([.. a, .. b], ReadAll());
+    }
+}
+
+/// <summary>Receive-window bookkeeping across many segments.</summary>
+public class WindowEdgeTests : TcpTestBase
+{
+    [Fact]
+    public void The_advertised_right_edge_never_moves_left_while_the_buffer_fills()
+    {
+        InEstablished(new TcpConfig { ReceiveBufferSize = 1000, LocalMss = 100, DelayedAckMs = 0 }, Handshake(sendScale: 4, recvScale: 4));
+        var rng = new Random(7);
+        SeqNumber lastEdge = ClientNext;
+        for (int i = 0; i < 40 && Ep.ReceiveAvailable < 1000; i++)
+        {
+            SendData(rng.Next(1, 60));
+            foreach (SentSegment s in DispatchAll())
+            {
+                SeqNumber edge = s.Ack + (s.Window << 4);
+                Assert.True(edge >= lastEdge, $"edge moved left: {edge} < {lastEdge}");
+                lastEdge = edge;
+            }
+
+            ClientNext = Ep.ReceiveNext;
+        }
     }
 }

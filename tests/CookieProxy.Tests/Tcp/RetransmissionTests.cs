@@ -194,27 +194,3 @@ public class SackGoBackNTests : TcpTestBase
         Assert.Equal(TcpFlags.Ack | TcpFlags.Psh, segs[1].Flags);
     }
 }
-
-/// <summary>Receive-window bookkeeping across many segments.</summary>
-public class WindowEdgeTests : TcpTestBase
-{
-    [Fact]
-    public void The_advertised_right_edge_never_moves_left_while_the_buffer_fills()
-    {
-        InEstablished(new TcpConfig { ReceiveBufferSize = 1000, LocalMss = 100, DelayedAckMs = 0 }, Handshake(sendScale: 4, recvScale: 4));
-        var rng = new Random(7);
-        SeqNumber lastEdge = ClientNext;
-        for (int i = 0; i < 40 && Ep.ReceiveAvailable < 1000; i++)
-        {
-            SendData(rng.Next(1, 60));
-            foreach (SentSegment s in DispatchAll())
-            {
-                SeqNumber edge = s.Ack + (s.Window << 4);
-                Assert.True(edge >= lastEdge, $"edge moved left: {edge} < {lastEdge}");
-                lastEdge = edge;
-            }
-
-            ClientNext = Ep.ReceiveNext;
-        }
-    }
-}
