@@ -35,7 +35,6 @@ public sealed class SynResponder
     private readonly ulong[] _v6Words;
     private readonly ulong[] _v4Macs;
     private readonly ulong[] _v6Macs;
-    private readonly byte[] _scratch = new byte[128];
     private readonly SourceLimiter? _limiter;
 
     public SynResponder(ResponderConfig config, SynCookieCodec codec, ProtectedEndpoints endpoints, ProxyCounters counters,
@@ -172,31 +171,26 @@ public sealed class SynResponder
                 _v6Syns[v6++] = s;
             }
         }
-        if (v4 > 0)
+        AnswerFamily(batch, _v4Syns, v4, _v4Words, SynCookieCodec.WordsV4, _v4Macs, slot, tx);
+        AnswerFamily(batch, _v6Syns, v6, _v6Words, SynCookieCodec.WordsV6, _v6Macs, slot, tx);
+    }
+
+    /// <summary>One address family's SYNs: message words in SoA layout, one SIMD batch MAC, then the replies.</summary>
+    private void AnswerFamily(FrameBatch batch, int[] syns, int count, ulong[] words, int wordsPerMessage, ulong[] macs, uint slot, IPacketDevice tx)
+    {
+        if (count == 0)
         {
-            for (int j = 0; j < v4; j++)
-            {
-                ref ParsedPacket p = ref _synPacket[_v4Syns[j]];
-                SynCookieCodec.WriteMessage(p.Flow, slot, p.Tcp.Seq.Value, _v4Words.AsSpan(j), v4);
-            }
-            SipHash.HashBatch(_codec.Key, _v4Words.AsSpan(0, SynCookieCodec.WordsV4 * v4), SynCookieCodec.WordsV4, v4, _v4Macs);
-            for (int j = 0; j < v4; j++)
-            {
-                SendSynAck(batch, _v4Syns[j], _v4Macs[j], slot, tx);
-            }
+            return;
         }
-        if (v6 > 0)
+        for (int j = 0; j < count; j++)
         {
-            for (int j = 0; j < v6; j++)
-            {
-                ref ParsedPacket p = ref _synPacket[_v6Syns[j]];
-                SynCookieCodec.WriteMessage(p.Flow, slot, p.Tcp.Seq.Value, _v6Words.AsSpan(j), v6);
-            }
-            SipHash.HashBatch(_codec.Key, _v6Words.AsSpan(0, SynCookieCodec.WordsV6 * v6), SynCookieCodec.WordsV6, v6, _v6Macs);
-            for (int j = 0; j < v6; j++)
-            {
-                SendSynAck(batch, _v6Syns[j], _v6Macs[j], slot, tx);
-            }
+            ref ParsedPacket p = ref _synPacket[syns[j]];
+            SynCookieCodec.WriteMessage(p.Flow, slot, p.Tcp.Seq.Value, words.AsSpan(j), count);
+        }
+        SipHash.HashBatch(_codec.Key, words.AsSpan(0, wordsPerMessage * count), wordsPerMessage, count, macs);
+        for (int j = 0; j < count; j++)
+        {
+            SendSynAck(batch, syns[j], macs[j], slot, tx);
         }
     }
 
@@ -240,31 +234,12 @@ public sealed class SynResponder
         }
     }
 
-    /// <summary>RST for a segment that matches nothing (RFC 9293 3.10.7.1 "If the state is CLOSED"):
-    /// SEQ = SEG.ACK if ACK is set, else SEQ 0 and ACK = SEG.SEQ + SEG.LEN.</summary>
-    public void SendReset(in ParsedPacket p, ReadOnlySpan<byte> frame, IPacketDevice tx)
+    /// <summary>RST for a segment that matches nothing (RFC 9293 3.10.7.1), built in place over the received
+    /// frame, which the caller no longer needs.</summary>
+    public void SendReset(in ParsedPacket p, Span<byte> frame, IPacketDevice tx)
     {
-        L2L3Template tmpl = L2L3Template.FromReceived(p, frame);
-        var rst = new TcpRepr
-        {
-            SrcPort = p.Tcp.DstPort,
-            DstPort = p.Tcp.SrcPort,
-            Options = TcpOptionsRepr.None,
-        };
-        if ((p.Tcp.Flags & TcpFlags.Ack) != 0)
-        {
-            rst.Seq = p.Tcp.Ack;
-            rst.Flags = TcpFlags.Rst;
-        }
-        else
-        {
-            int segLen = p.PayloadLength + ((p.Tcp.Flags & TcpFlags.Syn) != 0 ? 1 : 0) + ((p.Tcp.Flags & TcpFlags.Fin) != 0 ? 1 : 0);
-            rst.Seq = new SeqNumber(0);
-            rst.Ack = p.Tcp.Seq + segLen;
-            rst.Flags = TcpFlags.Rst | TcpFlags.Ack;
-        }
-        int len = TcpFrameBuilder.Write(_scratch, tmpl, rst, default, default);
-        if (len > 0 && tx.Send(_scratch.AsSpan(0, len)))
+        int len = RstWriter.RewriteInPlace(frame, p);
+        if (len > 0 && tx.Send(frame[..len]))
         {
             _counters.RstSent++;
         }
