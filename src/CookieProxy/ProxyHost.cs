@@ -71,6 +71,7 @@ public static class ProxyHost
             SendBufferSize = o.FlowBufferBytes,
             LocalMss = o.Mss,
             IdleTimeoutMs = o.IdleTimeoutMs,
+            FirstDataTimeoutMs = o.FirstDataTimeoutMs,
         };
         var responderConfig = new ResponderConfig { Mss = o.Mss, ReceiveBufferSize = o.FlowBufferBytes, RstInvalid = o.RstInvalid };
         int threads = o.Threads == 0 ? Environment.ProcessorCount : o.Threads;

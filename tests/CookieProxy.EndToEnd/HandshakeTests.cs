@@ -83,6 +83,35 @@ public sealed class HandshakeTests : LabTestBase
     }
 
     [LabFact]
+    public void First_data_timeout_resets_a_silent_connection_but_not_a_talking_one()
+    {
+        StartProxy("--first-data-timeout", "1");
+        const string Script = """
+            import socket, time
+            def probe(talk):
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                s.settimeout(5)
+                s.connect(("198.18.0.1", 80))
+                if talk:
+                    s.sendall(b"GET /index.html HTTP/1.1\r\nHost: lab\r\n\r\n")
+                t0 = time.monotonic()
+                try:
+                    data = s.recv(4096)
+                    return ("ok" if data.startswith(b"HTTP/1.1 200") else "eof") + " %.1f" % (time.monotonic() - t0)
+                except ConnectionResetError:
+                    return "reset %.1f" % (time.monotonic() - t0)
+                except socket.timeout:
+                    return "timeout"
+            print(probe(False), "|", probe(True))
+            """;
+        CommandResult r = InClient(TimeSpan.FromSeconds(30), "python3", "-c", Script);
+        Assert.True(r.Succeeded, r.ToString());
+        string[] parts = r.StdOut.Trim().Split('|', StringSplitOptions.TrimEntries);
+        Assert.StartsWith("reset", parts[0]);
+        Assert.StartsWith("ok", parts[1]);
+    }
+
+    [LabFact]
     public void Connects_from_twenty_fresh_source_addresses_all_complete()
     {
         StartProxy();

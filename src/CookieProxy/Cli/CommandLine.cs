@@ -40,6 +40,8 @@ public static class CommandLine
           --flow-buffer-kb N        per-flow buffer each way (default 256)
           --connect-timeout MS      backend connect timeout (default 3000)
           --idle-timeout S          close flows idle this long (default 300)
+          --first-data-timeout S    reset flows whose client sends nothing this long after the handshake (default 0 = off;
+                                    leave off for server-speaks-first protocols)
           --stats-interval SEC      counters line on stderr every SEC seconds (default 2; 0 = off)
           --stats-file FILE         also write counters as JSON to FILE every interval and on exit
           --duration SEC            exit after SEC seconds (default: run until SIGINT/SIGTERM)
@@ -84,7 +86,7 @@ public static class CommandLine
         bool hide = false, rstInvalid = false, verbose = false;
         var capture = CaptureKind.Auto;
         int threads = 1, slot = Cookies.SynCookieCodec.DefaultSlotSeconds, maxFlows = 100_000, flowKb = 256, connectMs = 3000;
-        long maxBufferMb = 1024, idleS = 300;
+        long maxBufferMb = 1024, idleS = 300, firstDataS = 0;
         ushort mss = 1460;
         double statsInterval = 2, duration = 0, connRate = 0;
         int maxPerSource = 0, synRate = 0, prefix4 = 32, prefix6 = 64;
@@ -228,6 +230,10 @@ public static class CommandLine
                 case "--source-prefix6":
                     if (!NeedValue(out err) || !TryInt(value, 1, 128, out prefix6, out err)) return ParseResult.Fail($"--source-prefix6: {err}");
                     break;
+                case "--first-data-timeout":
+                    if (!NeedValue(out err) || !TryInt(value, 0, 86_400, out int fd, out err)) return ParseResult.Fail($"--first-data-timeout: {err}");
+                    firstDataS = fd;
+                    break;
                 case "--stats-interval":
                     if (!NeedValue(out err) || !TryDouble(value, 0, 3600, out statsInterval, out err)) return ParseResult.Fail($"--stats-interval: {err}");
                     break;
@@ -281,6 +287,7 @@ public static class CommandLine
             FlowBufferBytes = flowKb * 1024,
             ConnectTimeoutMs = connectMs,
             IdleTimeoutMs = idleS * 1000,
+            FirstDataTimeoutMs = firstDataS * 1000,
             DurationSeconds = duration,
             Verbose = verbose,
             MaxConnectionsPerSource = maxPerSource,

@@ -30,6 +30,9 @@ public sealed class ProxyOptions
     public int FlowBufferBytes { get; init; } = 256 * 1024;
     public int ConnectTimeoutMs { get; init; } = 3000;
     public long IdleTimeoutMs { get; init; } = 300_000;
+    /// <summary>Reset a validated connection whose client sends no byte within this time (0 = off).
+    /// Bounds what a non-spoofing attacker holds with idle handshakes.</summary>
+    public long FirstDataTimeoutMs { get; init; }
     /// <summary>Exit after this many seconds (0 = run until SIGINT/SIGTERM). For tests and demos.</summary>
     public double DurationSeconds { get; init; }
     public bool Verbose { get; init; }

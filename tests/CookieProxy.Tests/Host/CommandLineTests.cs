@@ -16,7 +16,7 @@ public class CommandLineTests
         ParseResult r = Parse("run --interface cp-s0 --listen 198.18.0.1:80 --backend 127.0.0.1:8080 --proxy-protocol v2 "
             + "--listen [fd00::1]:443 --backend [::1]:8443 --key-file k --hide-port --capture afpacket --threads 2 "
             + "--stats-interval 1 --stats-file s.json --mss 1400 --slot-seconds 60 --rst-invalid --max-flows 10 --duration 3 "
-            + "--max-conn-per-source 5 --conn-rate-per-source 2.5 --syn-rate-per-source 100 --source-prefix4 24 --source-prefix6 48");
+            + "--first-data-timeout 10 --max-conn-per-source 5 --conn-rate-per-source 2.5 --syn-rate-per-source 100 --source-prefix4 24 --source-prefix6 48");
         Assert.Null(r.Error);
         ProxyOptions o = r.Options!;
         Assert.Equal("cp-s0", o.Interface);
@@ -34,6 +34,7 @@ public class CommandLineTests
         Assert.Equal(10, o.MaxFlows);
         Assert.Equal(3, o.DurationSeconds);
         Assert.Equal(5, o.MaxConnectionsPerSource);
+        Assert.Equal(10_000, o.FirstDataTimeoutMs);
         Assert.Equal(2.5, o.ConnectionRatePerSource);
         Assert.Equal(100, o.SynRatePerSource);
         Assert.Equal(24, o.SourcePrefixV4);
