@@ -125,23 +125,19 @@ class Reorderer:
 
     def request(self, family, queue, attrs):
         self.seq += 1
-        self.sock.send(nfq_message(NFQNL_MSG_CONFIG, NLM_F_REQUEST | NLM_F_ACK, self.seq, family, queue, attrs))
+        seq = self.seq
+        self.sock.send(nfq_message(NFQNL_MSG_CONFIG, NLM_F_REQUEST | NLM_F_ACK, seq, family, queue, attrs))
         deadline = time.monotonic() + 2
         while time.monotonic() < deadline:
             if not select.select([self.sock], [], [], 0.5)[0]:
                 continue
+            # Packets may already arrive (rules installed before us): they are handled, not lost.
             n = self.sock.recv_into(self.buffer)
-            offset = 0
-            while offset + NLMSGHDR.size <= n:
-                length, msg_type, _, seq, _ = NLMSGHDR.unpack_from(self.buffer, offset)
-                if length < NLMSGHDR.size:
-                    break
-                if msg_type == NLMSG_ERROR and seq == self.seq:
-                    error = struct.unpack_from("=i", self.buffer, offset + NLMSGHDR.size)[0]
-                    if error:
-                        raise OSError(-error, os.strerror(-error))
-                    return
-                offset += (length + 3) & ~3
+            error = self.handle_datagram(n, time.monotonic(), seq)
+            if error is not None:
+                if error:
+                    raise OSError(-error, os.strerror(-error))
+                return
         raise TimeoutError("no netlink acknowledgement")
 
     def bind(self):
@@ -230,23 +226,31 @@ class Reorderer:
                     continue
                 raise
             reads += 1
-            now = time.monotonic()
-            offset = 0
-            while offset + NLMSGHDR.size <= n:
-                length, msg_type, _, _, _ = NLMSGHDR.unpack_from(self.buffer, offset)
-                if length < NLMSGHDR.size or offset + length > n:
-                    break
-                if msg_type == NFNL_SUBSYS_QUEUE << 8 | NFQNL_MSG_PACKET:
-                    attrs = parse_attrs(self.buffer, offset + NLMSGHDR.size + NFGENMSG.size, offset + length)
-                    hdr = attrs.get(NFQA_PACKET_HDR)
-                    if hdr is not None and hdr[1] >= PACKET_HDR.size:
-                        packet_id, _, hook = PACKET_HDR.unpack_from(self.buffer, hdr[0])
-                        self.on_packet(packet_id, hook, now)
-                elif msg_type == NLMSG_ERROR:
-                    if struct.unpack_from("=i", self.buffer, offset + NLMSGHDR.size)[0] != 0:
-                        self.stats["netlink_errors"] += 1
-                offset += (length + 3) & ~3
+            self.handle_datagram(n, time.monotonic(), None)
         return reads
+
+    def handle_datagram(self, n, now, ack_seq):
+        """Handles the netlink messages in self.buffer[:n]; returns the error code acknowledging ack_seq, if seen."""
+        acked = None
+        offset = 0
+        while offset + NLMSGHDR.size <= n:
+            length, msg_type, _, seq, _ = NLMSGHDR.unpack_from(self.buffer, offset)
+            if length < NLMSGHDR.size or offset + length > n:
+                break
+            if msg_type == NFNL_SUBSYS_QUEUE << 8 | NFQNL_MSG_PACKET:
+                attrs = parse_attrs(self.buffer, offset + NLMSGHDR.size + NFGENMSG.size, offset + length)
+                hdr = attrs.get(NFQA_PACKET_HDR)
+                if hdr is not None and hdr[1] >= PACKET_HDR.size:
+                    packet_id, _, hook = PACKET_HDR.unpack_from(self.buffer, hdr[0])
+                    self.on_packet(packet_id, hook, now)
+            elif msg_type == NLMSG_ERROR:
+                error = struct.unpack_from("=i", self.buffer, offset + NLMSGHDR.size)[0]
+                if ack_seq is not None and seq == ack_seq:
+                    acked = error
+                elif error != 0:
+                    self.stats["netlink_errors"] += 1
+            offset += (length + 3) & ~3
+        return acked
 
     def write_stats(self, final=False):
         self.stats["running"] = not final
