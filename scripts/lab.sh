@@ -223,14 +223,105 @@ offloads_off()
   done
 }
 
-# Packet impairment for the "lossy path" tests. netem (as specified) when the kernel has sch_netem;
-# otherwise nftables in the netdev family: random loss and duplication, but no delay or reordering.
-# Client side (cp-c0 egress) always; with --both also the server-to-client direction.
+# Packet impairment for the "lossy path" tests. netem (as specified) when the kernel has sch_netem:
+# loss 3%, reorder 25% 50%, duplicate 1%, delay 1ms on cp-c0 egress (client -> server), with --both
+# also on cp-s0 egress (server -> client). Without sch_netem, everything happens in cp-cli, before
+# the receiving TCP sees it (CookieProxy captures with AF_PACKET ahead of netfilter in cp-srv, so
+# impairment there would not reach it):
+#   - loss and duplication: nftables in the netdev family (egress of cp-c0; --both: 3% loss at ingress);
+#   - reordering: lab flows' TCP segments go to NFQUEUE 7 (output hook; --both: also prerouting), where
+#     scripts/lab-reorder.py holds 25% of them back until 1-3 later segments passed (or 5 ms).
+#     The queue rule comes from nft's `queue` expression (CONFIG_NFT_QUEUE) or, where the kernel lacks
+#     it, from iptables-nft's NFQUEUE target (xt_NFQUEUE through nft_compat). `bypass`: should the
+#     reorderer die, segments flow on instead of being dropped.
+# Prints the method: "netem", "nft-loss-dup+nfqueue-reorder", or "nft-loss-dup" (no reordering possible).
+REORDER_QUEUE=7
+REORDER_PID="$CP_LABDIR/reorder.pid"
+REORDER_LOG="$CP_LABDIR/reorder.log"
+REORDER_STATS="$CP_LABDIR/reorder-stats.json"
+REORDER_TABLE="${CP_NFT_TABLE}_reorder"
+REORDER_SEED="${CP_REORDER_SEED:-1}"
+REORDER_PCT="${CP_REORDER_PCT:-25}"
+
+# iptables rule specs for the NFQUEUE fallback: "CHAIN match..." (table mangle of cp-cli).
+reorder_iptables_rules()
+{
+  local both="$1" target="-j NFQUEUE --queue-num $REORDER_QUEUE --queue-bypass"
+  echo "OUTPUT -o $CP_DEV_CLI -p tcp $target"
+  if ((both)); then
+    echo "PREROUTING -i $CP_DEV_CLI -p tcp $target"
+  fi
+}
+
+reorder_rules_on()
+{
+  local both="$1" prerouting=""
+  if ((both)); then
+    prerouting="chain prerouting {
+        type filter hook prerouting priority 0; policy accept;
+        iifname \"$CP_DEV_CLI\" meta l4proto tcp queue num $REORDER_QUEUE bypass
+    }"
+  fi
+  if ip netns exec "$CP_NS_CLI" nft -f - 2>/dev/null <<EOF3; then
+table inet $REORDER_TABLE {
+    chain output {
+        type filter hook output priority 0; policy accept;
+        oifname "$CP_DEV_CLI" meta l4proto tcp queue num $REORDER_QUEUE bypass
+    }
+    $prerouting
+}
+EOF3
+    return 0
+  fi
+  cp_have iptables || return 1
+  local chain spec
+  while read -r chain spec; do
+    # shellcheck disable=SC2086 # spec is a list of words
+    ip netns exec "$CP_NS_CLI" iptables -w 5 -t mangle -A "$chain" $spec || return 1
+  done < <(reorder_iptables_rules "$both")
+}
+
+reorder_rules_off()
+{
+  ip netns exec "$CP_NS_CLI" nft delete table inet "$REORDER_TABLE" 2>/dev/null || true
+  cp_have iptables || return 0
+  local chain spec i
+  while read -r chain spec; do
+    for ((i = 0; i < 8; i++)); do
+      # shellcheck disable=SC2086
+      ip netns exec "$CP_NS_CLI" iptables -w 5 -t mangle -D "$chain" $spec 2>/dev/null || break
+    done
+  done < <(reorder_iptables_rules 1)
+}
+
+reorder_ready_or_dead()
+{
+  [[ -s "$REORDER_STATS" ]] || ! cp_pid_alive "$1"
+}
+
+# Starts lab-reorder.py in cp-cli (bounded to 600 s); fails when it cannot bind the queue.
+reorder_start()
+{
+  mkdir -p "$CP_LABDIR"
+  rm -f "$REORDER_STATS" "$REORDER_LOG"
+  ip netns exec "$CP_NS_CLI" python3 "$CP_ROOT/scripts/lab-reorder.py" --queue "$REORDER_QUEUE" \
+    --reorder "$REORDER_PCT" --seed "$REORDER_SEED" --max-hold 3 --hold-timeout-ms 5 --duration 600 \
+    --stats --stats-file "$REORDER_STATS" </dev/null >"$REORDER_LOG" 2>&1 &
+  local pid=$!
+  echo "$pid" >"$REORDER_PID"
+  cp_wait_until 5 reorder_ready_or_dead "$pid" || true
+  if [[ ! -s "$REORDER_STATS" ]]; then
+    cp_stop_pidfile "$REORDER_PID" 2
+    cat "$REORDER_LOG" >&2 2>/dev/null || true
+    return 1
+  fi
+}
+
 cmd_impair_on()
 {
   local both=0
   [[ "${1:-}" == --both ]] && both=1
-  cmd_impair_off
+  cmd_impair_off >&2
   local netem=(netem loss 3% reorder 25% 50% duplicate 1% delay 1ms)
   if ip netns exec "$CP_NS_CLI" tc qdisc add dev "$CP_DEV_CLI" root "${netem[@]}" 2>/dev/null; then
     if ((both)); then
@@ -256,14 +347,29 @@ table netdev ${CP_NFT_TABLE}_impair {
     $ingress
 }
 EOF2
-  echo "nft-loss-dup"
+  # The reorderer binds the queue before any rule feeds it.
+  if reorder_start && reorder_rules_on "$both"; then
+    echo "nft-loss-dup+nfqueue-reorder"
+  else
+    reorder_rules_off
+    cp_stop_pidfile "$REORDER_PID" 2
+    cp_log "warning: no NFQUEUE rule possible (neither nft 'queue' nor iptables NFQUEUE): no reordering"
+    echo "nft-loss-dup"
+  fi
 }
 
+# Removes every impairment; prints the reorderer's final counters (one line) when it ran.
 cmd_impair_off()
 {
   ip netns exec "$CP_NS_CLI" tc qdisc del dev "$CP_DEV_CLI" root 2>/dev/null || true
   ip netns exec "$CP_NS_SRV" tc qdisc del dev "$CP_DEV_SRV" root 2>/dev/null || true
   ip netns exec "$CP_NS_CLI" nft delete table netdev "${CP_NFT_TABLE}_impair" 2>/dev/null || true
+  # Rules first, so the reorderer can answer what is still queued before it unbinds.
+  reorder_rules_off
+  if [[ -f "$REORDER_PID" ]]; then
+    cp_stop_pidfile "$REORDER_PID" 5
+    grep '^lab-reorder: seen=' "$REORDER_LOG" 2>/dev/null || true
+  fi
 }
 
 cmd_up()
@@ -313,6 +419,7 @@ cmd_up()
 cmd_down()
 {
   cp_stop_pidfile "$PROXY_PID" 5
+  cp_stop_pidfile "$REORDER_PID" 2
   if [[ -f "$APACHE_PID" ]]; then
     apache_stop
   fi
@@ -455,6 +562,7 @@ main()
       echo "accesslog=$APACHE_DIR/logs/access.log"
       echo "remoteiplog=$APACHE_DIR/logs/remoteip.log"
       echo "binary=$(cp_binary)"
+      echo "reorderstats=$REORDER_STATS"
       ;;
     *)
       sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' >&2

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Text.Json;
 using System.Text.RegularExpressions;
 using CookieProxy.EndToEnd.Infrastructure;
 using Xunit.Abstractions;
@@ -12,6 +13,10 @@ namespace CookieProxy.EndToEnd;
 [Trait("Tier", "splice")]
 public sealed partial class SpliceTests : LabTestBase
 {
+    // What `lab.sh impair-on` prints as its last line: the way it impairs the path.
+    private const string NetemMethod = "netem";
+    private const string NfqueueMethod = "nft-loss-dup+nfqueue-reorder";
+
     private static readonly string s_url = $"http://{LabFixture.ServerIp}/";
 
     public SpliceTests(LabFixture lab, ITestOutputHelper output)
@@ -74,18 +79,68 @@ public sealed partial class SpliceTests : LabTestBase
     public void Download_over_a_lossy_reordering_path_is_byte_identical(string name, bool bothDirections)
     {
         StartProxy();
+        string method = "";
         try
         {
-            // netem loss 3% reorder 25% 50% duplicate 1% delay 1ms on cp-c0 (client -> server); where the
-            // kernel has no sch_netem, lab.sh falls back to nftables loss + duplication.
+            // netem loss 3% reorder 25% 50% duplicate 1% delay 1ms on cp-c0 (client -> server; with --both
+            // also server -> client). Where the kernel has no sch_netem, lab.sh does loss + duplication with
+            // nftables and reordering with scripts/lab-reorder.py behind NFQUEUE, all inside cp-cli.
             CommandResult impair = bothDirections ? LabSh("impair-on", "--both") : LabSh("impair-on");
             Assert.True(impair.Succeeded, impair.ToString());
+            method = impair.StdOut.Trim().Split('\n')[^1].Trim();
+            Log($"impairment: {method}, {(bothDirections ? "both directions" : "client to server only")}");
+            Assert.True(method is NetemMethod or NfqueueMethod,
+                $"lab.sh impair-on could not reorder (method '{method}'): it needs sch_netem, nft's queue expression or iptables' NFQUEUE target");
+
+            var clock = Stopwatch.StartNew();
             AssertDownload(name, TimeSpan.FromSeconds(240));
+            Log($"{name}: {clock.Elapsed.TotalSeconds:F2} s over the impaired path");
+
+            // A 1 KiB transfer is a handful of segments per direction, which the reorderer may all let
+            // through in order: download again (bounded) until every impaired direction saw reordering.
+            for (int again = 0; method == NfqueueMethod && again < 30 && !ReorderedEveryDirection(ReadReorderStats(), bothDirections); again++)
+            {
+                Thread.Sleep(1100); // lab-reorder.py rewrites its stats file every second.
+                if (!ReorderedEveryDirection(ReadReorderStats(), bothDirections))
+                {
+                    AssertDownload(name, TimeSpan.FromSeconds(240));
+                }
+            }
         }
         finally
         {
-            LabSh("impair-off");
+            CommandResult off = LabSh("impair-off");
+            Log("impair-off: " + off.StdOut.Trim());
         }
+
+        if (method == NfqueueMethod)
+        {
+            // impair-off stopped the reorderer, which wrote its final counters on the way out.
+            JsonElement stats = ReadReorderStats();
+            Log("reorderer: " + stats.GetRawText());
+            Assert.False(stats.GetProperty("running").GetBoolean(), "the reorderer's stats file is not final");
+            Assert.True(stats.GetProperty("reordered").GetInt64() > 0, "no segment was reordered: " + stats.GetRawText());
+            Assert.True(ReorderedEveryDirection(stats, bothDirections), "an impaired direction saw no reordering: " + stats.GetRawText());
+        }
+    }
+
+    /// <summary>The counters of scripts/lab-reorder.py (<c>--stats-file</c>, written by <c>lab.sh impair-on</c>).</summary>
+    private JsonElement ReadReorderStats()
+    {
+        string path = Path.Combine(Lab.LabDir, "reorder-stats.json");
+        Assert.True(File.Exists(path), path + " missing: did lab-reorder.py run?");
+        using JsonDocument doc = JsonDocument.Parse(File.ReadAllText(path));
+        return doc.RootElement.Clone();
+    }
+
+    /// <summary>Client-to-server segments pass the output hook of cp-cli, server-to-client ones its prerouting hook.</summary>
+    private static bool ReorderedEveryDirection(JsonElement stats, bool bothDirections)
+    {
+        JsonElement byHook = stats.GetProperty("reordered_by_hook");
+        return Reordered(byHook, "output") && (!bothDirections || Reordered(byHook, "prerouting"));
+
+        static bool Reordered(JsonElement byHook, string hook) =>
+            byHook.TryGetProperty(hook, out JsonElement n) && n.GetInt64() > 0;
     }
 
     [LabFact]
