@@ -10,7 +10,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 cp_require_root
 
 packages=(
-  apache2 hping3 nftables curl iproute2 ethtool wrk tcpdump iputils-ping procps psmisc
+  apache2 hping3 nftables iptables curl iproute2 ethtool wrk tcpdump iputils-ping procps psmisc
   netsniff-ng haproxy python3 ca-certificates coreutils
 )
 
