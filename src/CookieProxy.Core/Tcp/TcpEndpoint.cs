@@ -138,6 +138,12 @@ public sealed partial class TcpEndpoint
                 // Pure ACKs get at most one answer per OutOfWindowAckIntervalMs: like Linux
                 // (tcp_oow_rate_limited) this breaks ACK loops and blind reflection; data never loops.
                 SegmentsDropped++;
+                if (payload.Length > 0 && segment.Seq + payload.Length <= _rcvNxt)
+                {
+                    // RFC 2883 4.1.1 (Linux tcp_send_dupack): an old duplicate is reported as a D-SACK.
+                    SetDsack(segment.Seq, segment.Seq + payload.Length);
+                }
+
                 if (payload.Length > 0 || (segment.Flags & TcpFlags.Fin) != 0)
                 {
                     _ackNow = true;
