@@ -141,6 +141,12 @@ public sealed partial class TcpEndpoint
             if (!_inRecovery)
             {
                 StartUndoEpisode(); // like Linux tcp_enter_loss: an RTO inside recovery keeps that episode's undo state
+                if (_sackEnabled && TotalSacked() >= MinDupThresh * _effMss)
+                {
+                    // Linux tcp_enter_loss: SACKs arrived yet the raised DupThresh kept recovery from starting,
+                    // so the reordering estimate was too high; fall back to 3.
+                    _dupThresh = MinDupThresh;
+                }
             }
 
             _ssthresh = Math.Max((_sndMax - _sndUna) / 2, 2 * _effMss);

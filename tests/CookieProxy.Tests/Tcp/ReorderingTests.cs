@@ -264,4 +264,29 @@ public class ReorderingTests : TcpTestBase
         List<SentSegment> sent = DispatchAll();
         Assert.Equal([OurNext + (10 * mss), OurNext + (11 * mss)], sent.Select(s => s.Seq));
     }
+
+    [Fact]
+    public void An_rto_while_sacks_kept_arriving_below_a_raised_dupthresh_resets_it_to_three()
+    {
+        InSackRecoveryAfterReordering(sackedAbove: 6);
+        Send(ClientNext, ack: S(7));
+        Send(ClientNext, ack: S(7), sack: [new SackBlock(S(0), S(1))]);
+        Send(ClientNext, ack: S(10));
+        Assert.Equal(7, Ep.ReorderingThreshold);
+        Ep.Send(new byte[10 * Mss]);
+        Assert.Equal(10, DispatchAll().Count(s => s.Payload.Length > 0));
+
+        // T0 is really lost, but only 4 SACKs come back: below DupThresh 7, so the RTO has to find it.
+        SeqNumber t = S(10);
+        for (int i = 1; i <= 4; i++)
+        {
+            Send(ClientNext, ack: t, sack: [new SackBlock(t + Mss, t + ((1 + i) * Mss))]);
+        }
+
+        Assert.False(Ep.InRecovery);
+        DispatchAll();
+        Advance(Ep.RtoMs);
+        Assert.Contains(DispatchAll(), s => s.Seq == t);
+        Assert.Equal(3, Ep.ReorderingThreshold); // Linux tcp_enter_loss: the estimate was too high
+    }
 }
