@@ -500,15 +500,27 @@ public sealed partial class TcpEndpoint
         if (_sackEnabled && (_ooo.Count > 0 || _dsackPending) && !rst)
         {
             int first = 0;
+            int held = -1;
             if (_dsackPending)
             {
-                // RFC 2883 4: the D-SACK block comes first, reported once; the ordinary blocks follow.
+                // RFC 2883 4: the D-SACK block comes first, reported once; when it duplicates out-of-order data
+                // the range holding it comes second (so the sender can tell, RFC 2883 4.1.2); the rest follow.
                 r.Options.Sack[0] = _dsack;
                 _dsackPending = false;
                 first = 1;
+                held = _ooo.IndexContaining(_dsack.Left);
+                if (held >= 0 && _ooo.Right(held) >= _dsack.Right)
+                {
+                    r.Options.Sack[1] = new SackBlock(_ooo.Left(held), _ooo.Right(held));
+                    first = 2;
+                }
+                else
+                {
+                    held = -1;
+                }
             }
 
-            r.Options.SackCount = (byte)(first + _ooo.MostRecent(ref r.Options.Sack, first, MaxSackBlocks - first)); // RFC 2018 4
+            r.Options.SackCount = (byte)(first + _ooo.MostRecent(ref r.Options.Sack, first, MaxSackBlocks - first, held)); // RFC 2018 4
         }
 
         _lastAckSent = _rcvNxt;

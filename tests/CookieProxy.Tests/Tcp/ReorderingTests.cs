@@ -103,11 +103,16 @@ public class ReorderingTests : TcpTestBase
         SeqNumber c = ClientNext;
         Send(c + 100, payload: Pattern(c + 100, 100));
         Recv(OurNext, c);
-        Send(c + 100, payload: Pattern(c + 100, 100));
+        Send(c + 300, payload: Pattern(c + 300, 100));
+        Recv(OurNext, c);
+        Send(c + 150, payload: Pattern(c + 150, 50));
         SentSegment dup = Recv(OurNext, c);
-        Assert.Equal(2, dup.Repr.Options.SackCount);
-        Assert.Equal(new SackBlock(c + 100, c + 200), dup.Repr.Options.Sack[0]); // RFC 2883 4.1.2
+
+        // RFC 2883 4.1.2: the duplicate, then the (older) range holding it, then the other ranges.
+        Assert.Equal(3, dup.Repr.Options.SackCount);
+        Assert.Equal(new SackBlock(c + 150, c + 200), dup.Repr.Options.Sack[0]);
         Assert.Equal(new SackBlock(c + 100, c + 200), dup.Repr.Options.Sack[1]);
+        Assert.Equal(new SackBlock(c + 300, c + 400), dup.Repr.Options.Sack[2]);
     }
 
     [Fact]

@@ -39,7 +39,7 @@ public class ReorderScenarioTests
         Assert.Equal(TcpCloseReason.Graceful, r.Server.CloseReason);
 
         // Without reordering tolerance (fixed DupThresh 3, no D-SACK, no undo) this seed took 25 344 simulated ms
-        // with 284 fast recoveries on the server; with it about 4 600 ms and under 30.
+        // with 284 fast recoveries on the server; with it about 4 000 ms and under 30.
         Assert.True(r.SimulatedMs < 8_000, r.ToString());
         Assert.True(r.Server.ReorderingThreshold > 3 && r.Server.DsacksReceived > 0 && r.Server.SpuriousRecoveriesUndone > 0, r.ToString());
     }
