@@ -142,6 +142,21 @@ internal sealed class SeqRangeSet
         return -1;
     }
 
+    /// <summary>First sequence number in [left, right) not covered by any range, or <paramref name="right"/>.</summary>
+    public SeqNumber FirstUncovered(SeqNumber left, SeqNumber right)
+    {
+        SeqNumber seq = left;
+        for (int i = 0; i < _count && _left[i] <= seq; i++)
+        {
+            if (_right[i] > seq)
+            {
+                seq = _right[i];
+            }
+        }
+
+        return SeqNumber.Min(seq, right);
+    }
+
     /// <summary>Index of the first range whose Left is above <paramref name="seq"/>, or -1.</summary>
     public int IndexAbove(SeqNumber seq)
     {
@@ -160,22 +175,28 @@ internal sealed class SeqRangeSet
     /// Fills <paramref name="blocks"/> with up to <paramref name="max"/> ranges, most recently grown first
     /// (RFC 2018 4: the first block holds the most recently received segment). Returns the count.
     /// </summary>
-    public int MostRecent(ref SackBlocks blocks, int max)
+    public int MostRecent(ref SackBlocks blocks, int max) => MostRecent(ref blocks, 0, max, skip: -1);
+
+    /// <summary>
+    /// As above, writing from <paramref name="start"/> and leaving out range <paramref name="skip"/> (after a
+    /// D-SACK block and the range holding it, RFC 2883 4).
+    /// </summary>
+    public int MostRecent(ref SackBlocks blocks, int start, int max, int skip)
     {
-        int n = Math.Min(max, _count);
+        int n = Math.Min(max, _count - (skip >= 0 ? 1 : 0));
         uint below = uint.MaxValue;
         for (int b = 0; b < n; b++)
         {
             int best = -1;
             for (int i = 0; i < _count; i++)
             {
-                if (_stamp[i] < below && (best < 0 || _stamp[i] > _stamp[best]))
+                if (i != skip && _stamp[i] < below && (best < 0 || _stamp[i] > _stamp[best]))
                 {
                     best = i;
                 }
             }
 
-            blocks[b] = new SackBlock(_left[best], _right[best]);
+            blocks[start + b] = new SackBlock(_left[best], _right[best]);
             below = _stamp[best];
         }
 

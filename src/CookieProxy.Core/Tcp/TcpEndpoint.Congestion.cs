@@ -4,10 +4,9 @@ namespace CookieProxy.Tcp;
 
 // Congestion control: RFC 5681 slow start, congestion avoidance, fast retransmit; RFC 6928 initial window;
 // RFC 6582 NewReno fast recovery (no SACK); RFC 6675 SACK-based loss recovery (pipe, NextSeg, IsLost).
+// DupThresh adapts to measured reordering (.Reordering.cs).
 public sealed partial class TcpEndpoint
 {
-    /// <summary>RFC 5681 3.2 / RFC 6675 2: DupThresh.</summary>
-    private const int DupThresh = 3;
 
     /// <summary>cwnd ceiling, far above any window we can use, to keep int arithmetic safe.</summary>
     private const int MaxCwnd = 1 << 30;
@@ -45,6 +44,9 @@ public sealed partial class TcpEndpoint
         _recover = _iss;     // RFC 6582 3.2 (1): recover starts at the initial send sequence number
         _highRxt = _sndUna;
         _scoreboard = new SeqRangeSet(_sackEnabled ? 32 : 1);
+        _dupThresh = MinDupThresh;
+        _rxtHigh = _sndUna;
+        _highestSacked = _sndUna;
     }
 
     /// <summary>An ACK advanced SND.UNA by <paramref name="acked"/> bytes.</summary>
@@ -108,7 +110,7 @@ public sealed partial class TcpEndpoint
 
         // RFC 6582 3.2 (2): only when the cumulative ACK is past "recover" (no second recovery for one window).
         // RFC 6675 5 (3): with SACK also when IsLost(HighACK + 1).
-        bool trigger = _dupAcks >= DupThresh || (_sackEnabled && IsLostBoundaryAbove(_sndUna));
+        bool trigger = _dupAcks >= _dupThresh || (_sackEnabled && IsLostBoundaryAbove(_sndUna));
         if (trigger && _sndUna > _recover)
         {
             EnterRecovery();
@@ -118,6 +120,7 @@ public sealed partial class TcpEndpoint
     private void EnterRecovery()
     {
         FastRecoveries++;
+        StartUndoEpisode();
         int flightSize = _sndMax - _sndUna;
         _ssthresh = Math.Max(flightSize / 2, 2 * _effMss); // RFC 5681 (4)
         _recover = _sndMax;
@@ -135,6 +138,17 @@ public sealed partial class TcpEndpoint
     {
         if (firstTimeout)
         {
+            if (!_inRecovery)
+            {
+                StartUndoEpisode(); // like Linux tcp_enter_loss: an RTO inside recovery keeps that episode's undo state
+                if (_sackEnabled && TotalSacked() >= MinDupThresh * _effMss)
+                {
+                    // Linux tcp_enter_loss: SACKs arrived yet the raised DupThresh kept recovery from starting,
+                    // so the reordering estimate was too high; fall back to 3.
+                    _dupThresh = MinDupThresh;
+                }
+            }
+
             _ssthresh = Math.Max((_sndMax - _sndUna) / 2, 2 * _effMss);
         }
 
@@ -150,7 +164,7 @@ public sealed partial class TcpEndpoint
     }
 
     /// <summary>RFC 6675 4 IsLost for a hole with <paramref name="sackedAbove"/> SACKed bytes above it.</summary>
-    private bool HoleBelowIsLost(int sackedAbove) => sackedAbove > (DupThresh - 1) * _effMss;
+    private bool HoleBelowIsLost(int sackedAbove) => sackedAbove > (_dupThresh - 1) * _effMss;
 
     /// <summary>True when more than (DupThresh - 1) * SMSS bytes are SACKed above <paramref name="seq"/>.</summary>
     private bool IsLostBoundaryAbove(SeqNumber seq)

@@ -20,6 +20,9 @@ public sealed partial class TcpEndpoint
     private bool _finReceived;
     private bool _oooFinValid;
     private SeqNumber _oooFinSeq;
+    /// <summary>RFC 2883: a duplicate segment to report as the first SACK block of the next ACK (once).</summary>
+    private bool _dsackPending;
+    private SackBlock _dsack;
 
     // Timestamps (RFC 7323 3, 4.3)
     private readonly bool _tsEnabled;
@@ -128,6 +131,11 @@ public sealed partial class TcpEndpoint
         SeqNumber start = seg.Seq;
         if (start < _rcvNxt)
         {
+            if (payload.Length > 0)
+            {
+                SetDsack(start, SeqNumber.Min(start + payload.Length, _rcvNxt)); // RFC 2883 4.1.1: partly duplicate
+            }
+
             int skip = Math.Min(_rcvNxt - start, payload.Length);
             payload = payload[skip..];
             start += skip;
@@ -178,6 +186,12 @@ public sealed partial class TcpEndpoint
             _ackNow = true;
             if (payload.Length > 0)
             {
+                int held = _ooo.IndexContaining(start);
+                if (held >= 0 && _ooo.Right(held) >= start + payload.Length)
+                {
+                    SetDsack(start, start + payload.Length); // RFC 2883 4.1.2: a duplicate of out-of-order data
+                }
+
                 if (_ooo.Add(start, start + payload.Length) < 0)
                 {
                     OutOfOrderDropped++;
@@ -193,6 +207,22 @@ public sealed partial class TcpEndpoint
                 _oooFinSeq = start + payload.Length;
             }
         }
+    }
+
+    /// <summary>
+    /// RFC 2883 (receiver side): remember a duplicate [left, right) for the first SACK block of the next ACK,
+    /// sent at once, so the sender can tell reordering and spurious retransmissions from loss.
+    /// </summary>
+    private void SetDsack(SeqNumber left, SeqNumber right)
+    {
+        if (!_sackEnabled || right <= left)
+        {
+            return;
+        }
+
+        _dsack = new SackBlock(left, right);
+        _dsackPending = true;
+        _ackNow = true;
     }
 
     private void FinReached(long nowMs)

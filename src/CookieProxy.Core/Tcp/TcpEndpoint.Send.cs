@@ -120,6 +120,8 @@ public sealed partial class TcpEndpoint
         if (ack > _sndUna)
         {
             // "If SND.UNA < SEG.ACK =< SND.NXT, then set SND.UNA <- SEG.ACK" and remove what it covers.
+            SeqNumber prevUna = _sndUna;
+            SeqNumber priorHighestSacked = _highestSacked;
             int acked = ack - _sndUna;
             int dataAcked = Math.Min(acked, _sendRing.Count);
             _sendRing.Consume(dataAcked);
@@ -144,6 +146,14 @@ public sealed partial class TcpEndpoint
                 ProcessSackBlocks(in seg);
             }
 
+            if (prevUna >= _rxtHigh)
+            {
+                // The hole at the old SND.UNA was filled by its original transmission (Linux tcp_clean_rtx_queue).
+                NoteReordering(prevUna, priorHighestSacked);
+            }
+
+            CheckEifel(in seg, prevUna, priorHighestSacked);
+            _highestSacked = SeqNumber.Max(_highestSacked, _sndUna);
             OnNewAck(acked);
 
             // RFC 6298 (5.2) stop the timer when everything is acknowledged, (5.3) otherwise restart it.
@@ -214,12 +224,24 @@ public sealed partial class TcpEndpoint
         }
     }
 
-    /// <summary>RFC 2018 / RFC 6675 2: records SACK blocks within (SND.UNA, SND.NXT]; true if new bytes were SACKed.</summary>
+    /// <summary>
+    /// RFC 2018 / RFC 6675 2: records SACK blocks within (SND.UNA, SND.NXT]; true if new bytes were SACKed.
+    /// A D-SACK first block (RFC 2883) goes to spurious-retransmission detection instead; newly SACKed
+    /// original data below the highest SACK measures reordering.
+    /// </summary>
     private bool ProcessSackBlocks(in TcpRepr seg)
     {
         bool grew = false;
         int n = Math.Min((int)seg.Options.SackCount, 4);
-        for (int i = 0; i < n; i++)
+        SeqNumber priorHighestSacked = _highestSacked;
+        int first = 0;
+        if (IsDsack(in seg))
+        {
+            OnDsack(seg.Options.Sack[0], priorHighestSacked);
+            first = 1;
+        }
+
+        for (int i = first; i < n; i++)
         {
             SackBlock b = seg.Options.Sack[i];
             SeqNumber left = SeqNumber.Max(b.Left, _sndUna);
@@ -229,10 +251,17 @@ public sealed partial class TcpEndpoint
                 continue; // stale, D-SACK or bogus: ignore
             }
 
+            SeqNumber lowNew = _scoreboard.FirstUncovered(left, right);
             if (_scoreboard.Add(left, right) > 0)
             {
                 grew = true;
+                if (lowNew >= _rxtHigh)
+                {
+                    NoteReordering(lowNew, priorHighestSacked); // an original arrived after later data
+                }
             }
+
+            _highestSacked = SeqNumber.Max(_highestSacked, right);
         }
 
         return grew;
@@ -417,6 +446,7 @@ public sealed partial class TcpEndpoint
         {
             Retransmissions++;
             _rttTiming = false; // RFC 6298 3 (Karn): no sample from a retransmitted segment
+            OnRetransmitted(end, nowMs);
         }
         else if (!_rttTiming && !_tsEnabled)
         {
@@ -440,7 +470,9 @@ public sealed partial class TcpEndpoint
     }
 
     /// <summary>Option bytes the SACK blocks of our next segment take (RFC 2018 3: 2 + 8n, padded by NOPs).</summary>
-    private int SackOptionBytes => _sackEnabled && _ooo.Count > 0 ? 4 + (8 * Math.Min(_ooo.Count, MaxSackBlocks)) : 0;
+    private int SackOptionBytes => _sackEnabled && (_ooo.Count > 0 || _dsackPending)
+        ? 4 + (8 * Math.Min(_ooo.Count + (_dsackPending ? 1 : 0), MaxSackBlocks))
+        : 0;
 
     /// <summary>RFC 2018 3: at most 3 blocks fit next to the timestamps option, 4 without.</summary>
     private int MaxSackBlocks => _tsEnabled ? 3 : 4;
@@ -465,9 +497,30 @@ public sealed partial class TcpEndpoint
             r.Options.TsEcr = _tsRecent;
         }
 
-        if (_sackEnabled && _ooo.Count > 0 && !rst)
+        if (_sackEnabled && (_ooo.Count > 0 || _dsackPending) && !rst)
         {
-            r.Options.SackCount = (byte)_ooo.MostRecent(ref r.Options.Sack, MaxSackBlocks); // RFC 2018 4
+            int first = 0;
+            int held = -1;
+            if (_dsackPending)
+            {
+                // RFC 2883 4: the D-SACK block comes first, reported once; when it duplicates out-of-order data
+                // the range holding it comes second (so the sender can tell, RFC 2883 4.1.2); the rest follow.
+                r.Options.Sack[0] = _dsack;
+                _dsackPending = false;
+                first = 1;
+                held = _ooo.IndexContaining(_dsack.Left);
+                if (held >= 0 && _ooo.Right(held) >= _dsack.Right)
+                {
+                    r.Options.Sack[1] = new SackBlock(_ooo.Left(held), _ooo.Right(held));
+                    first = 2;
+                }
+                else
+                {
+                    held = -1;
+                }
+            }
+
+            r.Options.SackCount = (byte)(first + _ooo.MostRecent(ref r.Options.Sack, first, MaxSackBlocks - first, held)); // RFC 2018 4
         }
 
         _lastAckSent = _rcvNxt;

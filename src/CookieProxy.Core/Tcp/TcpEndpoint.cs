@@ -11,12 +11,14 @@ namespace CookieProxy.Tcp;
 ///
 /// RFCs implemented: RFC 9293 (TCP), RFC 5681 (congestion control), RFC 6928 (IW10), RFC 6582 (NewReno),
 /// RFC 2018 + RFC 6675 (SACK and SACK loss recovery), RFC 6298 (RTO), RFC 7323 (window scale, timestamps,
-/// PAWS), RFC 5961 (blind in-window attacks), RFC 1122 4.2.3.6 / RFC 9293 3.8.4 (keep-alive).
+/// PAWS), RFC 5961 (blind in-window attacks), RFC 1122 4.2.3.6 / RFC 9293 3.8.4 (keep-alive), RFC 2883
+/// (D-SACK, both sides), RFC 3708 + RFC 3522 + RFC 4015 (spurious retransmission detection and undo) with a
+/// Linux-style adaptive reordering threshold.
 ///
 /// Files: this one holds state, the segment classifier and the state machine switch;
 /// <c>.Receive.cs</c> receive sequence space, reassembly, ACK/window generation;
 /// <c>.Send.cs</c> send buffer, ACK processing, segment emission; <c>.Congestion.cs</c> cwnd and loss
-/// recovery; <c>.Timers.cs</c> RTO, persist, delayed ACK, TIME-WAIT, idle and keep-alive.
+/// recovery; <c>.Reordering.cs</c> D-SACK, undo and DupThresh; <c>.Timers.cs</c> RTO, persist, delayed ACK, TIME-WAIT, idle and keep-alive.
 /// </summary>
 public sealed partial class TcpEndpoint
 {
@@ -138,6 +140,12 @@ public sealed partial class TcpEndpoint
                 // Pure ACKs get at most one answer per OutOfWindowAckIntervalMs: like Linux
                 // (tcp_oow_rate_limited) this breaks ACK loops and blind reflection; data never loops.
                 SegmentsDropped++;
+                if (payload.Length > 0 && segment.Seq + payload.Length <= _rcvNxt)
+                {
+                    // RFC 2883 4.1.1 (Linux tcp_send_dupack): an old duplicate is reported as a D-SACK.
+                    SetDsack(segment.Seq, segment.Seq + payload.Length);
+                }
+
                 if (payload.Length > 0 || (segment.Flags & TcpFlags.Fin) != 0)
                 {
                     _ackNow = true;
