@@ -83,7 +83,7 @@ public sealed class BackendConnection : IDisposable
         _input = new Pipe(new PipeOptions(
             pool: BlockMemoryPool.Shared,
             readerScheduler: PipeScheduler.Inline,
-            writerScheduler: PipeScheduler.ThreadPool,
+            writerScheduler: IOQueue.Shared,
             pauseWriterThreshold: options.InputPauseThreshold,
             resumeWriterThreshold: options.InputResumeThreshold,
             minimumSegmentSize: options.MinimumReceiveSegmentSize,
@@ -94,7 +94,7 @@ public sealed class BackendConnection : IDisposable
         // awaits ReadAsync and is resumed on the thread pool.
         _output = new Pipe(new PipeOptions(
             pool: BlockMemoryPool.Shared,
-            readerScheduler: PipeScheduler.ThreadPool,
+            readerScheduler: IOQueue.Shared,
             writerScheduler: PipeScheduler.Inline,
             pauseWriterThreshold: 0,
             resumeWriterThreshold: 0,

@@ -10,6 +10,7 @@ using CookieProxy.Tcp;
 
 namespace CookieProxy.Tests.Backend;
 
+[Collection(CookieProxy.Tests.Support.SerialCollection.Name)]
 public class BackendSpliceTests
 {
     private static FlowTableOptions Options(ProxyProtocolVersion proxy = ProxyProtocolVersion.None, BackendConnector? connector = null,

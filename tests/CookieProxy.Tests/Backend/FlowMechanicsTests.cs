@@ -7,6 +7,7 @@ using CookieProxy.Tcp;
 
 namespace CookieProxy.Tests.Backend;
 
+[Collection(CookieProxy.Tests.Support.SerialCollection.Name)]
 public class FlowMechanicsTests
 {
     private static Flow NewUnstartedFlow(FlowWorkQueue queue, ushort port)

@@ -2,6 +2,7 @@ using CookieProxy.Crypto;
 
 namespace CookieProxy.Tests.Crypto;
 
+[Collection(CookieProxy.Tests.Support.SerialCollection.Name)]
 public class SipHashBatchTests
 {
     [Fact]

@@ -5,6 +5,7 @@ using static CookieProxy.Tests.Limits.LimiterFixture;
 namespace CookieProxy.Tests.Limits;
 
 /// <summary>Spoofed floods against small tables: bounded memory, no allocation, no lost live state.</summary>
+[Collection(CookieProxy.Tests.Support.SerialCollection.Name)]
 public class FloodTests
 {
     private const int Flood = 1_000_000;

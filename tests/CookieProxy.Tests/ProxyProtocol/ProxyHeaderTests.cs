@@ -5,6 +5,7 @@ using CookieProxy.Wire;
 
 namespace CookieProxy.Tests.ProxyProtocol;
 
+[Collection(CookieProxy.Tests.Support.SerialCollection.Name)]
 public class ProxyHeaderTests
 {
     private static IpAddr Ip(string s) => IpAddr.FromIPAddress(IPAddress.Parse(s));

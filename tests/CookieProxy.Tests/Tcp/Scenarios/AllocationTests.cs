@@ -4,6 +4,7 @@ using CookieProxy.Wire;
 namespace CookieProxy.Tests.Tcp.Scenarios;
 
 /// <summary>The steady-state path (Process, Dispatch, Send, Peek/Consume) must not allocate.</summary>
+[Collection(CookieProxy.Tests.Support.SerialCollection.Name)]
 public class AllocationTests
 {
     /// <summary>Preallocated segment slots: the sink copies into them, the loop delivers from them.</summary>
