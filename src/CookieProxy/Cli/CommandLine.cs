@@ -107,6 +107,37 @@ public static class CommandLine
                 return true;
             }
 
+            // Numeric options: a value must follow and lie in range; the message names the flag once.
+            bool IntValue(int min, int max, out int v, out string? error)
+            {
+                v = 0;
+                if (!NeedValue(out error))
+                {
+                    return false;
+                }
+                if (TryInt(value, min, max, out v, out error))
+                {
+                    return true;
+                }
+                error = $"{flag}: {error}";
+                return false;
+            }
+
+            bool DoubleValue(double min, double max, out double v, out string? error)
+            {
+                v = 0;
+                if (!NeedValue(out error))
+                {
+                    return false;
+                }
+                if (TryDouble(value, min, max, out v, out error))
+                {
+                    return true;
+                }
+                error = $"{flag}: {error}";
+                return false;
+            }
+
             string? err;
             switch (flag)
             {
@@ -186,63 +217,60 @@ public static class CommandLine
                     }
                     break;
                 case "--threads":
-                    if (!NeedValue(out err) || !TryInt(value, 0, 64, out threads, out err)) return ParseResult.Fail($"--threads: {err}");
+                    if (!IntValue(0, 64, out threads, out err)) return ParseResult.Fail(err!);
                     break;
                 case "--mss":
-                    if (!NeedValue(out err) || !TryInt(value, 536, 9000, out int m, out err)) return ParseResult.Fail($"--mss: {err}");
+                    if (!IntValue(536, 9000, out int m, out err)) return ParseResult.Fail(err!);
                     mss = (ushort)m;
                     break;
                 case "--slot-seconds":
-                    if (!NeedValue(out err) || !TryInt(value, Cookies.SynCookieCodec.MinSlotSeconds, Cookies.SynCookieCodec.MaxSlotSeconds, out slot, out err))
-                    {
-                        return ParseResult.Fail($"--slot-seconds: {err}");
-                    }
+                    if (!IntValue(Cookies.SynCookieCodec.MinSlotSeconds, Cookies.SynCookieCodec.MaxSlotSeconds, out slot, out err)) return ParseResult.Fail(err!);
                     break;
                 case "--max-flows":
-                    if (!NeedValue(out err) || !TryInt(value, 1, 10_000_000, out maxFlows, out err)) return ParseResult.Fail($"--max-flows: {err}");
+                    if (!IntValue(1, 10_000_000, out maxFlows, out err)) return ParseResult.Fail(err!);
                     break;
                 case "--max-buffer-mb":
-                    if (!NeedValue(out err) || !TryInt(value, 1, 1 << 20, out int mb, out err)) return ParseResult.Fail($"--max-buffer-mb: {err}");
+                    if (!IntValue(1, 1 << 20, out int mb, out err)) return ParseResult.Fail(err!);
                     maxBufferMb = mb;
                     break;
                 case "--flow-buffer-kb":
-                    if (!NeedValue(out err) || !TryInt(value, 16, 64 * 1024, out flowKb, out err)) return ParseResult.Fail($"--flow-buffer-kb: {err}");
+                    if (!IntValue(16, 64 * 1024, out flowKb, out err)) return ParseResult.Fail(err!);
                     break;
                 case "--connect-timeout":
-                    if (!NeedValue(out err) || !TryInt(value, 10, 600_000, out connectMs, out err)) return ParseResult.Fail($"--connect-timeout: {err}");
+                    if (!IntValue(10, 600_000, out connectMs, out err)) return ParseResult.Fail(err!);
                     break;
                 case "--idle-timeout":
-                    if (!NeedValue(out err) || !TryInt(value, 1, 86_400 * 7, out int idle, out err)) return ParseResult.Fail($"--idle-timeout: {err}");
+                    if (!IntValue(1, 86_400 * 7, out int idle, out err)) return ParseResult.Fail(err!);
                     idleS = idle;
                     break;
                 case "--max-conn-per-source":
-                    if (!NeedValue(out err) || !TryInt(value, 0, 1_000_000, out maxPerSource, out err)) return ParseResult.Fail($"--max-conn-per-source: {err}");
+                    if (!IntValue(0, 1_000_000, out maxPerSource, out err)) return ParseResult.Fail(err!);
                     break;
                 case "--conn-rate-per-source":
-                    if (!NeedValue(out err) || !TryDouble(value, 0, 1_000_000, out connRate, out err)) return ParseResult.Fail($"--conn-rate-per-source: {err}");
+                    if (!DoubleValue(0, 1_000_000, out connRate, out err)) return ParseResult.Fail(err!);
                     break;
                 case "--syn-rate-per-source":
-                    if (!NeedValue(out err) || !TryInt(value, 0, 1_000_000, out synRate, out err)) return ParseResult.Fail($"--syn-rate-per-source: {err}");
+                    if (!IntValue(0, 1_000_000, out synRate, out err)) return ParseResult.Fail(err!);
                     break;
                 case "--source-prefix4":
-                    if (!NeedValue(out err) || !TryInt(value, 1, 32, out prefix4, out err)) return ParseResult.Fail($"--source-prefix4: {err}");
+                    if (!IntValue(1, 32, out prefix4, out err)) return ParseResult.Fail(err!);
                     break;
                 case "--source-prefix6":
-                    if (!NeedValue(out err) || !TryInt(value, 1, 128, out prefix6, out err)) return ParseResult.Fail($"--source-prefix6: {err}");
+                    if (!IntValue(1, 128, out prefix6, out err)) return ParseResult.Fail(err!);
                     break;
                 case "--first-data-timeout":
-                    if (!NeedValue(out err) || !TryInt(value, 0, 86_400, out int fd, out err)) return ParseResult.Fail($"--first-data-timeout: {err}");
+                    if (!IntValue(0, 86_400, out int fd, out err)) return ParseResult.Fail(err!);
                     firstDataS = fd;
                     break;
                 case "--stats-interval":
-                    if (!NeedValue(out err) || !TryDouble(value, 0, 3600, out statsInterval, out err)) return ParseResult.Fail($"--stats-interval: {err}");
+                    if (!DoubleValue(0, 3600, out statsInterval, out err)) return ParseResult.Fail(err!);
                     break;
                 case "--stats-file":
                     if (!NeedValue(out err)) return ParseResult.Fail(err!);
                     statsFile = value;
                     break;
                 case "--duration":
-                    if (!NeedValue(out err) || !TryDouble(value, 0, 86_400 * 365, out duration, out err)) return ParseResult.Fail($"--duration: {err}");
+                    if (!DoubleValue(0, 86_400 * 365, out duration, out err)) return ParseResult.Fail(err!);
                     break;
                 default:
                     return ParseResult.Fail($"unknown option '{flag}'");
