@@ -149,10 +149,11 @@ public sealed class SynCookieCodec
     /// <summary>The MAC for one tuple (scalar path: the ACK check and the reference for the batch path).</summary>
     public ulong Mac(in FlowKey tuple, uint slot, uint clientIsn)
     {
-        ulong portsAndSlot = tuple.SrcPort | ((ulong)tuple.DstPort << 16) | ((ulong)slot << 32);
-        return tuple.IsV4
-            ? SipHash.Hash3(_key, tuple.SrcAddr.V4 | ((ulong)tuple.DstAddr.V4 << 32), portsAndSlot, clientIsn)
-            : SipHash.Hash6(_key, tuple.SrcAddr.Hi, tuple.SrcAddr.Lo, tuple.DstAddr.Hi, tuple.DstAddr.Lo, portsAndSlot, clientIsn);
+        // The same message layout as the batch path: WriteMessage is its one definition.
+        Span<ulong> w = stackalloc ulong[WordsV6];
+        return WriteMessage(tuple, slot, clientIsn, w, stride: 1) == WordsV4
+            ? SipHash.Hash3(_key, w[0], w[1], w[2])
+            : SipHash.Hash6(_key, w[0], w[1], w[2], w[3], w[4], w[5]);
     }
 
     /// <summary>Packs the ISN cookie from a MAC computed for <paramref name="slot"/> (SendClientSynAck).</summary>
