@@ -153,12 +153,7 @@ internal sealed class CaptureWorker : IDisposable
                 LocalTsInitial = cookie.LocalTsVal,
                 InitialWindow = packet.Tcp.Window,
             };
-            var path = new ClientPath
-            {
-                Template = L2L3Template.FromReceived(packet, frame),
-                OurPort = packet.Tcp.DstPort,
-                ClientPort = packet.Tcp.SrcPort,
-            };
+            var path = new ClientPath { Template = L2L3Template.FromReceived(packet, frame) };
             ListenerRuntime l = _w._listeners[listener];
             // pf's max-src-conn / max-src-conn-rate: the handshake proved the source, so limit it here.
             SourceLimiter? limiter = _w._limiter;
@@ -180,13 +175,15 @@ internal sealed class CaptureWorker : IDisposable
                 _w._responder.SendReset(packet, frame, _w._device);
                 return;
             }
+            flow!.Endpoint.LocalPort = packet.Tcp.DstPort;
+            flow.Endpoint.RemotePort = packet.Tcp.SrcPort;
             if (_w._verbose)
             {
                 Console.Error.WriteLine($"cookieproxy[{_w.Index}]: flow {packet.Flow} validated (mss {cookie.Mss}, wscale {cookie.WindowScale}, sack {cookie.SackPermitted}, ts {cookie.Timestamps})");
             }
             // The cookie ACK may already carry data (or FIN): process it as the flow's first segment.
             FlowHandler self = this;
-            _w._flows.OnClientSegment(flow!, packet.Tcp, frame.Slice(packet.PayloadOffset, packet.PayloadLength), _w._nowMs, ref self);
+            _w._flows.OnClientSegment(flow, packet.Tcp, frame.Slice(packet.PayloadOffset, packet.PayloadLength), _w._nowMs, ref self);
         }
 
         public void Dispatch(Flow flow, long nowMs)
@@ -210,14 +207,11 @@ internal sealed class CaptureWorker : IDisposable
 
         public void Emit(in TcpRepr segment, ReadOnlySpan<byte> payloadHead, ReadOnlySpan<byte> payloadTail)
         {
-            TcpRepr s = segment;
-            s.SrcPort = _path.OurPort;
-            s.DstPort = _path.ClientPort;
-            int n = TcpFrameBuilder.Write(_w._txScratch, _path.Template, s, payloadHead, payloadTail);
+            int n = TcpFrameBuilder.Write(_w._txScratch, _path.Template, segment, payloadHead, payloadTail);
             if (n > 0 && _w._device.Send(_w._txScratch.AsSpan(0, n)))
             {
                 _w._counters.SegmentsToClient++;
-                if ((s.Flags & TcpFlags.Rst) != 0)
+                if ((segment.Flags & TcpFlags.Rst) != 0)
                 {
                     _w._counters.RstSent++;
                 }
