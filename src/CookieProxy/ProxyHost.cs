@@ -79,9 +79,9 @@ public static class ProxyHost
         {
             MaxFlows = Math.Max(1, o.MaxFlows / threads),
             MaxBufferedBytesTotal = o.MaxBufferedBytes / threads,
-            // One flow may hold its two endpoint buffers plus its two backend pipes; the per-flow cap follows
-            // from --flow-buffer-kb, the total from --max-buffer-mb.
-            MaxBufferedBytesPerFlow = 2L * o.FlowBufferBytes + listeners[0].BackendOptions.MaxBufferedBytes,
+            // The per-flow size is --flow-buffer-kb itself (FlowTableOptions.WorstCaseBytesPerFlow derives it);
+            // the host caps only the total, --max-buffer-mb.
+            MaxBufferedBytesPerFlow = long.MaxValue,
             Tcp = tcp,
             Backend = listeners[0].BackendOptions,
         };
