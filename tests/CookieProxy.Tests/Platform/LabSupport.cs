@@ -183,7 +183,7 @@ internal static class TestFrames
         ip[9] = 6;
         source.GetAddressBytes().CopyTo(ip[12..]);
         destination.GetAddressBytes().CopyTo(ip[16..]);
-        BinaryPrimitives.WriteUInt16BigEndian(ip[10..], Checksum(ip[..20], 0));
+        BinaryPrimitives.WriteUInt16BigEndian(ip[10..], CookieProxy.Wire.Checksum.Compute(ip[..20]));
 
         Span<byte> tcp = ip[20..];
         BinaryPrimitives.WriteUInt16BigEndian(tcp, sourcePort);
@@ -197,8 +197,8 @@ internal static class TestFrames
         {
             tcp[i] = (byte)(sequenceIndex + i);
         }
-        uint pseudo = Sum(ip.Slice(12, 8)) + 6u + (uint)(20 + payloadLength);
-        BinaryPrimitives.WriteUInt16BigEndian(tcp[16..], Checksum(tcp[..(20 + payloadLength)], pseudo));
+        BinaryPrimitives.WriteUInt16BigEndian(tcp[16..], CookieProxy.Wire.Checksum.Tcp(
+            CookieProxy.Wire.IpAddr.FromIPAddress(source), CookieProxy.Wire.IpAddr.FromIPAddress(destination), tcp[..(20 + payloadLength)]));
         return frame;
     }
 
@@ -206,32 +206,6 @@ internal static class TestFrames
     {
         int l2 = BinaryPrimitives.ReadUInt16BigEndian(frame[12..]) == 0x8100 ? 18 : 14;
         return BinaryPrimitives.ReadInt32BigEndian(frame[(l2 + 40)..]);
-    }
-
-    private static uint Sum(ReadOnlySpan<byte> data)
-    {
-        uint sum = 0;
-        int i = 0;
-        for (; i + 1 < data.Length; i += 2)
-        {
-            sum += BinaryPrimitives.ReadUInt16BigEndian(data[i..]);
-        }
-        if (i < data.Length)
-        {
-            sum += (uint)data[i] << 8;
-        }
-        return sum;
-    }
-
-    // RFC 1071 Internet checksum.
-    private static ushort Checksum(ReadOnlySpan<byte> data, uint initial)
-    {
-        uint sum = initial + Sum(data);
-        while (sum >> 16 != 0)
-        {
-            sum = (sum & 0xFFFF) + (sum >> 16);
-        }
-        return (ushort)~sum;
     }
 }
 
