@@ -7,24 +7,49 @@ using Xunit.Abstractions;
 namespace CookieProxy.Tests.Platform;
 
 /// <summary>
-/// Root-only tests: they FAIL when not root, unless COOKIEPROXY_SKIP_ROOT_TESTS=1 (developers without root),
-/// in which case they return early and say so in the test output.
+/// Root-only tests FAIL when not root. The one exception: COOKIEPROXY_SKIP_ROOT_TESTS=1 without root marks them
+/// skipped through <see cref="RootFactAttribute"/> / <see cref="RootTheoryAttribute"/>, so xunit reports them
+/// as skipped and they are never counted as passed.
 /// </summary>
 internal static class RootOnly
 {
+    public static bool SkipRequested =>
+        !Environment.IsPrivilegedProcess && Environment.GetEnvironmentVariable("COOKIEPROXY_SKIP_ROOT_TESTS") == "1";
+
+    public const string SkipReason = "not root and COOKIEPROXY_SKIP_ROOT_TESTS=1: needs root (network namespaces, AF_PACKET)";
+
+    /// <summary>Fails the test unless the process is root; returns true so call sites read as a guard.</summary>
     public static bool CanRun(ITestOutputHelper output)
     {
-        if (Environment.IsPrivilegedProcess)
+        if (!Environment.IsPrivilegedProcess)
         {
-            return true;
+            Assert.Fail("This test needs root (network namespaces, AF_PACKET). Run as root, or set COOKIEPROXY_SKIP_ROOT_TESTS=1 to skip it knowingly.");
         }
-        if (Environment.GetEnvironmentVariable("COOKIEPROXY_SKIP_ROOT_TESTS") == "1")
+        return true;
+    }
+}
+
+/// <summary>A fact that needs root; skipped (visibly) only when COOKIEPROXY_SKIP_ROOT_TESTS=1 and not root.</summary>
+public sealed class RootFactAttribute : FactAttribute
+{
+    public RootFactAttribute()
+    {
+        if (RootOnly.SkipRequested)
         {
-            output.WriteLine("SKIP: not root and COOKIEPROXY_SKIP_ROOT_TESTS=1; this test did not run.");
-            return false;
+            Skip = RootOnly.SkipReason;
         }
-        Assert.Fail("This test needs root (network namespaces, AF_PACKET). Run as root, or set COOKIEPROXY_SKIP_ROOT_TESTS=1 to skip it knowingly.");
-        return false;
+    }
+}
+
+/// <summary>A theory that needs root; skipped (visibly) only when COOKIEPROXY_SKIP_ROOT_TESTS=1 and not root.</summary>
+public sealed class RootTheoryAttribute : TheoryAttribute
+{
+    public RootTheoryAttribute()
+    {
+        if (RootOnly.SkipRequested)
+        {
+            Skip = RootOnly.SkipReason;
+        }
     }
 }
 

@@ -51,7 +51,7 @@ public sealed class PacketDeviceLabTests
         return received;
     }
 
-    [Theory]
+    [RootTheory]
     [InlineData(CaptureKind.Pcap)]
     [InlineData(CaptureKind.AfPacket)]
     public void NonexistentInterfaceIsAClearError(CaptureKind kind)
@@ -66,7 +66,7 @@ public sealed class PacketDeviceLabTests
         Assert.Contains("no such interface 'plat-nope0'", error.Message);
     }
 
-    [Theory]
+    [RootTheory]
     [InlineData(CaptureKind.Pcap)]
     [InlineData(CaptureKind.AfPacket)]
     public void BadFilterIsAClearError(CaptureKind kind)
@@ -82,7 +82,7 @@ public sealed class PacketDeviceLabTests
         Assert.Contains("syntax error", error.Message);
     }
 
-    [Theory]
+    [RootTheory]
     [InlineData(CaptureKind.Pcap, "libpcap: permission denied capturing on 'lo'")]
     [InlineData(CaptureKind.AfPacket, "Operation not permitted (errno 1) (AF_PACKET needs root or CAP_NET_RAW)")]
     public void WithoutCapNetRawOpeningIsAClearPermissionError(CaptureKind kind, string expected)
@@ -98,7 +98,7 @@ public sealed class PacketDeviceLabTests
         Assert.Contains(expected, error.Message);
     }
 
-    [Fact]
+    [RootFact]
     public void AutoPicksAfPacketOnLinux()
     {
         if (!RootOnly.CanRun(_output))
@@ -111,7 +111,7 @@ public sealed class PacketDeviceLabTests
         Assert.Equal(VethLab.IfA, device.Name);
     }
 
-    [Theory]
+    [RootTheory]
     [InlineData(CaptureKind.Pcap, CaptureKind.AfPacket)]
     [InlineData(CaptureKind.AfPacket, CaptureKind.Pcap)]
     [InlineData(CaptureKind.AfPacket, CaptureKind.AfPacket)]
@@ -158,7 +158,7 @@ public sealed class PacketDeviceLabTests
         Assert.Equal(0, receiverStats.KernelDropped);
     }
 
-    [Theory]
+    [RootTheory]
     [InlineData(CaptureKind.Pcap)]
     [InlineData(CaptureKind.AfPacket)]
     public void VlanTaggedFramesArriveWithTheirTag(CaptureKind receiverKind)
@@ -180,7 +180,7 @@ public sealed class PacketDeviceLabTests
         Assert.Equal(tagged, received[0].Frame);
     }
 
-    [Theory]
+    [RootTheory]
     [InlineData(CaptureKind.Pcap)]
     [InlineData(CaptureKind.AfPacket)]
     public void WakeUnblocksReceive(CaptureKind kind)
@@ -215,7 +215,7 @@ public sealed class PacketDeviceLabTests
         Assert.InRange(clock.ElapsedMilliseconds, 80, 2000);
     }
 
-    [Theory]
+    [RootTheory]
     [InlineData(CaptureKind.Pcap)]
     [InlineData(CaptureKind.AfPacket)]
     public void FramesLongerThanTheSnapLengthArriveTruncatedAndFlagged(CaptureKind receiverKind)
@@ -240,7 +240,7 @@ public sealed class PacketDeviceLabTests
         Assert.Equal(FrameFlags.Truncated, received[0].Flags);
     }
 
-    [Theory]
+    [RootTheory]
     [InlineData(CaptureKind.Pcap)]
     [InlineData(CaptureKind.AfPacket)]
     public void ReceiveWithZeroTimeoutNeverBlocksAndBadFramesAreCountedNotThrown(CaptureKind kind)
@@ -264,7 +264,7 @@ public sealed class PacketDeviceLabTests
         Assert.Equal(0, stats.Sent);
     }
 
-    [Fact]
+    [RootFact]
     public void KernelGeneratedFramesWithChecksumOffloadAreFlaggedChecksumNotReady()
     {
         if (!RootOnly.CanRun(_output))
@@ -284,7 +284,7 @@ public sealed class PacketDeviceLabTests
         Assert.Equal(FrameFlags.ChecksumNotReady, received[0].Flags);
     }
 
-    [Fact]
+    [RootFact]
     public void FanoutSplitsFlowsBetweenGroupMembersWithoutDuplicates()
     {
         if (!RootOnly.CanRun(_output))
