@@ -9,12 +9,6 @@ public sealed unsafe partial class AfPacketDevice
 {
     private const int MaxSendmmsgBatch = 1024;
 
-    // sendmmsg's vectors live in pinned arrays: no native allocation to free, addresses never move.
-    private mmsghdr[] _messageArray = [];
-    private iovec[] _iovecArray = [];
-    private mmsghdr* _messages;
-    private iovec* _iovecs;
-
     private static SafeFdHandle OpenSocket(string interfaceName)
     {
         // Protocol 0: the socket receives nothing until bind() below, so no unfiltered frame slips in
@@ -94,17 +88,6 @@ public sealed unsafe partial class AfPacketDevice
             int fanout = FanoutGroupId | ((PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16);
             SetOption(SOL_PACKET, PACKET_FANOUT, &fanout, sizeof(int), $"setsockopt(PACKET_FANOUT, group {FanoutGroupId})");
         }
-
-        int slots = TxSlots(options);
-        _messageArray = GC.AllocateArray<mmsghdr>(slots, pinned: true);
-        _iovecArray = GC.AllocateArray<iovec>(slots, pinned: true);
-        _messages = (mmsghdr*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_messageArray));
-        _iovecs = (iovec*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_iovecArray));
-        for (int i = 0; i < slots; i++)
-        {
-            _messages[i].msg_hdr.msg_iov = &_iovecs[i];
-            _messages[i].msg_hdr.msg_iovlen = 1;
-        }
     }
 
     /// <summary>The TX queue and the sendmmsg vectors have the same number of slots.</summary>
@@ -155,56 +138,55 @@ public sealed unsafe partial class AfPacketDevice
 
     public bool Send(ReadOnlySpan<byte> frame)
     {
-        if (frame.Length < 14 || frame.Length > _txQueue.MaxFrameBytes)
+        if (frame.Length < 14 || frame.Length > _tx.MaxFrameBytes)
         {
-            _sendFailed++;
+            _rejected++;
             return false;
         }
-        if (!_txQueue.TryAdd(frame))
-        {
-            Flush();
-            _txQueue.TryAdd(frame);
-        }
+        _tx.Add(_socket.Fd, frame);
         return true;
     }
+
+    public Span<byte> ReserveOffloaded(int maxLength)
+    {
+        if (_offloadTx is null)
+        {
+            throw new NotSupportedException($"{Name}: no TX offload (PACKET_VNET_HDR unavailable or disabled)");
+        }
+        return _offloadTx.Reserve(_offloadSocket!.Fd, maxLength);
+    }
+
+    public void CommitOffloaded(int length, in TxOffload offload) => _offloadTx!.Commit(length, offload);
 
     public void Flush()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        int count = _txQueue.Count;
-        if (count == 0)
+        _tx.Flush(_socket.Fd);
+        _offloadTx?.Flush(_offloadSocket!.Fd);
+    }
+
+    /// <summary>
+    /// The offload socket: PACKET_VNET_HDR, bound with protocol 0 so it receives nothing. Not QDISC_BYPASS:
+    /// __dev_direct_xmit drops a GSO skb that validate_xmit_skb had to segment in software (a NIC without
+    /// TSO), while the normal path segments it. Null when the kernel refuses (then flows send plain frames).
+    /// </summary>
+    private static SafeFdHandle? TryOpenOffloadSocket(int ifindex)
+    {
+        int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+        if (fd < 0)
         {
-            return;
+            return null;
         }
-        // The queue's buffer is pinned (FrameBatch allocates it on the POH): pointers stay valid.
-        for (int i = 0; i < count; i++)
+        var handle = new SafeFdHandle(fd);
+        int one = 1;
+        var address = new sockaddr_ll { sll_family = AF_PACKET, sll_protocol = 0, sll_ifindex = ifindex };
+        if (setsockopt(handle, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(int)) != 0
+            || bind(handle, &address, (uint)sizeof(sockaddr_ll)) != 0)
         {
-            Span<byte> frame = _txQueue[i];
-            _iovecs[i].iov_base = Unsafe.AsPointer(ref MemoryMarshal.GetReference(frame));
-            _iovecs[i].iov_len = (nuint)frame.Length;
+            handle.Dispose();
+            return null;
         }
-        int fd = _socket.Fd;
-        int next = 0;
-        while (next < count)
-        {
-            // A bound packet socket needs no msg_name: frames leave on the bound interface.
-            int sent = sendmmsg(fd, _messages + next, (uint)(count - next), 0);
-            if (sent > 0)
-            {
-                next += sent;
-                _sent += sent;
-                continue;
-            }
-            int errno = Marshal.GetLastPInvokeError();
-            if (errno == Interop.Libc.EINTR)
-            {
-                continue;
-            }
-            // ENOBUFS (driver queue full under qdisc bypass), EINVAL (malformed frame): drop this frame only.
-            _sendFailed++;
-            next++;
-        }
-        _txQueue.Clear();
+        return handle;
     }
 
     private void ReleaseRing()

@@ -9,6 +9,8 @@ namespace CookieProxy.Platform;
 /// Linux fast path: an AF_PACKET socket with a memory-mapped TPACKET_V3 receive ring, the capture filter
 /// attached in the kernel (SO_ATTACH_FILTER), our own transmissions ignored (PACKET_IGNORE_OUTGOING), and
 /// batched transmit with one sendmmsg(2) per <see cref="Flush"/> straight to the driver (PACKET_QDISC_BYPASS).
+/// Flow data leaves through a second socket with PACKET_VNET_HDR: TCP super-frames the kernel (GSO) or the
+/// NIC (TSO) cuts into segments, with the TCP checksum left to them too.
 /// With a fanout group, N devices on N threads share the load by flow hash (PACKET_FANOUT_HASH).
 /// </summary>
 /// <remarks>
@@ -20,13 +22,14 @@ public sealed partial class AfPacketDevice : IPacketDevice
 {
     private readonly SafeFdHandle _socket;
     private readonly WakePipe _wake;
-    private readonly FrameBatch _txQueue;
+    private readonly PacketTxQueue _tx;
+    private readonly SafeFdHandle? _offloadSocket;
+    private readonly PacketTxQueue? _offloadTx;
     private readonly Lock _statsLock = new();
     private readonly long _interfaceDropBaseline;
     private TPacketV3Ring _ring;
     private SafeRingMapping? _ringMapping;
-    private long _sent;
-    private long _sendFailed;
+    private long _rejected;
     private long _kernelReceived;
     private long _kernelDropped;
     private bool _disposed;
@@ -57,12 +60,21 @@ public sealed partial class AfPacketDevice : IPacketDevice
         {
             Configure(filter, options);
             _wake = new WakePipe(interfaceName);
-            _txQueue = new FrameBatch(TxSlots(options), Math.Max(options.SnapLength, 1518));
+            _tx = new PacketTxQueue(TxSlots(options), Math.Max(options.SnapLength, 1518), 0, vnetHeaders: false);
+            if (options.SegmentationOffload)
+            {
+                _offloadSocket = TryOpenOffloadSocket(ifindex);
+                if (_offloadSocket is not null)
+                {
+                    _offloadTx = new PacketTxQueue(TxSlots(options), OffloadFrameBytes, options.OffloadTxBufferBytes, vnetHeaders: true);
+                }
+            }
             _interfaceDropBaseline = ReadInterfaceCounter("rx_dropped");
         }
         catch
         {
             ReleaseRing();
+            _offloadSocket?.Dispose();
             _socket.Dispose();
             throw;
         }
@@ -75,6 +87,11 @@ public sealed partial class AfPacketDevice : IPacketDevice
     public int IfIndex { get; }
 
     public int FanoutGroupId { get; }
+
+    /// <summary>A 64 KiB IP datagram plus Ethernet and two VLAN tags: the largest GSO frame.</summary>
+    private const int OffloadFrameBytes = ushort.MaxValue + 14 + 8;
+
+    public int OffloadMaxFrameBytes => _offloadTx is null ? 0 : OffloadFrameBytes;
 
     /// <summary>Frames skipped in user space because they were our own (only without PACKET_IGNORE_OUTGOING).</summary>
     public long SkippedOutgoing => _ring.SkippedOutgoing;
@@ -92,7 +109,7 @@ public sealed partial class AfPacketDevice : IPacketDevice
             _kernelDropped += drops;
             long interfaceDropped = Math.Max(0, ReadInterfaceCounter("rx_dropped") - _interfaceDropBaseline);
             return new DeviceStats(_kernelReceived, _kernelDropped, interfaceDropped,
-                Volatile.Read(ref _sent), Volatile.Read(ref _sendFailed));
+                _tx.Sent + (_offloadTx?.Sent ?? 0), _tx.SendFailed + (_offloadTx?.SendFailed ?? 0) + Volatile.Read(ref _rejected));
         }
     }
 
@@ -138,6 +155,7 @@ public sealed partial class AfPacketDevice : IPacketDevice
         }
         // The owner stops its capture thread (Wake, join) before disposing: the ring goes away here.
         ReleaseRing();
+        _offloadSocket?.Dispose();
         _socket.Dispose();
         _wake.Dispose();
     }

@@ -36,4 +36,11 @@ public sealed record class PacketDeviceOptions
 
     /// <summary>AF_PACKET: PACKET_QDISC_BYPASS, handing frames straight to the driver (no tc shaping).</summary>
     public bool QdiscBypass { get; init; } = true;
+
+    /// <summary>AF_PACKET: send flow data through a second, PACKET_VNET_HDR socket so the kernel (GSO) or
+    /// the NIC (TSO) cuts TCP super-frames into segments and fills in the TCP checksums.</summary>
+    public bool SegmentationOffload { get; init; } = true;
+
+    /// <summary>Send-queue bytes for offloaded frames: how many 64 KiB super-frames one sendmmsg can carry.</summary>
+    public int OffloadTxBufferBytes { get; init; } = 1 << 20;
 }

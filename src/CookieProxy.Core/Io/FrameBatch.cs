@@ -30,13 +30,16 @@ public sealed class FrameBatch
     /// than the frame it answers (a bare SYN grows by our SYN+ACK options: at most 40 bytes).</summary>
     public const int TailRoom = 64;
 
-    public FrameBatch(int maxFrames = 64, int maxFrameBytes = 65536 + 64)
+    /// <param name="maxFrames">Frame slots.</param>
+    /// <param name="maxFrameBytes">Largest single frame.</param>
+    /// <param name="bufferBytes">Total buffer; at least room for a full batch of MTU-sized frames plus one
+    /// maximal (GRO) frame, which is the default. More lets several maximal frames queue (TX super-frames).</param>
+    public FrameBatch(int maxFrames = 64, int maxFrameBytes = 65536 + 64, int bufferBytes = 0)
     {
         if (maxFrames <= 0) throw new ArgumentOutOfRangeException(nameof(maxFrames));
         if (maxFrameBytes < 64) throw new ArgumentOutOfRangeException(nameof(maxFrameBytes));
         MaxFrameBytes = maxFrameBytes;
-        // Room for a full batch of MTU-sized frames, plus one maximal (GRO) frame.
-        int capacity = checked(maxFrames * (2048 + TailRoom) + maxFrameBytes + TailRoom);
+        int capacity = Math.Max(checked(maxFrames * (2048 + TailRoom) + maxFrameBytes + TailRoom), bufferBytes);
         _buffer = GC.AllocateArray<byte>(capacity, pinned: true);
         _offsets = new int[maxFrames];
         _lengths = new int[maxFrames];

@@ -30,6 +30,22 @@ public interface IPacketDevice : IDisposable
 
     /// <summary>Kernel-side statistics: frames received / dropped by the kernel or interface.</summary>
     DeviceStats GetStats();
+
+    /// <summary>
+    /// Largest frame <see cref="ReserveOffloaded"/> hands out when the device finishes TCP checksums and cuts
+    /// TCP super-frames into segments itself (Linux: PACKET_VNET_HDR, GSO/TSO); 0 when it cannot.
+    /// </summary>
+    int OffloadMaxFrameBytes => 0;
+
+    /// <summary>
+    /// Room for one offloaded frame of at most <paramref name="maxLength"/> bytes at the tail of the send queue,
+    /// to build in place (no copy). Follow with <see cref="CommitOffloaded"/> before any other send call.
+    /// May flush queued frames to make room. Only when <see cref="OffloadMaxFrameBytes"/> is non-zero.
+    /// </summary>
+    Span<byte> ReserveOffloaded(int maxLength) => throw new NotSupportedException($"{Backend} has no TX offload");
+
+    /// <summary>Queues the frame built in the last <see cref="ReserveOffloaded"/> span (its first <paramref name="length"/> bytes).</summary>
+    void CommitOffloaded(int length, in TxOffload offload) => throw new NotSupportedException($"{Backend} has no TX offload");
 }
 
 public readonly record struct DeviceStats(long Received, long KernelDropped, long InterfaceDropped, long Sent, long SendFailed);

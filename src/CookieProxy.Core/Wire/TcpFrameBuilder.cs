@@ -15,8 +15,11 @@ public static class TcpFrameBuilder
     /// <paramref name="payloadHead"/> and <paramref name="payloadTail"/> (a ring buffer's two halves).
     /// The payload spans must not overlap <paramref name="dst"/>. Returns the frame length, or 0 if it does not
     /// fit in dst or in the 16-bit IP length fields, or the template has no IP version.
+    /// With <paramref name="checksumOffload"/> the TCP checksum field gets only the pseudo-header sum and the
+    /// device completes it (see <see cref="PartialChecksum"/>): the payload is copied but never summed.
     /// </summary>
-    public static int Write(Span<byte> dst, in L2L3Template tmpl, in TcpRepr tcp, ReadOnlySpan<byte> payloadHead, ReadOnlySpan<byte> payloadTail)
+    public static int Write(Span<byte> dst, in L2L3Template tmpl, in TcpRepr tcp, ReadOnlySpan<byte> payloadHead, ReadOnlySpan<byte> payloadTail,
+        bool checksumOffload = false)
     {
         int tcpHeaderLength = TcpPacket.HeaderLengthFor(tcp);
         int payloadLength = payloadHead.Length + payloadTail.Length;
@@ -40,9 +43,18 @@ public static class TcpFrameBuilder
         TcpPacket.Emit(segment, tcp);
         WriteIpHeader(dst.Slice(l2, l3Length), tmpl, segmentLength);
         var view = new TcpPacket(segment);
-        view.Checksum = Checksum.Tcp(tmpl.OurIp, tmpl.ClientIp, segment);
+        view.Checksum = checksumOffload ? PartialChecksum(tmpl, segmentLength) : Checksum.Tcp(tmpl.OurIp, tmpl.ClientIp, segment);
         return frameLength;
     }
+
+    /// <summary>
+    /// The TCP checksum field of a frame whose checksum the device completes: the folded pseudo-header sum,
+    /// not complemented (Linux CHECKSUM_PARTIAL, as tcp_v4_send_check / __tcp_v6_send_check leave it). The
+    /// device sums from the TCP header to the end, adds this and stores the complement; when it cuts a
+    /// super-frame it swaps <paramref name="segmentLength"/> for each segment's own length (tcp_gso_segment).
+    /// </summary>
+    public static ushort PartialChecksum(in L2L3Template tmpl, int segmentLength) =>
+        (ushort)Checksum.Fold(Checksum.PseudoHeader(tmpl.OurIp, tmpl.ClientIp, IpProtocol.Tcp, segmentLength));
 
     /// <summary>Writes the IP header for a TCP segment of <paramref name="segmentLength"/> bytes from us to the client.</summary>
     internal static void WriteIpHeader(Span<byte> l3, in L2L3Template tmpl, int segmentLength)

@@ -34,6 +34,7 @@ internal static partial class Interop
         internal const int PACKET_STATISTICS = 6;
         internal const int PACKET_VERSION = 10;
         internal const int PACKET_FANOUT = 18;
+        internal const int PACKET_VNET_HDR = 15;
         internal const int PACKET_QDISC_BYPASS = 20;
         internal const int PACKET_IGNORE_OUTGOING = 23;
 
@@ -183,6 +184,25 @@ internal static partial class Interop
         {
             public ushort len;
             public Pcap.bpf_insn* filter;
+        }
+
+        // <linux/virtio_net.h>
+        internal const byte VIRTIO_NET_HDR_F_NEEDS_CSUM = 1;
+        internal const byte VIRTIO_NET_HDR_GSO_NONE = 0;
+        internal const byte VIRTIO_NET_HDR_GSO_TCPV4 = 1;
+        internal const byte VIRTIO_NET_HDR_GSO_TCPV6 = 4;
+
+        /// <summary>struct virtio_net_hdr (10 bytes), prefixed to every frame sent on a PACKET_VNET_HDR socket.
+        /// Packet sockets use the legacy (native) byte order for its 16-bit fields (vio_le() in af_packet.c).</summary>
+        [StructLayout(LayoutKind.Sequential)]
+        internal struct virtio_net_hdr
+        {
+            public byte flags;
+            public byte gso_type;
+            public ushort hdr_len;
+            public ushort gso_size;
+            public ushort csum_start;
+            public ushort csum_offset;
         }
 
         /// <summary>struct iovec.</summary>

@@ -18,7 +18,8 @@ internal sealed record ListenerRuntime(EndPoint Backend, BackendOptions BackendO
 /// One capture thread: owns its device (a PACKET_FANOUT member when there are several), its SYN responder
 /// and counters, and its flows (shared-nothing). Backend socket events reach it through the flow table's
 /// work queue plus <see cref="IPacketDevice.Wake"/>; nothing on the hot path takes a lock.
-/// Loop: receive a batch → responder (flow segments and cookie ACKs, then SYNs) → backend work → timers → flush.
+/// Loop: receive a batch → responder (flow segments and cookie ACKs, then SYNs) → settle the flows that got
+/// segments (pump + dispatch once per flow) → backend work → timers → flush.
 /// </summary>
 internal sealed class CaptureWorker : IDisposable
 {
@@ -98,6 +99,7 @@ internal sealed class CaptureWorker : IDisposable
                 {
                     _unixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
                     _responder.ProcessBatch(_batch, ref handler, _device, _unixMs);
+                    _flows.SettleProcessed(_nowMs, ref handler);
                 }
                 _flows.ProcessWork(_nowMs, ref handler);
                 _flows.Tick(_nowMs, ref handler);
@@ -132,8 +134,7 @@ internal sealed class CaptureWorker : IDisposable
             {
                 return false;
             }
-            FlowHandler self = this;
-            _w._flows.OnClientSegment(flow, packet.Tcp, frame.Slice(packet.PayloadOffset, packet.PayloadLength), _w._nowMs, ref self);
+            _w._flows.ProcessClientSegment(flow, packet.Tcp, frame.Slice(packet.PayloadOffset, packet.PayloadLength), _w._nowMs);
             return true;
         }
 
@@ -182,43 +183,90 @@ internal sealed class CaptureWorker : IDisposable
                 Console.Error.WriteLine($"cookieproxy[{_w.Index}]: flow {packet.Flow} validated (mss {cookie.Mss}, wscale {cookie.WindowScale}, sack {cookie.SackPermitted}, ts {cookie.Timestamps})");
             }
             // The cookie ACK may already carry data (or FIN): process it as the flow's first segment.
-            FlowHandler self = this;
-            _w._flows.OnClientSegment(flow, packet.Tcp, frame.Slice(packet.PayloadOffset, packet.PayloadLength), _w._nowMs, ref self);
+            _w._flows.ProcessClientSegment(flow, packet.Tcp, frame.Slice(packet.PayloadOffset, packet.PayloadLength), _w._nowMs);
         }
 
         public void Dispatch(Flow flow, long nowMs)
         {
             var sink = new SegmentSink(_w, (ClientPath)flow.ReplyTemplate!);
             flow.Endpoint.Dispatch(ref sink, nowMs);
+            sink.Complete();
         }
     }
 
-    /// <summary>Builds each segment the endpoint emits into a frame and queues it on the device.</summary>
-    private readonly struct SegmentSink : ITcpSegmentSink
+    /// <summary>
+    /// Builds each segment the endpoint emits into a frame and queues it on the device. With TX offload the
+    /// frames are built in place in the device's queue and consecutive data segments of one Dispatch become
+    /// one super-frame (<see cref="TcpSuperFrame"/>): one sendmmsg message and one skb per up to 64 KiB.
+    /// </summary>
+    private ref struct SegmentSink : ITcpSegmentSink
     {
         private readonly CaptureWorker _w;
         private readonly ClientPath _path;
+        private readonly int _offloadBytes;
+        private TcpSuperFrame _frame;
 
         public SegmentSink(CaptureWorker worker, ClientPath path)
         {
             _w = worker;
             _path = path;
+            _offloadBytes = worker._device.OffloadMaxFrameBytes;
         }
 
         public void Emit(in TcpRepr segment, ReadOnlySpan<byte> payloadHead, ReadOnlySpan<byte> payloadTail)
         {
-            int n = TcpFrameBuilder.Write(_w._txScratch, _path.Template, segment, payloadHead, payloadTail);
-            if (n > 0 && _w._device.Send(_w._txScratch.AsSpan(0, n)))
+            bool queued;
+            if (_offloadBytes > 0)
             {
-                _w._counters.SegmentsToClient++;
-                if ((segment.Flags & TcpFlags.Rst) != 0)
+                if (_frame.IsStarted && _frame.TryAppend(segment, payloadHead, payloadTail))
                 {
-                    _w._counters.RstSent++;
+                    Count(segment);
+                    return;
+                }
+                Complete();
+                Span<byte> buffer = _w._device.ReserveOffloaded(_offloadBytes);
+                queued = _frame.Start(buffer, _path.Template, segment, payloadHead, payloadTail);
+                if (!queued)
+                {
+                    _w._device.CommitOffloaded(0, default);    // abandon the reservation
+                }
+                else if (!_frame.IsOpen)
+                {
+                    Complete();
                 }
             }
             else
             {
+                int n = TcpFrameBuilder.Write(_w._txScratch, _path.Template, segment, payloadHead, payloadTail);
+                queued = n > 0 && _w._device.Send(_w._txScratch.AsSpan(0, n));
+            }
+
+            if (queued)
+            {
+                Count(segment);
+            }
+            else
+            {
                 _w._counters.Drop(DropReason.TxFailed);
+            }
+        }
+
+        /// <summary>Queues the super-frame being built, if any. Called before any other frame and after Dispatch.</summary>
+        public void Complete()
+        {
+            if (_frame.IsStarted)
+            {
+                int length = _frame.Finish(out TxOffload offload);
+                _w._device.CommitOffloaded(length, offload);
+            }
+        }
+
+        private readonly void Count(in TcpRepr segment)
+        {
+            _w._counters.SegmentsToClient++;
+            if ((segment.Flags & TcpFlags.Rst) != 0)
+            {
+                _w._counters.RstSent++;
             }
         }
     }

@@ -36,6 +36,7 @@ public sealed class Flow
     internal long HeapDeadlineMs;
     internal long AccountedBytes;
     internal bool Removed;
+    internal bool SettlePending;
 
     internal Flow(FlowWorkQueue queue, ProxyCounters counters, in FlowKey key, TcpEndpoint endpoint, EndPoint backend,
         BackendOptions backendOptions, object? replyTemplate, long nowMs)

@@ -324,4 +324,92 @@ public sealed class PacketDeviceLabTests
         Assert.NotEmpty(portsByDevice[0]);
         Assert.NotEmpty(portsByDevice[1]);
     }
+
+    /// <summary>
+    /// A TCP super-frame queued with TX offload leaves the veth as the segments we would have sent one by one:
+    /// the kernel's GSO cuts it (plat1 has TSO off) and completes each TCP checksum (in software with TX
+    /// checksumming off; with it on the segments cross CHECKSUM_PARTIAL and carry the pseudo-header sum).
+    /// </summary>
+    [RootTheory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void OffloadedSuperFramesLeaveAsTheSegmentsTheyStandFor(bool txChecksumOffload)
+    {
+        if (!RootOnly.CanRun(_output))
+        {
+            return;
+        }
+        _lab.EnsureUp();
+        VethLab.Shell($"ip netns exec {VethLab.NsB} ethtool -K {VethLab.IfB} tx {(txChecksumOffload ? "on" : "off")} >/dev/null");
+        try
+        {
+            using IPacketDevice receiver = OpenIn(VethLab.NsA, VethLab.IfA, CaptureKind.AfPacket);
+            using IPacketDevice sender = OpenIn(VethLab.NsB, VethLab.IfB, CaptureKind.AfPacket);
+            Assert.True(sender.OffloadMaxFrameBytes >= 65535);
+
+            var tmpl = new CookieProxy.Wire.L2L3Template
+            {
+                OurMac = 0x0200c612c802UL,
+                ClientMac = 0x0200c612c801UL,
+                IpVersion = 4,
+                OurIp = CookieProxy.Wire.IpAddr.FromBytes(VethLab.AddrB.GetAddressBytes()),
+                ClientIp = CookieProxy.Wire.IpAddr.FromBytes(VethLab.AddrA.GetAddressBytes()),
+                Ttl = 64,
+            };
+            const int Size = 1000;
+            byte[] data = new byte[(5 * Size) + 300];
+            new Random(11).NextBytes(data);
+            CookieProxy.Wire.TcpRepr Segment(int index, CookieProxy.Wire.TcpFlags flags)
+            {
+                CookieProxy.Wire.TcpRepr r = default;
+                r.SrcPort = 40000;
+                r.DstPort = ProtectedPort;
+                r.Seq = new CookieProxy.Tcp.SeqNumber(1_000_000u + (uint)(index * Size));
+                r.Ack = new CookieProxy.Tcp.SeqNumber(5);
+                r.Flags = flags;
+                r.Window = 1000;
+                r.Options = CookieProxy.Wire.TcpOptionsRepr.None;
+                r.Options.HasTimestamp = true;
+                r.Options.TsVal = 42;
+                r.Options.TsEcr = 7;
+                return r;
+            }
+
+            var frame = new CookieProxy.Wire.TcpSuperFrame();
+            Assert.True(frame.Start(sender.ReserveOffloaded(sender.OffloadMaxFrameBytes), tmpl,
+                Segment(0, CookieProxy.Wire.TcpFlags.Ack), data.AsSpan(0, Size), default));
+            for (int i = 1; i <= 5; i++)
+            {
+                var flags = i == 5 ? CookieProxy.Wire.TcpFlags.Ack | CookieProxy.Wire.TcpFlags.Psh : CookieProxy.Wire.TcpFlags.Ack;
+                Assert.True(frame.TryAppend(Segment(i, flags), data.AsSpan(i * Size, Math.Min(Size, data.Length - (i * Size))), default));
+            }
+            int length = frame.Finish(out TxOffload offload);
+            sender.CommitOffloaded(length, offload);
+            sender.Flush();
+
+            List<(byte[] Frame, FrameFlags Flags)> received = ReceiveAtLeast(receiver, 6, timeoutMs: 3000);
+            Assert.Equal(6, received.Count);
+            DeviceStats stats = sender.GetStats();
+            Assert.Equal(1, stats.Sent);
+            Assert.Equal(0, stats.SendFailed);
+            for (int i = 0; i <= 5; i++)
+            {
+                var flags = i == 5 ? CookieProxy.Wire.TcpFlags.Ack | CookieProxy.Wire.TcpFlags.Psh : CookieProxy.Wire.TcpFlags.Ack;
+                byte[] expected = new byte[2048];
+                int n = CookieProxy.Wire.TcpFrameBuilder.Write(expected, tmpl, Segment(i, flags),
+                    data.AsSpan(i * Size, Math.Min(Size, data.Length - (i * Size))), default,
+                    checksumOffload: txChecksumOffload);
+                byte[] got = received[i].Frame;
+                Assert.Equal(n, got.Length);
+                // The IP id differs (GSO numbers the segments); the IPv4 header must still verify.
+                Assert.True(CookieProxy.Wire.Checksum.VerifyIpv4Header(got.AsSpan(14, 20)));
+                Assert.Equal(Convert.ToHexString(expected.AsSpan(34, n - 34)), Convert.ToHexString(got.AsSpan(34)));
+                Assert.Equal(txChecksumOffload ? FrameFlags.ChecksumNotReady : FrameFlags.None, received[i].Flags);
+            }
+        }
+        finally
+        {
+            VethLab.Shell($"ip netns exec {VethLab.NsB} ethtool -K {VethLab.IfB} tx on >/dev/null");
+        }
+    }
 }
