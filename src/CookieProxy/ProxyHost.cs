@@ -124,12 +124,13 @@ public static class ProxyHost
         try
         {
             int fanoutGroup = threads > 1 ? Environment.ProcessId & 0xFFFF : -1;
+            var deviceOptions = PacketDeviceOptions.Default with { SegmentationOffload = o.TxOffload };
             for (int t = 0; t < threads; t++)
             {
                 IPacketDevice device;
                 try
                 {
-                    device = PacketDeviceFactory.Open(o.Interface, filter, o.Capture, fanoutGroup);
+                    device = PacketDeviceFactory.Open(o.Interface, filter, o.Capture, fanoutGroup, deviceOptions);
                 }
                 catch (PacketDeviceException e)
                 {
@@ -164,7 +165,8 @@ public static class ProxyHost
                 }
             }
 
-            log.WriteLine($"cookieproxy: capturing on {o.Interface} ({workers[0].Device.Backend}, {threads} thread{(threads == 1 ? "" : "s")})"
+            log.WriteLine($"cookieproxy: capturing on {o.Interface} ({workers[0].Device.Backend}, {threads} thread{(threads == 1 ? "" : "s")}, "
+                + $"tx offload {(workers[0].Device.OffloadMaxFrameBytes > 0 ? "on" : "off")})"
                 + $"{(hider is null ? "" : $", port hidden via {hider.Method}")}, cookie slot {o.SlotSeconds}s, key {(o.KeyFile is null ? "random" : "from " + o.KeyFile)}");
             foreach (ListenerOptions l in o.Listeners)
             {

@@ -35,6 +35,21 @@ internal sealed class ByteRing
         return n;
     }
 
+    /// <summary>The free space after the contiguous part as (up to two) writable pieces; <see cref="Commit"/> what was written.</summary>
+    public void GetFree(out Span<byte> head, out Span<byte> tail)
+    {
+        int start = _read + _count;
+        if (start >= _buffer.Length)
+        {
+            start -= _buffer.Length;
+        }
+
+        int free = Free;
+        int first = Math.Min(free, _buffer.Length - start);
+        head = new Span<byte>(_buffer, start, first);
+        tail = new Span<byte>(_buffer, 0, free - first);
+    }
+
     /// <summary>Writes at <paramref name="offset"/> from the read position without changing <see cref="Count"/>.</summary>
     public void WriteAt(int offset, ReadOnlySpan<byte> data)
     {

@@ -64,6 +64,34 @@ public sealed partial class TcpEndpoint
         return _sendRing.Append(data);
     }
 
+    /// <summary>
+    /// The send buffer's free space as (up to two) writable pieces, for a backend socket to receive straight
+    /// into (no copy in between); <see cref="CommitSend"/> the bytes written. Empty whenever <see cref="Send"/>
+    /// would take nothing.
+    /// </summary>
+    public void GetSendSpace(out Span<byte> head, out Span<byte> tail)
+    {
+        if (_finQueued || _state is not (TcpState.Established or TcpState.CloseWait))
+        {
+            head = default;
+            tail = default;
+            return;
+        }
+
+        _sendRing.GetFree(out head, out tail);
+    }
+
+    /// <summary>Queues <paramref name="count"/> bytes written into the pieces <see cref="GetSendSpace"/> returned.</summary>
+    public void CommitSend(int count)
+    {
+        if (count < 0 || count > _sendRing.Free)
+        {
+            throw new ArgumentOutOfRangeException(nameof(count), count, "More than GetSendSpace offered.");
+        }
+
+        _sendRing.Commit(count);
+    }
+
     /// <summary>Backend EOF: FIN after all queued data (RFC 9293 3.10.4 CLOSE, half-close 3.6).</summary>
     public void CloseSend()
     {

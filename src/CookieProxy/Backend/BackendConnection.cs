@@ -31,13 +31,17 @@ public enum BackendCloseReason
 }
 
 /// <summary>
-/// The kernel socket to the backend, modelled on Kestrel's SocketConnection: a connect task, a receive loop
-/// filling the input pipe (backend→proxy) and a send loop draining the output pipe (proxy→backend).
+/// The kernel socket to the backend, modelled on Kestrel's SocketConnection: a connect task and a send loop
+/// draining the output pipe (proxy→backend). Backend→proxy bytes are received by the owner itself
+/// (<see cref="Receive"/>: non-blocking, straight into the client endpoint's send buffer, no pipe, no copy
+/// in between); the thread pool only waits for readability with a zero-byte receive (Kestrel's
+/// WaitForDataBeforeAllocatingBuffer) when the socket runs dry. A busy flow therefore moves its bytes with
+/// no thread hop at all, like an event loop (haproxy, nginx) would.
 /// <para>
-/// Threading: the loops run on the thread pool and never touch the client's TcpEndpoint. Every event
-/// (connected, connect failed, input available, input completed, error, output drained, closed) is
-/// reported through <c>notify</c>, which enqueues the flow on its owner's work queue and wakes the owner.
-/// All other public members are called by the owner (capture) thread only and never block or await.
+/// Threading: the connect task, the send loop and the readability wait run on the thread pool and never
+/// touch the client's TcpEndpoint. Every event (connected, connect failed, readable, error, output drained,
+/// closed) is reported through <c>notify</c>, which enqueues the flow on its owner's work queue and wakes
+/// the owner. All other public members are called by the owner (capture) thread only and never block or await.
 /// </para>
 /// </summary>
 public sealed class BackendConnection : IDisposable
@@ -49,16 +53,15 @@ public sealed class BackendConnection : IDisposable
     private readonly BackendOptions _options;
     private readonly byte[]? _proxyHeader;
     private readonly Action _notify;
-    private readonly Pipe _input;
     private readonly Pipe _output;
 
     private volatile int _state;              // BackendState (Connecting/Connected); Closed is derived from _closeReason
     private int _closeReason;                 // BackendCloseReason, set once
     private volatile int _socketError;        // SocketError that closed it
-    private volatile bool _inputEof;          // receive loop saw the backend's FIN
+    private volatile bool _inputEof;          // the owner's Receive saw the backend's FIN
     private volatile bool _outputShutDown;    // send loop sent everything, then FIN
     private long _outputPending;              // written to the output pipe by the owner, not yet sent
-    private long _inputBuffered;              // in the input pipe, not yet taken by the owner
+    private int _readable;                    // 1 = the owner should try Receive; 0 = a readability wait is armed (or due)
     private int _ownerWaitingForOutput;       // 1 = the owner stopped at the pause threshold and wants a notify
     private int _loopsRunning;
 
@@ -66,7 +69,6 @@ public sealed class BackendConnection : IDisposable
     private bool _started;
     private bool _outputCompleted;
     private bool _disposed;
-    private ReadOnlySequence<byte> _lastInput;
 
     /// <param name="remote">The backend to connect to.</param>
     /// <param name="proxyHeader">Bytes to send right after connect and before any client byte (a PROXY header); empty = none.</param>
@@ -77,17 +79,6 @@ public sealed class BackendConnection : IDisposable
         _options = options;
         _proxyHeader = proxyHeader.IsEmpty ? null : proxyHeader.ToArray();
         _notify = notify;
-
-        // Input: only the receive loop awaits (its FlushAsync pends above the pause threshold). The owner's
-        // AdvanceTo must resume it on the thread pool, never inline on the capture thread.
-        _input = new Pipe(new PipeOptions(
-            pool: BlockMemoryPool.Shared,
-            readerScheduler: PipeScheduler.Inline,
-            writerScheduler: IOQueue.Shared,
-            pauseWriterThreshold: options.InputPauseThreshold,
-            resumeWriterThreshold: options.InputResumeThreshold,
-            minimumSegmentSize: options.MinimumReceiveSegmentSize,
-            useSynchronizationContext: false));
 
         // Output: the owner's FlushAsync must never pend (no await on the capture thread), so the pipe's own
         // pause threshold is off (0) and _outputPending enforces OutputPauseThreshold instead. The send loop
@@ -119,7 +110,7 @@ public sealed class BackendConnection : IDisposable
     /// <summary>True for the close reasons that must reset the client (everything but Graceful).</summary>
     public bool Failed => CloseReason is not (BackendCloseReason.None or BackendCloseReason.Graceful);
 
-    /// <summary>The backend sent FIN (all its bytes are in the input pipe).</summary>
+    /// <summary>The backend sent FIN and the owner has received every byte before it.</summary>
     public bool InputEnded => _inputEof;
 
     /// <summary>Our FIN went out after every client byte (half-close mirrored).</summary>
@@ -127,9 +118,6 @@ public sealed class BackendConnection : IDisposable
 
     /// <summary>Client bytes written to the output pipe and not yet sent to the backend socket.</summary>
     public long OutputPending => Volatile.Read(ref _outputPending);
-
-    /// <summary>Backend bytes in the input pipe not yet taken by the owner.</summary>
-    public long InputBuffered => Volatile.Read(ref _inputBuffered);
 
     /// <summary>Starts the connect on the thread pool. Owner thread; once.</summary>
     public void Start()
@@ -196,44 +184,74 @@ public sealed class BackendConnection : IDisposable
     // ----- owner thread: backend → client -----
 
     /// <summary>
-    /// Non-blocking read of the input pipe (never awaits). When it returns true the caller must call
-    /// <see cref="AdvanceInput"/> before the next read. <paramref name="completed"/>: no more bytes will come
-    /// (backend EOF or error; check <see cref="Failed"/>).
+    /// Non-blocking receive of backend bytes into <paramref name="head"/>, then <paramref name="tail"/> (a ring
+    /// buffer's free space). Returns the count received; 0 when nothing is ready (a readability wait is then
+    /// armed and the owner is notified when data or EOF arrives), at EOF (<paramref name="eof"/>), or once the
+    /// connection failed or closed (check <see cref="Failed"/>). Never blocks. Owner thread only.
     /// </summary>
-    public bool TryReadInput(out ReadOnlySequence<byte> buffer, out bool completed)
+    public int Receive(Span<byte> head, Span<byte> tail, out bool eof)
     {
-        buffer = default;
-        completed = false;
-        if (_disposed || !_input.Reader.TryRead(out ReadResult result))
+        eof = _inputEof;
+        if (eof || _disposed || State != BackendState.Connected || Volatile.Read(ref _readable) == 0)
         {
-            return false;
+            return 0;
         }
-        _lastInput = result.Buffer;
-        buffer = result.Buffer;
-        completed = result.IsCompleted || result.IsCanceled;
-        return true;
-    }
-
-    /// <summary>Marks <paramref name="consumed"/> bytes of the last <see cref="TryReadInput"/> buffer as taken.</summary>
-    public void AdvanceInput(long consumed)
-    {
-        SequencePosition position = _lastInput.GetPosition(consumed);
-        _lastInput = default;
-        _input.Reader.AdvanceTo(position);
-        if (consumed > 0)
+        int total = 0;
+        Span<byte> buffer = head;
+        bool inTail = false;
+        while (true)
         {
-            Interlocked.Add(ref _inputBuffered, -consumed);
+            if (buffer.IsEmpty)
+            {
+                if (inTail || tail.IsEmpty)
+                {
+                    return total;
+                }
+                buffer = tail;
+                inTail = true;
+            }
+            int n;
+            SocketError error;
+            try
+            {
+                n = _socket.Receive(buffer, SocketFlags.None, out error);
+            }
+            catch (ObjectDisposedException)
+            {
+                return total;    // closed under us (Abort from another thread): the reason is already recorded
+            }
+            if (error == SocketError.WouldBlock)
+            {
+                ArmReadableWait();
+                return total;
+            }
+            if (error != SocketError.Success)
+            {
+                Close(BackendCloseReason.Reset, error, abortive: true);
+                return total;
+            }
+            if (n == 0)
+            {
+                // Backend FIN: every byte before it is received. The receive half is done.
+                _inputEof = true;
+                eof = true;
+                HalfExited();
+                return total;
+            }
+            total += n;
+            // Keep reading until the space is full (the owner calls again when the client frees some: its ACK
+            // settles the flow) or the socket says EWOULDBLOCK (the wait above is armed): no path leaves the
+            // flow with bytes queued in the socket and nobody to fetch them.
+            buffer = buffer[n..];
         }
     }
-
-    // ----- shutdown -----
 
     /// <summary>Abortive close: RST to the backend (SO_LINGER 0 then close). Any thread; one-shot.</summary>
     public void Abort() => Close(BackendCloseReason.Aborted, SocketError.Success, abortive: true);
 
     /// <summary>
     /// Owner thread, when the flow is removed: closes gracefully if both directions already ended with FIN,
-    /// otherwise resets; then completes the owner's ends of both pipes.
+    /// otherwise resets; then completes the owner's end of the output pipe.
     /// </summary>
     public void Dispose()
     {
@@ -245,7 +263,6 @@ public sealed class BackendConnection : IDisposable
         bool graceful = _inputEof && _outputShutDown;
         Close(graceful ? BackendCloseReason.Graceful : BackendCloseReason.Aborted, SocketError.Success, abortive: !graceful);
         _output.Writer.Complete();
-        _input.Reader.Complete();
     }
 
     // ----- thread pool -----
@@ -300,70 +317,48 @@ public sealed class BackendConnection : IDisposable
             }
         }
 
+        // Two halves end the connection gracefully: the owner's Receive seeing EOF, and the send loop's FIN.
         Volatile.Write(ref _loopsRunning, 2);
+        // Non-blocking for the owner's synchronous Receive (it must never block the capture thread).
+        _socket.Blocking = false;
+        Volatile.Write(ref _readable, 1);
         _state = (int)BackendState.Connected;
         _notify();
-        _ = ReceiveLoopAsync();
         _ = SendLoopAsync();
     }
 
-    private async Task ReceiveLoopAsync()
+    /// <summary>
+    /// The socket ran dry: wait on the thread pool for data or EOF with a zero-byte receive (it completes on
+    /// readability and consumes nothing), then let the owner receive. Armed only by the owner, at most once.
+    /// </summary>
+    private void ArmReadableWait()
     {
-        PipeWriter writer = _input.Writer;
-        bool waitForData = true;
+        Volatile.Write(ref _readable, 0);
+        _ = WaitReadableAsync();
+    }
+
+    private async Task WaitReadableAsync()
+    {
         try
         {
-            while (true)
-            {
-                if (waitForData)
-                {
-                    // Kestrel's WaitForDataBeforeAllocatingBuffer: a zero-byte receive completes when data (or EOF)
-                    // arrives, so an idle connection holds no pipe buffer.
-                    await _socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None).ConfigureAwait(false);
-                }
-
-                Memory<byte> memory = writer.GetMemory(_options.MinimumReceiveSegmentSize);
-                int received = await _socket.ReceiveAsync(memory, SocketFlags.None).ConfigureAwait(false);
-                if (received == 0)
-                {
-                    _inputEof = true;    // backend FIN
-                    break;
-                }
-
-                writer.Advance(received);
-                Interlocked.Add(ref _inputBuffered, received);
-                // A short read drained the socket: wait for data again before renting the next buffer.
-                waitForData = received < memory.Length;
-
-                // The flush commits the bytes synchronously; notify before awaiting it, since it pends once the
-                // pipe holds InputPauseThreshold bytes (backpressure: we stop reading, the backend's window closes).
-                ValueTask<FlushResult> flush = writer.FlushAsync();
-                _notify();
-                FlushResult result = await flush.ConfigureAwait(false);
-                if (result.IsCompleted || result.IsCanceled)
-                {
-                    break;    // the owner disposed the connection
-                }
-            }
+            await _socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None).ConfigureAwait(false);
         }
         catch (SocketException e)
         {
             Close(BackendCloseReason.Reset, e.SocketErrorCode, abortive: true);
+            return;
         }
         catch (ObjectDisposedException)
         {
-            // Closed under us by Abort/Dispose: the reason is already recorded.
+            return;    // closed under us: the reason is already recorded and the owner notified
         }
         catch (Exception e)
         {
             Fail(e);
+            return;
         }
-        finally
-        {
-            // Never complete with an exception: the owner's TryRead would throw it. Errors live in CloseReason.
-            writer.Complete();
-            LoopExited();
-        }
+        Volatile.Write(ref _readable, 1);
+        _notify();
     }
 
     private async Task SendLoopAsync()
@@ -416,7 +411,7 @@ public sealed class BackendConnection : IDisposable
         finally
         {
             reader.Complete();
-            LoopExited();
+            HalfExited();
         }
     }
 
@@ -429,7 +424,8 @@ public sealed class BackendConnection : IDisposable
         }
     }
 
-    private void LoopExited()
+    /// <summary>One half ended (the send loop, or the owner's receive at EOF): both ended with FIN = graceful close.</summary>
+    private void HalfExited()
     {
         if (Interlocked.Decrement(ref _loopsRunning) == 0 && _inputEof && _outputShutDown)
         {

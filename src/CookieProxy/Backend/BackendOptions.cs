@@ -28,20 +28,12 @@ public sealed class BackendOptions
     /// <summary>The send loop wakes a paused owner once unsent bytes fall to this level.</summary>
     public int OutputResumeThreshold { get; init; } = 32 * 1024;
 
-    /// <summary>Backend→client: the receive loop stops (its FlushAsync pends) once this many bytes wait in the input pipe.</summary>
-    public int InputPauseThreshold { get; init; } = 64 * 1024;
-
-    /// <summary>The receive loop resumes once the owner has taken the input pipe down to this level.</summary>
-    public int InputResumeThreshold { get; init; } = 32 * 1024;
-
-    /// <summary>Smallest buffer the receive loop asks the pipe for; it gets a whole pool block (16 KiB), at most one block of slack past the pause threshold.</summary>
-    public int MinimumReceiveSegmentSize { get; init; } = 4096;
-
     /// <summary>Replaces the connect call (tests). Null = <see cref="Socket.ConnectAsync(EndPoint, CancellationToken)"/>.</summary>
     public BackendConnector? Connector { get; init; }
 
-    /// <summary>Worst-case bytes one connection holds in its two pipes (plus one receive segment of slack).</summary>
-    public long MaxBufferedBytes => (long)OutputPauseThreshold + InputPauseThreshold + BlockMemoryPool.BlockSize;
+    /// <summary>Worst-case bytes one connection holds in its output pipe (plus one pool block of slack). Backend
+    /// bytes go straight into the client endpoint's send buffer, which is counted there.</summary>
+    public long MaxBufferedBytes => (long)OutputPauseThreshold + BlockMemoryPool.BlockSize;
 
     public void Validate()
     {
@@ -50,12 +42,6 @@ public sealed class BackendOptions
             throw new ArgumentOutOfRangeException(nameof(ConnectTimeout), ConnectTimeout, "Must be positive.");
         }
         CheckThresholds(OutputPauseThreshold, OutputResumeThreshold, nameof(OutputPauseThreshold));
-        CheckThresholds(InputPauseThreshold, InputResumeThreshold, nameof(InputPauseThreshold));
-        if (MinimumReceiveSegmentSize <= 0 || MinimumReceiveSegmentSize > BlockMemoryPool.BlockSize)
-        {
-            throw new ArgumentOutOfRangeException(nameof(MinimumReceiveSegmentSize), MinimumReceiveSegmentSize,
-                $"Must be 1..{BlockMemoryPool.BlockSize} (one pool block).");
-        }
     }
 
     private static void CheckThresholds(int pause, int resume, string name)

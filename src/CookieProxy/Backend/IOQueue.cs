@@ -6,8 +6,8 @@ namespace CookieProxy.Host.Backend;
 /// <summary>
 /// A pipe scheduler in the manner of Kestrel's IOQueue: continuations go into one queue of structs that a
 /// single thread-pool work item drains. <see cref="PipeScheduler.ThreadPool"/> allocates a callback wrapper
-/// for every schedule, and the capture thread schedules one each time its flush wakes a backend send loop or
-/// its read resumes a paused receive loop; with this queue the capture thread allocates nothing in steady state.
+/// for every schedule, and the capture thread schedules one each time its flush wakes a backend send loop;
+/// with this queue the capture thread allocates nothing in steady state.
 /// </summary>
 internal sealed class IOQueue : PipeScheduler, IThreadPoolWorkItem
 {

@@ -31,6 +31,8 @@ public static class CommandLine
           --hide-port               install an nftables rule so the kernel drops inbound packets to the protected
                                     endpoints (removed on exit)
           --capture auto|pcap|afpacket   capture backend (default auto: AF_PACKET ring on Linux, else libpcap)
+          --no-tx-offload           send flow data as single segments (default: TCP super-frames the kernel or NIC
+                                    cuts, via PACKET_VNET_HDR, where the AF_PACKET backend is used)
           --threads N               capture threads with PACKET_FANOUT (0 = one per core; default 1)
           --mss N                   MSS announced to clients (default 1460; 536..9000)
           --slot-seconds N          cookie time slot, 30..60 (a cookie lives 1-2 slots; default 32)
@@ -83,7 +85,7 @@ public static class CommandLine
         var listeners = new List<ListenerOptions>();
         IPEndPoint? pendingListen = null;
         string? keyFile = null, statsFile = null;
-        bool hide = false, rstInvalid = false, verbose = false;
+        bool hide = false, rstInvalid = false, verbose = false, txOffload = true;
         var capture = CaptureKind.Auto;
         int threads = 1, slot = Cookies.SynCookieCodec.DefaultSlotSeconds, maxFlows = 100_000, flowKb = 256, connectMs = 3000;
         long maxBufferMb = 1024, idleS = 300, firstDataS = 0;
@@ -206,6 +208,9 @@ public static class CommandLine
                 case "--rst-invalid":
                     rstInvalid = true;
                     break;
+                case "--no-tx-offload":
+                    txOffload = false;
+                    break;
                 case "--verbose":
                     verbose = true;
                     break;
@@ -310,6 +315,7 @@ public static class CommandLine
             Mss = mss,
             SlotSeconds = slot,
             RstInvalid = rstInvalid,
+            TxOffload = txOffload,
             MaxFlows = maxFlows,
             MaxBufferedBytes = maxBufferMb * 1024 * 1024,
             FlowBufferBytes = flowKb * 1024,

@@ -25,6 +25,9 @@ public sealed class ProxyOptions
     /// <summary>Answer ACKs that carry no valid cookie (and match no flow) with RST. Off by default: under a
     /// spoofed ACK flood it would make us a reflector.</summary>
     public bool RstInvalid { get; init; }
+
+    /// <summary>Flow data as TCP super-frames cut by the kernel/NIC (AF_PACKET + PACKET_VNET_HDR); off: one frame per segment.</summary>
+    public bool TxOffload { get; init; } = true;
     public int MaxFlows { get; init; } = 100_000;
     public long MaxBufferedBytes { get; init; } = 1L << 30;
     public int FlowBufferBytes { get; init; } = 256 * 1024;

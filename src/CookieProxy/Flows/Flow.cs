@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Net;
 using CookieProxy.Diagnostics;
 using CookieProxy.Host.Backend;
@@ -14,11 +13,11 @@ namespace CookieProxy.Host.Flows;
 /// thread-pool loops only enqueue the flow on the owner's <see cref="FlowWorkQueue"/>.
 /// <code>
 ///   client ──segments──▶ Endpoint ──PeekReceived/ConsumeReceived──▶ Backend.WriteOutput ──send loop──▶ backend
-///   client ◀──Dispatch── Endpoint ◀──Send (≤ SendBufferFree)────── Backend.TryReadInput ◀─receive loop── backend
+///   client ◀──Dispatch── Endpoint ◀──GetSendSpace/CommitSend─────── Backend.Receive (non-blocking) ◀── backend
 /// </code>
 /// Backpressure: client bytes stay in the endpoint (shrinking the window it advertises) while the backend has
-/// OutputPauseThreshold bytes unsent; backend bytes stay in the input pipe (pausing the receive loop at
-/// InputPauseThreshold) while the endpoint's send buffer is full.
+/// OutputPauseThreshold bytes unsent; backend bytes stay in the backend socket (its receive window closes)
+/// while the endpoint's send buffer is full.
 /// </summary>
 public sealed class Flow
 {
@@ -71,7 +70,7 @@ public sealed class Flow
     /// <summary>Both sides are done: the endpoint is CLOSED and the backend socket is closed. Remove and dispose.</summary>
     public bool IsFinished => Endpoint.IsClosed && Backend.State == BackendState.Closed;
 
-    /// <summary>Bytes this flow holds right now: endpoint receive + send buffers and both pipes.</summary>
+    /// <summary>Bytes this flow holds right now: endpoint receive + send buffers and the output pipe.</summary>
     /// <remarks>
     /// The endpoint API exposes only SendBufferFree, which may read 0 once the send side is closed, so the send
     /// buffer is counted only while it is open (an underestimate for the last window of a closing flow).
@@ -79,7 +78,7 @@ public sealed class Flow
     public long BufferedBytes(TcpConfig config)
     {
         long sendBuffered = _clientSendClosed || Endpoint.IsClosed ? 0 : config.SendBufferSize - Endpoint.SendBufferFree;
-        return Endpoint.ReceiveAvailable + sendBuffered + Backend.OutputPending + Backend.InputBuffered;
+        return Endpoint.ReceiveAvailable + sendBuffered + Backend.OutputPending;
     }
 
     /// <summary>
@@ -181,32 +180,27 @@ public sealed class Flow
 
     private void MoveBackendToClient()
     {
-        while (!_backendInputDone && Backend.TryReadInput(out ReadOnlySequence<byte> buffer, out bool completed))
+        if (_backendInputDone)
         {
-            long copied = 0;
-            if (!Endpoint.IsClosed)
-            {
-                foreach (ReadOnlyMemory<byte> segment in buffer)
-                {
-                    int n = Endpoint.Send(segment.Span);
-                    copied += n;
-                    if (n < segment.Length)
-                    {
-                        break;    // the endpoint's send buffer is full: the rest waits in the pipe
-                    }
-                }
-            }
-            Backend.AdvanceInput(copied);
-            _counters.BytesToClient += copied;
-
-            if (completed && copied == buffer.Length)
-            {
-                _backendInputDone = true;
-            }
-            else if (copied < buffer.Length || copied == 0)
-            {
-                return;
-            }
+            return;
+        }
+        Endpoint.GetSendSpace(out Span<byte> head, out Span<byte> tail);
+        if (head.IsEmpty)
+        {
+            // The send buffer is full: the backend waits in its socket (its window closes). A closed endpoint
+            // offers no space either; it only closes gracefully after our FIN, i.e. after the backend's EOF.
+            return;
+        }
+        // Straight into the send buffer.
+        int received = Backend.Receive(head, tail, out bool eof);
+        if (received > 0)
+        {
+            Endpoint.CommitSend(received);
+            _counters.BytesToClient += received;
+        }
+        if (eof)
+        {
+            _backendInputDone = true;
         }
     }
 

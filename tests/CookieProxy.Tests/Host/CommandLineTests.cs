@@ -15,7 +15,7 @@ public class CommandLineTests
     {
         ParseResult r = Parse("run --interface cp-s0 --listen 198.18.0.1:80 --backend 127.0.0.1:8080 --proxy-protocol v2 "
             + "--listen [fd00::1]:443 --backend [::1]:8443 --key-file k --hide-port --capture afpacket --threads 2 "
-            + "--stats-interval 1 --stats-file s.json --mss 1400 --slot-seconds 60 --rst-invalid --max-flows 10 --duration 3 "
+            + "--stats-interval 1 --stats-file s.json --mss 1400 --slot-seconds 60 --rst-invalid --no-tx-offload --max-flows 10 --duration 3 "
             + "--first-data-timeout 10 --max-conn-per-source 5 --conn-rate-per-source 2.5 --syn-rate-per-source 100 --source-prefix4 24 --source-prefix6 48");
         Assert.Null(r.Error);
         ProxyOptions o = r.Options!;
@@ -27,6 +27,8 @@ public class CommandLineTests
         Assert.Equal(IPEndPoint.Parse("[::1]:8443"), o.Listeners[1].Backend);
         Assert.True(o.HidePort);
         Assert.True(o.RstInvalid);
+        Assert.False(o.TxOffload);
+        Assert.True(Parse("run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1").Options!.TxOffload);
         Assert.Equal(CaptureKind.AfPacket, o.Capture);
         Assert.Equal(2, o.Threads);
         Assert.Equal(1400, o.Mss);
