@@ -98,6 +98,8 @@ public sealed partial class AfPacketDevice : IPacketDevice
 
     public void Wake() => _wake.Wake();
 
+    public void SetAuxiliaryWaitFd(int fd) => _wake.AuxiliaryFd = fd;
+
     public DeviceStats GetStats()
     {
         lock (_statsLock)

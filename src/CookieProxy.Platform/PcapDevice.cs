@@ -77,6 +77,8 @@ public sealed partial class PcapDevice : IPacketDevice
 
     public void Wake() => _wake.Wake();
 
+    public void SetAuxiliaryWaitFd(int fd) => _wake.AuxiliaryFd = fd;
+
     public void Flush()
     {
         // pcap_inject sends at once; there is nothing to batch.

@@ -67,12 +67,17 @@ internal sealed unsafe class WakePipe : IDisposable
     /// Waits until <paramref name="fd"/> is readable, <see cref="Wake"/> is called, or the timeout passes
     /// (-1 = forever). EINTR counts as a spurious wake-up. Consumes a pending wake.
     /// </summary>
+    /// <summary>An extra descriptor whose readability also ends the wait (reported as <see cref="Ready.Woken"/>); -1 = none.</summary>
+    public int AuxiliaryFd { get; set; } = -1;
+
     public Ready Poll(int fd, int timeoutMs)
     {
-        Interop.Libc.pollfd* fds = stackalloc Interop.Libc.pollfd[2];
+        Interop.Libc.pollfd* fds = stackalloc Interop.Libc.pollfd[3];
         fds[0] = new Interop.Libc.pollfd { fd = fd, events = Interop.Libc.POLLIN };
         fds[1] = new Interop.Libc.pollfd { fd = _read.Fd, events = Interop.Libc.POLLIN };
-        int rc = Interop.Libc.poll(fds, 2, timeoutMs);
+        // poll(2) skips a negative fd: with no auxiliary descriptor the third entry is inert.
+        fds[2] = new Interop.Libc.pollfd { fd = AuxiliaryFd, events = Interop.Libc.POLLIN };
+        int rc = Interop.Libc.poll(fds, 3, timeoutMs);
         if (rc < 0)
         {
             int errno = Marshal.GetLastPInvokeError();
@@ -98,6 +103,10 @@ internal sealed unsafe class WakePipe : IDisposable
         if (fds[1].revents != 0)
         {
             Drain();
+            ready |= Ready.Woken;
+        }
+        if (fds[2].revents != 0)
+        {
             ready |= Ready.Woken;
         }
         return ready;

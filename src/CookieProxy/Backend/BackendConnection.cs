@@ -53,6 +53,8 @@ public sealed class BackendConnection : IDisposable
     private readonly BackendOptions _options;
     private readonly byte[]? _proxyHeader;
     private readonly Action _notify;
+    private readonly IBackendReadiness? _readiness;
+    private readonly object? _readinessOwner;
     private readonly Pipe _output;
 
     private volatile int _state;              // BackendState (Connecting/Connected); Closed is derived from _closeReason
@@ -73,8 +75,13 @@ public sealed class BackendConnection : IDisposable
     /// <param name="remote">The backend to connect to.</param>
     /// <param name="proxyHeader">Bytes to send right after connect and before any client byte (a PROXY header); empty = none.</param>
     /// <param name="notify">Called from thread-pool threads on every event; must be cheap and thread-safe.</param>
-    public BackendConnection(EndPoint remote, BackendOptions options, ReadOnlySpan<byte> proxyHeader, Action notify)
+    /// <param name="readiness">The owner's event loop for readability (Linux epoll); null = wait on the thread pool.</param>
+    /// <param name="readinessOwner">Handed back to <paramref name="readiness"/> with each arm (the flow).</param>
+    public BackendConnection(EndPoint remote, BackendOptions options, ReadOnlySpan<byte> proxyHeader, Action notify,
+        IBackendReadiness? readiness = null, object? readinessOwner = null)
     {
+        _readiness = readiness;
+        _readinessOwner = readinessOwner;
         _remote = remote;
         _options = options;
         _proxyHeader = proxyHeader.IsEmpty ? null : proxyHeader.ToArray();
@@ -334,8 +341,15 @@ public sealed class BackendConnection : IDisposable
     private void ArmReadableWait()
     {
         Volatile.Write(ref _readable, 0);
+        if (_readiness is not null && _readiness.ArmReadable(_socket, _readinessOwner ?? this))
+        {
+            return;    // the owner's event loop reports it (MarkReadable): no thread-pool hop
+        }
         _ = WaitReadableAsync();
     }
+
+    /// <summary>Owner thread: its event loop saw the socket readable (data, EOF or error): Receive will try again.</summary>
+    public void MarkReadable() => Volatile.Write(ref _readable, 1);
 
     private async Task WaitReadableAsync()
     {

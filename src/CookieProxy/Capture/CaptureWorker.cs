@@ -1,10 +1,12 @@
 using System.Net;
+using System.Net.Sockets;
 using CookieProxy.Cookies;
 using CookieProxy.Diagnostics;
 using CookieProxy.Host.Backend;
 using CookieProxy.Host.Flows;
 using CookieProxy.Io;
 using CookieProxy.Limits;
+using CookieProxy.Platform;
 using CookieProxy.Responder;
 using CookieProxy.Tcp;
 using CookieProxy.Wire;
@@ -21,7 +23,7 @@ internal sealed record ListenerRuntime(EndPoint Backend, BackendOptions BackendO
 /// Loop: receive a batch → responder (flow segments and cookie ACKs, then SYNs) → settle the flows that got
 /// segments (pump + dispatch once per flow) → backend work → timers → flush.
 /// </summary>
-internal sealed class CaptureWorker : IDisposable
+internal sealed class CaptureWorker : IDisposable, IBackendReadiness
 {
     private const int MaxWaitMs = 100;
 
@@ -35,6 +37,9 @@ internal sealed class CaptureWorker : IDisposable
     private readonly Thread _thread;
     private readonly bool _verbose;
     private readonly SourceLimiter? _limiter;
+    private readonly SocketReadiness? _readiness;
+    private readonly Dictionary<int, Flow> _armed = new();
+    private readonly ulong[] _readyTokens = new ulong[64];
     private volatile bool _stop;
     private long _nowMs;
     private long _unixMs;
@@ -51,14 +56,90 @@ internal sealed class CaptureWorker : IDisposable
         _verbose = verbose;
         _batch = new FrameBatch(64);
         _flows = new FlowTable(flowOptions, _counters, device.Wake);
-        if (limiter?.Config.ConnectionLimitEnabled == true)
+        _readiness = TryOpenReadiness(device);
+        if (_readiness is not null)
         {
-            _flows.FlowRemoved = flow => limiter.CloseConnection(flow.Key.SrcAddr);
+            _flows.Readiness = this;
         }
+        bool limited = limiter?.Config.ConnectionLimitEnabled == true;
+        _flows.FlowRemoved = flow =>
+        {
+            if (limited)
+            {
+                limiter!.CloseConnection(flow.Key.SrcAddr);
+            }
+            if (flow.ReadinessFd >= 0 && _armed.TryGetValue(flow.ReadinessFd, out Flow? armed) && armed == flow)
+            {
+                _armed.Remove(flow.ReadinessFd);
+            }
+        };
         _thread = new Thread(Run) { IsBackground = true, Name = $"cookieproxy-capture-{index}" };
     }
 
     public int Index { get; }
+
+    /// <summary>Backend readability on this thread's own epoll set (Linux, and a device that can wait on it).</summary>
+    private static SocketReadiness? TryOpenReadiness(IPacketDevice device)
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return null;
+        }
+        var readiness = new SocketReadiness();
+        try
+        {
+            device.SetAuxiliaryWaitFd(readiness.Fd);
+            return readiness;
+        }
+        catch (NotSupportedException)
+        {
+            readiness.Dispose();
+            return null;
+        }
+    }
+
+    bool IBackendReadiness.ArmReadable(Socket socket, object owner)
+    {
+        var flow = (Flow)owner;
+        int fd;
+        try
+        {
+            fd = (int)socket.SafeHandle.DangerousGetHandle();
+            if (!OperatingSystem.IsLinux() || _readiness is null || fd < 0 || !_readiness.ArmReadable(socket.SafeHandle, (ulong)fd))
+            {
+                return false;
+            }
+        }
+        catch (ObjectDisposedException)
+        {
+            return false;    // closed under us: the thread-pool path sees it too and the close notifies the owner
+        }
+        flow.ReadinessFd = fd;
+        _armed[fd] = flow;
+        return true;
+    }
+
+    /// <summary>Backend sockets that turned readable: their flows are pumped with this loop's settle pass.</summary>
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
+    private void CollectReadable()
+    {
+        int n;
+        while ((n = _readiness!.Collect(_readyTokens)) > 0)
+        {
+            for (int i = 0; i < n; i++)
+            {
+                if (_armed.Remove((int)_readyTokens[i], out Flow? flow) && !flow.Removed)
+                {
+                    flow.Backend.MarkReadable();
+                    _flows.MarkForSettle(flow);
+                }
+            }
+            if (n < _readyTokens.Length)
+            {
+                break;
+            }
+        }
+    }
 
     public ProxyCounters Counters => _counters;
 
@@ -99,8 +180,12 @@ internal sealed class CaptureWorker : IDisposable
                 {
                     _unixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
                     _responder.ProcessBatch(_batch, ref handler, _device, _unixMs);
-                    _flows.SettleProcessed(_nowMs, ref handler);
                 }
+                if (OperatingSystem.IsLinux() && _readiness is not null && _armed.Count > 0)
+                {
+                    CollectReadable();
+                }
+                _flows.SettleProcessed(_nowMs, ref handler);
                 _flows.ProcessWork(_nowMs, ref handler);
                 _flows.Tick(_nowMs, ref handler);
                 _device.Flush();
@@ -119,6 +204,10 @@ internal sealed class CaptureWorker : IDisposable
     {
         _flows.Dispose();
         _device.Dispose();
+        if (OperatingSystem.IsLinux())
+        {
+            _readiness?.Dispose();
+        }
     }
 
     /// <summary>The responder's and the flow table's view of this worker (a struct: calls are specialised).</summary>

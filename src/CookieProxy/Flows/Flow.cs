@@ -36,9 +36,10 @@ public sealed class Flow
     internal long AccountedBytes;
     internal bool Removed;
     internal bool SettlePending;
+    internal int ReadinessFd = -1;
 
     internal Flow(FlowWorkQueue queue, ProxyCounters counters, in FlowKey key, TcpEndpoint endpoint, EndPoint backend,
-        BackendOptions backendOptions, object? replyTemplate, long nowMs)
+        BackendOptions backendOptions, object? replyTemplate, long nowMs, IBackendReadiness? readiness = null)
     {
         _queue = queue;
         _counters = counters;
@@ -49,7 +50,7 @@ public sealed class Flow
 
         Span<byte> header = stackalloc byte[ProxyHeaderWriter.MaxLength(ProxyProtocolVersion.V2) + ProxyHeaderWriter.V1MaxLength];
         int headerLength = ProxyHeaderWriter.Write(backendOptions.ProxyProtocol, header, key);
-        Backend = new BackendConnection(backend, backendOptions, header[..headerLength], NotifyOwner);
+        Backend = new BackendConnection(backend, backendOptions, header[..headerLength], NotifyOwner, readiness, this);
     }
 
     public FlowKey Key { get; }

@@ -49,6 +49,9 @@ public sealed class FlowTable : IDisposable
     /// <summary>Called on the owner thread as each flow leaves the table (per-source accounting).</summary>
     public Action<Flow>? FlowRemoved { get; set; }
 
+    /// <summary>The owner's event loop for backend readability, handed to every new flow (null: thread-pool waits).</summary>
+    public IBackendReadiness? Readiness { get; set; }
+
     public bool TryGet(in FlowKey key, [MaybeNullWhen(false)] out Flow flow) => _flows.TryGetValue(key, out flow);
 
     /// <summary>
@@ -82,7 +85,7 @@ public sealed class FlowTable : IDisposable
         }
 
         var endpoint = new TcpEndpoint(Options.Tcp, handshake, nowMs);
-        flow = new Flow(WorkQueue, _counters, key, endpoint, backend, backendOptions ?? Options.Backend, replyTemplate, nowMs);
+        flow = new Flow(WorkQueue, _counters, key, endpoint, backend, backendOptions ?? Options.Backend, replyTemplate, nowMs, Readiness);
         _flows.Add(key, flow);
         _counters.FlowsCreated++;
         _counters.FlowsActive++;
@@ -112,7 +115,13 @@ public sealed class FlowTable : IDisposable
             return;
         }
         flow.Endpoint.Process(segment, payload, nowMs);
-        if (!flow.SettlePending)
+        MarkForSettle(flow);
+    }
+
+    /// <summary>Owner thread: pump and dispatch <paramref name="flow"/> at the next <see cref="SettleProcessed"/> (e.g. its backend turned readable).</summary>
+    public void MarkForSettle(Flow flow)
+    {
+        if (!flow.SettlePending && !flow.Removed)
         {
             flow.SettlePending = true;
             _processed.Add(flow);

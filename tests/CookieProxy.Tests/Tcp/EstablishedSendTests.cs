@@ -16,6 +16,23 @@ public class EstablishedSendTests : TcpTestBase
     }
 
     [Fact]
+    public void Bytes_received_straight_into_the_send_space_go_out_like_sent_ones()
+    {
+        InEstablished();
+        Ep.GetSendSpace(out Span<byte> head, out Span<byte> tail);
+        Assert.Equal(Ep.SendBufferFree, head.Length + tail.Length);
+        head[..100].Fill(0x5A);
+        Ep.CommitSend(100);
+        Assert.Throws<ArgumentOutOfRangeException>(() => Ep.CommitSend(Ep.SendBufferFree + 1));
+        SentSegment seg = Recv(OurNext, ClientNext, TcpFlags.Ack | TcpFlags.Psh, length: 100);
+        Assert.All(seg.Payload, b => Assert.Equal(0x5A, b));
+
+        Ep.CloseSend();    // FIN queued: no more space is offered
+        Ep.GetSendSpace(out head, out tail);
+        Assert.True(head.IsEmpty && tail.IsEmpty);
+    }
+
+    [Fact]
     public void The_initial_window_is_ten_segments()
     {
         InEstablished();

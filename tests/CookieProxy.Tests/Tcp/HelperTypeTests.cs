@@ -7,6 +7,28 @@ namespace CookieProxy.Tests.Tcp;
 public class HelperTypeTests
 {
     [Fact]
+    public void The_ring_hands_out_its_free_space_in_two_pieces_for_receiving_into()
+    {
+        var ring = new ByteRing(8);
+        ring.Append([1, 2, 3, 4, 5, 6]);
+        ring.Consume(4);    // read position 4, count 2: free is [6..8) then [0..4)
+        ring.GetFree(out Span<byte> head, out Span<byte> tail);
+        Assert.Equal(2, head.Length);
+        Assert.Equal(4, tail.Length);
+        head.Fill(7);
+        tail[..1].Fill(8);
+        ring.Commit(3);
+        Assert.Equal(5, ring.Count);
+        ring.Peek(0, 5, out ReadOnlySpan<byte> h, out ReadOnlySpan<byte> t);
+        Assert.Equal(new byte[] { 5, 6, 7, 7, 8 }, h.ToArray().Concat(t.ToArray()).ToArray());
+
+        ring.Append([9, 9, 9]);
+        ring.GetFree(out head, out tail);
+        Assert.True(head.IsEmpty);
+        Assert.True(tail.IsEmpty);
+    }
+
+    [Fact]
     public void The_ring_wraps_and_peeks_in_two_pieces()
     {
         var ring = new ByteRing(8);

@@ -1,0 +1,16 @@
+using System.Net.Sockets;
+
+namespace CookieProxy.Host.Backend;
+
+/// <summary>
+/// The owner (capture) thread's event loop for backend readability: a socket that ran dry is watched there,
+/// and the owner pumps its flow when it turns readable, with no thread-pool hop (Linux: epoll). Owner thread only.
+/// </summary>
+public interface IBackendReadiness
+{
+    /// <summary>
+    /// Watch <paramref name="socket"/> once for data, EOF or error, then pump <paramref name="owner"/>'s flow and
+    /// call <see cref="BackendConnection.MarkReadable"/>. False when it cannot (the caller waits on the thread pool).
+    /// </summary>
+    bool ArmReadable(Socket socket, object owner);
+}
