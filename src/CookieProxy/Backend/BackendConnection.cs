@@ -152,6 +152,33 @@ public sealed class BackendConnection : IDisposable
             return 0;
         }
 
+        // Nothing waits in the pipe (so nothing can be overtaken): send straight from the endpoint's buffer,
+        // non-blocking, on this thread. A request then reaches the backend with no thread hop; only what the
+        // socket does not take now goes through the pipe and the send loop.
+        int direct = 0;
+        if (Volatile.Read(ref _outputPending) == 0)
+        {
+            direct = SendDirect(head);
+            if (direct == head.Length)
+            {
+                direct += SendDirect(tail);
+            }
+            if (direct == offered)
+            {
+                return direct;
+            }
+            if (direct <= head.Length)
+            {
+                head = head[direct..];
+            }
+            else
+            {
+                tail = tail[(direct - head.Length)..];
+                head = default;
+            }
+            offered -= direct;
+        }
+
         long room = _options.OutputPauseThreshold - Volatile.Read(ref _outputPending);
         int take = (int)Math.Clamp(room, 0, offered);
         if (take > 0)
@@ -172,7 +199,26 @@ public sealed class BackendConnection : IDisposable
         {
             ArmOutputWait();
         }
-        return take;
+        return direct + take;
+    }
+
+    /// <summary>One non-blocking send on the owner thread; 0 on EWOULDBLOCK or any error (the send loop will meet
+    /// and report a real error when it sends the rest).</summary>
+    private int SendDirect(ReadOnlySpan<byte> data)
+    {
+        if (data.IsEmpty)
+        {
+            return 0;
+        }
+        try
+        {
+            int sent = _socket.Send(data, SocketFlags.None, out SocketError error);
+            return error == SocketError.Success ? sent : 0;
+        }
+        catch (ObjectDisposedException)
+        {
+            return 0;
+        }
     }
 
     /// <summary>
