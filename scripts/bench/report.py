@@ -179,9 +179,8 @@ def main():
     L.append("See `docs/bench/README.md`. In short: offered = SYNs that left fl-c0 (veth tx counters, "
              "corrected with nft netdev egress counters for non-flood packets); answered = SYN+ACKs from "
              "198.19.0.1:80 to flood sources (nft netdev ingress counter on fl-c0 plus frames dropped before it); "
-             "server CPU = CPU-1 softirq+irq time (/proc/stat) + utime+stime of the server processes "
-             "(cookieproxy, apache; /proc/PID/stat), minus the same measured on the idle lab; the same formula "
-             "for all systems. Server receive processing is steered to CPU 1 by RPS on fl-s0; generators, "
+             "server CPU = CPU-1 busy time (user+nice+system+irq+softirq, /proc/stat; every server process is "
+             "pinned there), minus the same measured on the idle lab; the same formula for all systems. Server receive processing is steered to CPU 1 by RPS on fl-s0; generators, "
              "prober, curl and wrk run on CPU 0. Legit prober: new connections at 20/s, each from a fresh "
              "198.19.1.x address and port, HTTP/1.0 GET /index.html, 3 s deadline; p50/p99 are over successful "
              "connections.")
