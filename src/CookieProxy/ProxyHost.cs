@@ -129,7 +129,7 @@ public static class ProxyHost
                 IPacketDevice device;
                 try
                 {
-                    device = PacketDeviceFactory.Open(o.Interface, filter, o.Capture, fanoutGroup);
+                    device = PacketDeviceFactory.Open(o.Interface, filter, o.Capture, fanoutGroup, protectedEndpoints: endpoints.Endpoints);
                 }
                 catch (PacketDeviceException e)
                 {

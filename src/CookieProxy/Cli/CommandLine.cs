@@ -30,7 +30,8 @@ public static class CommandLine
           --key-file FILE           128-bit cookie key (32 hex digits); share it so instances accept each other's cookies
           --hide-port               install an nftables rule so the kernel drops inbound packets to the protected
                                     endpoints (removed on exit)
-          --capture auto|pcap|afpacket   capture backend (default auto: AF_PACKET ring on Linux, else libpcap)
+          --capture auto|pcap|afpacket|afxdp   capture backend (default auto: AF_PACKET ring on Linux, else libpcap;
+                                    afxdp: AF_XDP socket fed by our XDP program, one thread, Linux 5.9+)
           --threads N               capture threads with PACKET_FANOUT (0 = one per core; default 1)
           --mss N                   MSS announced to clients (default 1460; 536..9000)
           --slot-seconds N          cookie time slot, 30..60 (a cookie lives 1-2 slots; default 32)
@@ -213,7 +214,7 @@ public static class CommandLine
                     if (!NeedValue(out err)) return ParseResult.Fail(err!);
                     if (!Enum.TryParse(value, ignoreCase: true, out capture) || !Enum.IsDefined(capture) || value!.All(char.IsDigit))
                     {
-                        return ParseResult.Fail($"--capture '{value}': expected auto, pcap or afpacket");
+                        return ParseResult.Fail($"--capture '{value}': expected auto, pcap, afpacket or afxdp");
                     }
                     break;
                 case "--threads":
