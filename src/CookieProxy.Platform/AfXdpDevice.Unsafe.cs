@@ -10,13 +10,18 @@ public sealed unsafe partial class AfXdpDevice
     /// plus the kernel's 256-byte headroom on receive.</summary>
     private const int ChunkSize = 2048;
 
-    /// <summary>Chunks lent to the kernel for receive, through the fill ring (and the size of fill and RX rings).</summary>
-    private const int RxFrames = 2048;
+    /// <summary>
+    /// Default chunks lent to the kernel for receive through the fill ring (also the size of the fill and RX
+    /// rings): how long the capture thread may be descheduled before the kernel drops. Unlike a TPACKET_V3
+    /// block, which packs a thousand SYNs into 128 KiB, every frame takes a whole chunk here, so the count
+    /// must be large: 16384 chunks (32 MiB) hold ~125 ms of a 130 kpps flood, about what the AF_PACKET
+    /// ring's 128 blocks hold. With 2048 the lab measured thousands of drops (rx_ring_full) per flood on a
+    /// busy 2-core host.
+    /// </summary>
+    public const int DefaultRxFrames = 16384;
 
     /// <summary>Chunks for transmit (and the size of the TX and completion rings).</summary>
     private const int TxFrames = 2048;
-
-    private const int FrameCount = RxFrames + TxFrames;
 
     /// <summary>The largest frame we transmit: one chunk.</summary>
     private const int MaxTxFrame = ChunkSize;
@@ -49,7 +54,7 @@ public sealed unsafe partial class AfXdpDevice
     /// UMEM, ring sizes, ring offsets, mmap of the four rings, bind; then lend every RX chunk to the kernel.</summary>
     private void Configure()
     {
-        nuint umemBytes = (nuint)FrameCount * ChunkSize;
+        nuint umemBytes = (nuint)(RxFrames + TxFrames) * ChunkSize;
         IntPtr memory = mmap(IntPtr.Zero, umemBytes, Interop.PacketSocket.PROT_READ | Interop.PacketSocket.PROT_WRITE,
             MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
         if (memory == Interop.PacketSocket.MAP_FAILED)
@@ -80,9 +85,9 @@ public sealed unsafe partial class AfXdpDevice
             throw new PacketDeviceException(Name, $"af_xdp: kernel too old on '{Name}' (XDP_MMAP_OFFSETS without ring flags; Linux 5.4+ needed)");
         }
 
-        _fill = new XdpRing(MapRing(XDP_UMEM_PGOFF_FILL_RING, offsets.fr, RxFrames, sizeof(ulong), "fill"), offsets.fr, RxFrames);
+        _fill = new XdpRing(MapRing(XDP_UMEM_PGOFF_FILL_RING, offsets.fr, RxFrames, sizeof(ulong), "fill"), offsets.fr, (uint)RxFrames);
         _completion = new XdpRing(MapRing(XDP_UMEM_PGOFF_COMPLETION_RING, offsets.cr, TxFrames, sizeof(ulong), "completion"), offsets.cr, TxFrames);
-        _rx = new XdpRing(MapRing(XDP_PGOFF_RX_RING, offsets.rx, RxFrames, sizeof(xdp_desc), "RX"), offsets.rx, RxFrames);
+        _rx = new XdpRing(MapRing(XDP_PGOFF_RX_RING, offsets.rx, RxFrames, sizeof(xdp_desc), "RX"), offsets.rx, (uint)RxFrames);
         _tx = new XdpRing(MapRing(XDP_PGOFF_TX_RING, offsets.tx, TxFrames, sizeof(xdp_desc), "TX"), offsets.tx, TxFrames);
 
         // XDP_COPY: veth and generic XDP have no zero-copy. NEED_WAKEUP: the kernel says when a kick is
@@ -97,11 +102,11 @@ public sealed unsafe partial class AfXdpDevice
         Bind(&address);
 
         uint index = _fill.ProducerIndex;
-        for (uint i = 0; i < RxFrames; i++)
+        for (uint i = 0; i < (uint)RxFrames; i++)
         {
             _fill.Address(index + i) = (ulong)i * ChunkSize;
         }
-        _fill.Submit(RxFrames);
+        _fill.Submit((uint)RxFrames);
 
         _txFree = new ulong[TxFrames];
         for (int i = 0; i < TxFrames; i++)

@@ -40,14 +40,21 @@ public sealed partial class AfXdpDevice : IPacketDevice
     /// <param name="protectedEndpoints">The ip:port pairs whose TCP frames the XDP program redirects to us.</param>
     /// <param name="mode">Where the XDP program runs; generic (SKB) mode unless measured otherwise.</param>
     /// <param name="queueId">The rx queue to bind to (0 on veth).</param>
-    public AfXdpDevice(string interfaceName, IEnumerable<IPEndPoint> protectedEndpoints, XdpAttachMode mode = XdpAttachMode.Generic, int queueId = 0)
+    /// <param name="rxFrames">UMEM chunks for receive, a power of two: see <see cref="DefaultRxFrames"/>.</param>
+    public AfXdpDevice(string interfaceName, IEnumerable<IPEndPoint> protectedEndpoints, XdpAttachMode mode = XdpAttachMode.Generic,
+        int queueId = 0, int rxFrames = DefaultRxFrames)
     {
         ArgumentNullException.ThrowIfNull(interfaceName);
         ArgumentNullException.ThrowIfNull(protectedEndpoints);
         ArgumentOutOfRangeException.ThrowIfNegative(queueId);
+        if (rxFrames < 64 || !int.IsPow2(rxFrames))
+        {
+            throw new ArgumentOutOfRangeException(nameof(rxFrames), "The RX chunk count is a power of two, at least 64 (ring sizes are powers of two).");
+        }
         Name = interfaceName;
         QueueId = queueId;
         Mode = mode;
+        RxFrames = rxFrames;
 
         int ifindex = (int)Interop.PacketSocket.if_nametoindex(interfaceName);
         if (ifindex == 0)
@@ -93,6 +100,9 @@ public sealed partial class AfXdpDevice : IPacketDevice
     public int QueueId { get; }
 
     public XdpAttachMode Mode { get; }
+
+    /// <summary>UMEM chunks lent to the kernel for receive (fill and RX ring size).</summary>
+    public int RxFrames { get; }
 
     /// <summary>Size of the emitted XDP program, for logs.</summary>
     public int ProgramInstructions => _redirect.InstructionCount;

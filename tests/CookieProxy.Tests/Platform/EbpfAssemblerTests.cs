@@ -116,6 +116,24 @@ public class EbpfAssemblerTests
     }
 
     [Fact]
+    public void Constants_agree_with_what_clang_emits_for_native_xdp_redirect_c()
+    {
+        // clang -O2 -target bpf on native/xdp_redirect.c (198.18.0.1:80, [fd00::1]:443), llvm-objdump -d:
+        //   if r3 != 20480 goto ...        dport 80
+        //   if r2 == 16782022 goto ...     daddr 198.18.0.1
+        //   r4 &= 65311                    fragment offset mask
+        //   if r3 != 47873 goto ...        dport 443
+        //   if r3 != 253 goto ...          first word of fd00::1
+        EbpfInstruction[] code = XdpProgram.Build(
+            [new IPEndPoint(IPAddress.Parse("198.18.0.1"), 80), new IPEndPoint(IPAddress.Parse("fd00::1"), 443)], xskMapFd: 3);
+        Assert.Contains(code, i => i.Dst == EbpfReg.R8 && i.Immediate == 20480);
+        Assert.Contains(code, i => i.Dst == EbpfReg.R7 && i.Immediate == 16782022);
+        Assert.Contains(code, i => i.Opcode == 0x46 && i.Immediate == 65311);
+        Assert.Contains(code, i => i.Dst == EbpfReg.R8 && i.Immediate == 47873);
+        Assert.Contains(code, i => i.Dst == EbpfReg.R0 && i.Immediate == 253);
+    }
+
+    [Fact]
     public void Any_address_endpoints_compare_only_the_port_and_the_v6_branch_exists_only_when_needed()
     {
         EbpfInstruction[] v4Only = XdpProgram.Build([new IPEndPoint(IPAddress.Any, 443)], xskMapFd: 3);
