@@ -17,7 +17,8 @@
 # Usage: scripts/bench-flood.sh [--quick] [--systems a,b,c,d,e] [--merge] [--tag NAME] [--out-dir DIR]
 #   --tag NAME appends -NAME to the output file names (several runs on one day).
 #   --merge keeps the other systems' results of today's raw JSON (e.g. re-run only "a").
-#   a = CookieProxy ($COOKIEPROXY_BIN, default out/cookieproxy), b = nft synproxy,
+#   a = CookieProxy ($COOKIEPROXY_BIN, default out/cookieproxy; $COOKIEPROXY_CAPTURE, if set, is passed as
+#       --capture, e.g. afpacket or afxdp), b = nft synproxy,
 #   c = kernel syncookies only, d = haproxy (data path only), e = direct Apache (data path only)
 # Everything is bounded (count + timeout) and cleaned up on exit.
 set -euo pipefail
@@ -256,7 +257,7 @@ start_cookieproxy() {
     # would be that subshell instead of the proxy (ip netns exec and taskset exec in place)
     ip netns exec "$SRV" taskset -c 1 "$COOKIEPROXY_BIN" run --interface fl-s0 --listen "$SRV_IP:80" \
         --backend 127.0.0.1:8080 --hide-port --stats-interval 1 --stats-file "$CP_STATS" \
-        > "$TMP/cookieproxy.log" 2>&1 &
+        ${COOKIEPROXY_CAPTURE:+--capture "$COOKIEPROXY_CAPTURE"} > "$TMP/cookieproxy.log" 2>&1 &
     CP_PID=$!
     OUR_PIDS+=("$CP_PID")
     local ok=0
@@ -272,7 +273,7 @@ start_cookieproxy() {
         return 1
     fi
     CP_STATUS="ok"
-    log "cookieproxy pid $CP_PID up"
+    log "cookieproxy pid $CP_PID up: $(grep -m1 'capturing on' "$TMP/cookieproxy.log" || true)"
 }
 
 stop_cookieproxy() {

@@ -9,4 +9,6 @@ public enum CaptureKind
     Pcap,
     /// <summary>Linux AF_PACKET TPACKET_V3 ring: the fast path, and the only one supporting fanout.</summary>
     AfPacket,
+    /// <summary>Linux AF_XDP socket fed by our XDP program (copy mode, generic XDP): explicit only, never chosen by Auto.</summary>
+    AfXdp,
 }

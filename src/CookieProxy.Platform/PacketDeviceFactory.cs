@@ -1,3 +1,4 @@
+using System.Net;
 using CookieProxy.Io;
 
 namespace CookieProxy.Platform;
@@ -12,9 +13,11 @@ public static class PacketDeviceFactory
     /// <param name="fanoutGroup">-1 for one capture thread; 0..65535 to join a PACKET_FANOUT group so several
     /// devices on several threads share the frames by flow hash. AF_PACKET only: libpcap would hand every
     /// thread every frame, so Auto does not fall back to it when a group is requested.</param>
+    /// <param name="protectedEndpoints">The endpoints <paramref name="filter"/> was built from. AF_XDP needs them
+    /// (its XDP program matches them itself); the other backends use the filter text.</param>
     /// <exception cref="PacketDeviceException">Nothing could be opened; the message says why.</exception>
     public static IPacketDevice Open(string interfaceName, string filter, CaptureKind kind = CaptureKind.Auto,
-        int fanoutGroup = -1, PacketDeviceOptions? options = null)
+        int fanoutGroup = -1, PacketDeviceOptions? options = null, IReadOnlyList<IPEndPoint>? protectedEndpoints = null)
     {
         ArgumentNullException.ThrowIfNull(interfaceName);
         switch (kind)
@@ -33,6 +36,22 @@ public static class PacketDeviceFactory
                     throw new PacketDeviceException(interfaceName, "AF_PACKET capture is only available on Linux; use libpcap");
                 }
                 return new AfPacketDevice(interfaceName, filter, fanoutGroup, options);
+
+            case CaptureKind.AfXdp:
+                if (!OperatingSystem.IsLinux())
+                {
+                    throw new PacketDeviceException(interfaceName, "AF_XDP capture is only available on Linux; use libpcap");
+                }
+                if (fanoutGroup >= 0)
+                {
+                    throw new PacketDeviceException(interfaceName,
+                        "AF_XDP capture supports one capture thread here (one socket on rx queue 0, no fanout); use --threads 1 or --capture afpacket");
+                }
+                if (protectedEndpoints is null || protectedEndpoints.Count == 0)
+                {
+                    throw new ArgumentException("AF_XDP capture needs the protected endpoints (its XDP program matches them).", nameof(protectedEndpoints));
+                }
+                return new AfXdpDevice(interfaceName, protectedEndpoints);
 
             case CaptureKind.Auto:
                 if (!OperatingSystem.IsLinux())

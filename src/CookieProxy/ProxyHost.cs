@@ -130,7 +130,7 @@ public static class ProxyHost
                 IPacketDevice device;
                 try
                 {
-                    device = PacketDeviceFactory.Open(o.Interface, filter, o.Capture, fanoutGroup, deviceOptions);
+                    device = PacketDeviceFactory.Open(o.Interface, filter, o.Capture, fanoutGroup, deviceOptions, endpoints.Endpoints);
                 }
                 catch (PacketDeviceException e)
                 {
@@ -151,7 +151,9 @@ public static class ProxyHost
                 workers.Add(worker);
             }
 
-            // 3. Hide the protected ports from the host's own stack.
+            // 3. Hide the protected ports from the host's own stack. (With --capture afxdp the XDP program already
+            // keeps the protected endpoints' TCP frames from the stack; the rule stays as a second line, e.g. for
+            // frames that arrive while the program is being attached or detached.)
             if (o.HidePort)
             {
                 try

@@ -30,7 +30,8 @@ public static class CommandLine
           --key-file FILE           128-bit cookie key (32 hex digits); share it so instances accept each other's cookies
           --hide-port               install an nftables rule so the kernel drops inbound packets to the protected
                                     endpoints (removed on exit)
-          --capture auto|pcap|afpacket   capture backend (default auto: AF_PACKET ring on Linux, else libpcap)
+          --capture auto|pcap|afpacket|afxdp   capture backend (default auto: AF_PACKET ring on Linux, else libpcap;
+                                    afxdp: AF_XDP socket fed by our XDP program, one thread, Linux 5.9+)
           --no-tx-offload           send flow data as single segments (default: TCP super-frames the kernel or NIC
                                     cuts, via PACKET_VNET_HDR, where the AF_PACKET backend is used)
           --threads N               capture threads with PACKET_FANOUT (0 = one per core; default 1)
@@ -218,7 +219,7 @@ public static class CommandLine
                     if (!NeedValue(out err)) return ParseResult.Fail(err!);
                     if (!Enum.TryParse(value, ignoreCase: true, out capture) || !Enum.IsDefined(capture) || value!.All(char.IsDigit))
                     {
-                        return ParseResult.Fail($"--capture '{value}': expected auto, pcap or afpacket");
+                        return ParseResult.Fail($"--capture '{value}': expected auto, pcap, afpacket or afxdp");
                     }
                     break;
                 case "--threads":

@@ -73,3 +73,32 @@ public class InteropLayoutTests
 
     private static int Offset<T>(string field) => (int)Marshal.OffsetOf<T>(field);
 }
+
+/// <summary>AF_XDP and bpf(2) structs against include/uapi/linux/if_xdp.h and bpf.h (gcc sizeof on x86-64).</summary>
+public class XdpInteropLayoutTests
+{
+    [Fact]
+    public void AfXdpStructsMatchTheKernel()
+    {
+        Assert.Equal(16, Unsafe.SizeOf<Interop.Xdp.sockaddr_xdp>());
+        Assert.Equal(32, Unsafe.SizeOf<Interop.Xdp.xdp_ring_offset>());
+        Assert.Equal(128, Unsafe.SizeOf<Interop.Xdp.xdp_mmap_offsets>());
+        Assert.Equal(32, Unsafe.SizeOf<Interop.Xdp.xdp_umem_reg>());
+        Assert.Equal(48, Unsafe.SizeOf<Interop.Xdp.xdp_statistics>());
+        Assert.Equal(16, Unsafe.SizeOf<Interop.Xdp.xdp_desc>());
+    }
+
+    [Fact]
+    public void BpfAttrMembersMatchTheKernel()
+    {
+        Assert.Equal(44, Unsafe.SizeOf<Interop.Bpf.bpf_map_create_attr>());
+        Assert.Equal(28, (int)Marshal.OffsetOf<Interop.Bpf.bpf_map_create_attr>(nameof(Interop.Bpf.bpf_map_create_attr.map_name)));
+        Assert.Equal(32, Unsafe.SizeOf<Interop.Bpf.bpf_map_elem_attr>());
+        Assert.Equal(72, Unsafe.SizeOf<Interop.Bpf.bpf_prog_load_attr>());
+        Assert.Equal(48, (int)Marshal.OffsetOf<Interop.Bpf.bpf_prog_load_attr>(nameof(Interop.Bpf.bpf_prog_load_attr.prog_name)));
+        Assert.Equal(68, (int)Marshal.OffsetOf<Interop.Bpf.bpf_prog_load_attr>(nameof(Interop.Bpf.bpf_prog_load_attr.expected_attach_type)));
+        Assert.Equal(16, Unsafe.SizeOf<Interop.Bpf.bpf_link_create_attr>());
+        Assert.Equal(64, Unsafe.SizeOf<Interop.Bpf.bpf_test_run_attr>());
+        Assert.Equal(24, Unsafe.SizeOf<Interop.Bpf.xdp_md>());
+    }
+}

@@ -1,0 +1,132 @@
+// Struct and constant names keep their C spelling (STYLE.md lesson 10).
+#pragma warning disable CS8981 // lower-case type names
+
+using System.Runtime.InteropServices;
+
+namespace CookieProxy.Platform;
+
+/// <summary>
+/// AF_XDP sockets (Documentation/networking/af_xdp.rst, include/uapi/linux/if_xdp.h). Struct layouts mirror
+/// the kernel ABI byte for byte; InteropLayoutTests asserts their sizes.
+/// </summary>
+internal static partial class Interop
+{
+    internal static unsafe partial class Xdp
+    {
+        static Xdp() => Libraries.EnsureResolver();
+
+        // <sys/socket.h>
+        internal const int AF_XDP = 44;
+        internal const int SOL_XDP = 283;
+        internal const int SO_SNDBUF = 7;
+        internal const int SO_SNDBUFFORCE = 32;
+        internal const int MSG_DONTWAIT = 0x40;
+
+        // sockaddr_xdp.sxdp_flags
+        internal const ushort XDP_SHARED_UMEM = 1 << 0;
+        internal const ushort XDP_COPY = 1 << 1;
+        internal const ushort XDP_ZEROCOPY = 1 << 2;
+        internal const ushort XDP_USE_NEED_WAKEUP = 1 << 3;
+
+        // xdp_ring flags word
+        internal const uint XDP_RING_NEED_WAKEUP = 1 << 0;
+
+        // SOL_XDP socket options
+        internal const int XDP_MMAP_OFFSETS = 1;
+        internal const int XDP_RX_RING = 2;
+        internal const int XDP_TX_RING = 3;
+        internal const int XDP_UMEM_REG = 4;
+        internal const int XDP_UMEM_FILL_RING = 5;
+        internal const int XDP_UMEM_COMPLETION_RING = 6;
+        internal const int XDP_STATISTICS = 7;
+
+        // mmap page offsets of the four rings
+        internal const long XDP_PGOFF_RX_RING = 0;
+        internal const long XDP_PGOFF_TX_RING = 0x80000000;
+        internal const long XDP_UMEM_PGOFF_FILL_RING = 0x100000000;
+        internal const long XDP_UMEM_PGOFF_COMPLETION_RING = 0x180000000;
+
+        /// <summary>Bytes the kernel keeps in front of every received frame in its UMEM chunk (include/net/xdp.h).</summary>
+        internal const int XDP_PACKET_HEADROOM = 256;
+
+        // <sys/mman.h>
+        internal const int MAP_PRIVATE = 0x02;
+        internal const int MAP_ANONYMOUS = 0x20;
+        internal const int MAP_POPULATE = 0x8000;
+
+        /// <summary>struct sockaddr_xdp (16 bytes).</summary>
+        [StructLayout(LayoutKind.Sequential)]
+        internal struct sockaddr_xdp
+        {
+            public ushort sxdp_family;
+            public ushort sxdp_flags;
+            public uint sxdp_ifindex;
+            public uint sxdp_queue_id;
+            public uint sxdp_shared_umem_fd;
+        }
+
+        /// <summary>struct xdp_ring_offset (32 bytes): where in a ring's mapping each part lives.</summary>
+        [StructLayout(LayoutKind.Sequential)]
+        internal struct xdp_ring_offset
+        {
+            public ulong producer;
+            public ulong consumer;
+            public ulong desc;
+            public ulong flags;
+        }
+
+        /// <summary>struct xdp_mmap_offsets (128 bytes).</summary>
+        [StructLayout(LayoutKind.Sequential)]
+        internal struct xdp_mmap_offsets
+        {
+            public xdp_ring_offset rx;
+            public xdp_ring_offset tx;
+            public xdp_ring_offset fr;
+            public xdp_ring_offset cr;
+        }
+
+        /// <summary>struct xdp_umem_reg (32 bytes; tx_metadata_len since 6.8, zero = none).</summary>
+        [StructLayout(LayoutKind.Sequential)]
+        internal struct xdp_umem_reg
+        {
+            public ulong addr;
+            public ulong len;
+            public uint chunk_size;
+            public uint headroom;
+            public uint flags;
+            public uint tx_metadata_len;
+        }
+
+        /// <summary>struct xdp_statistics (48 bytes). Counters are cumulative (unlike PACKET_STATISTICS).</summary>
+        [StructLayout(LayoutKind.Sequential)]
+        internal struct xdp_statistics
+        {
+            public ulong rx_dropped;
+            public ulong rx_invalid_descs;
+            public ulong tx_invalid_descs;
+            public ulong rx_ring_full;
+            public ulong rx_fill_ring_empty_descs;
+            public ulong tx_ring_empty_descs;
+        }
+
+        /// <summary>struct xdp_desc (16 bytes): one RX or TX ring entry. Fill and completion entries are a bare __u64 address.</summary>
+        [StructLayout(LayoutKind.Sequential)]
+        internal struct xdp_desc
+        {
+            public ulong addr;
+            public uint len;
+            public uint options;
+        }
+
+        [LibraryImport(Libraries.Libc, SetLastError = true)]
+        internal static partial int bind(SafeFdHandle fd, sockaddr_xdp* addr, uint addrlen);
+
+        /// <summary>off_t is 64-bit on LP64: the ring offsets above 2^31 fit.</summary>
+        [LibraryImport(Libraries.Libc, SetLastError = true)]
+        internal static partial IntPtr mmap(IntPtr addr, nuint length, int prot, int flags, int fd, long offset);
+
+        /// <summary>Hot path: the TX kick, sendto(fd, NULL, 0, MSG_DONTWAIT, NULL, 0).</summary>
+        [LibraryImport(Libraries.Libc, SetLastError = true)]
+        internal static partial nint sendto(int fd, void* buf, nuint len, int flags, void* addr, uint addrlen);
+    }
+}
