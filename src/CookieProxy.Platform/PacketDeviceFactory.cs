@@ -10,8 +10,9 @@ public static class PacketDeviceFactory
     /// <see cref="CaptureKind.Auto"/> takes AF_PACKET on Linux when it opens, else libpcap.
     /// </summary>
     /// <param name="fanoutGroup">-1 for one capture thread; 0..65535 to join a PACKET_FANOUT group so several
-    /// devices on several threads share the frames by flow hash. AF_PACKET only: libpcap would hand every
-    /// thread every frame, so Auto does not fall back to it when a group is requested.</param>
+    /// devices on several threads share the frames, by flow hash or by source prefix (<see cref="PacketDeviceOptions.Fanout"/>).
+    /// AF_PACKET only: libpcap would hand every thread every frame, so Auto does not fall back to it when a
+    /// group is requested.</param>
     /// <exception cref="PacketDeviceException">Nothing could be opened; the message says why.</exception>
     public static IPacketDevice Open(string interfaceName, string filter, CaptureKind kind = CaptureKind.Auto,
         int fanoutGroup = -1, PacketDeviceOptions? options = null)

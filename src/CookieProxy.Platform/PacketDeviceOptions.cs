@@ -36,4 +36,7 @@ public sealed record class PacketDeviceOptions
 
     /// <summary>AF_PACKET: PACKET_QDISC_BYPASS, handing frames straight to the driver (no tc shaping).</summary>
     public bool QdiscBypass { get; init; } = true;
+
+    /// <summary>AF_PACKET in a fanout group: how the members share the frames. Every member must pass the same.</summary>
+    public FanoutSteering Fanout { get; init; } = FanoutSteering.FlowHash;
 }
