@@ -171,15 +171,16 @@ public static class ProxyHost
                 log.WriteLine($"cookieproxy: protecting {l.Listen} -> {l.Backend}{(l.ProxyProtocol == ProxyProtocol.ProxyProtocolVersion.None ? "" : $" (PROXY {l.ProxyProtocol})")}");
             }
 
-            ProxyCounters Snapshot()
+            ProxyCounters[] Snapshot()
             {
-                var total = new ProxyCounters();
-                foreach (CaptureWorker w in workers)
+                var perThread = new ProxyCounters[workers.Count];
+                for (int i = 0; i < perThread.Length; i++)
                 {
-                    w.Counters.AddTo(total);
-                    total.CaptureDropped += w.Device.GetStats().KernelDropped;
+                    perThread[i] = new ProxyCounters();
+                    workers[i].Counters.AddTo(perThread[i]);
+                    perThread[i].CaptureDropped += workers[i].Device.GetStats().KernelDropped;
                 }
-                return total;
+                return perThread;
             }
             stats = new StatsReporter(Snapshot, log, o.StatsIntervalSeconds, o.StatsFile);
             foreach (CaptureWorker w in workers)
