@@ -1,4 +1,5 @@
 using System.Net;
+using CookieProxy.Host;
 using CookieProxy.Host.Cli;
 using CookieProxy.Host.Os;
 using CookieProxy.Platform;
@@ -67,6 +68,51 @@ public class CommandLineTests
         ParseResult r = Parse(line);
         Assert.Null(r.Options);
         Assert.NotNull(r.Error);
+        Assert.Contains(expected, r.Error);
+    }
+
+    private const string Minimal = "run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1";
+
+    [Fact]
+    public void ThreadsDefaultToOnePerCoreAndFanoutToAuto()
+    {
+        ProxyOptions o = Parse(Minimal).Options!;
+        Assert.Equal(0, o.Threads);
+        Assert.Null(o.Fanout);
+        Assert.Equal(1, ProxyHost.DefaultThreads(CaptureKind.Pcap));
+        Assert.Equal(Math.Clamp(Environment.ProcessorCount, 1, ProxyHost.MaxDefaultThreads), ProxyHost.DefaultThreads(CaptureKind.Auto));
+        Assert.Equal(ProxyHost.DefaultThreads(CaptureKind.Auto), ProxyHost.DefaultThreads(CaptureKind.AfPacket));
+    }
+
+    [Theory]
+    [InlineData("auto", null)]
+    [InlineData("source", FanoutMode.SourcePrefix)]
+    [InlineData("flow", FanoutMode.FlowHash)]
+    [InlineData("Source", FanoutMode.SourcePrefix)]
+    public void FanoutParses(string value, FanoutMode? expected) =>
+        Assert.Equal(expected, Parse($"{Minimal} --threads 2 --fanout {value}").Options!.Fanout);
+
+    [Theory]
+    [InlineData("--capture pcap")]
+    [InlineData("--capture pcap --threads 0")]
+    [InlineData("--capture pcap --threads 1")]
+    public void LibpcapWithTheDefaultOrOneThreadIsFine(string options)
+    {
+        ParseResult r = Parse($"{Minimal} {options}");
+        Assert.Null(r.Error);
+        Assert.Equal(CaptureKind.Pcap, r.Options!.Capture);
+    }
+
+    [Theory]
+    [InlineData("--capture pcap --threads 2", "--threads 2: libpcap capture cannot share the frames between threads")]
+    [InlineData("--threads 4 --capture pcap", "--threads 4: libpcap")]
+    [InlineData("--fanout hash", "--fanout 'hash': expected auto, source or flow")]
+    [InlineData("--fanout", "--fanout needs a value")]
+    [InlineData("--threads 65", "--threads")]
+    public void ImpossibleThreadingIsAClearError(string options, string expected)
+    {
+        ParseResult r = Parse($"{Minimal} {options}");
+        Assert.Null(r.Options);
         Assert.Contains(expected, r.Error);
     }
 
