@@ -255,8 +255,10 @@ start_cookieproxy() {
     rm -f "$CP_STATS"
     # not via the in_srv function: a backgrounded function is a bash subshell, and $!
     # would be that subshell instead of the proxy (ip netns exec and taskset exec in place)
+    # --threads 1: the server side has one core here (CPU 1); the default (one per core) would put two
+    # capture threads on it.
     ip netns exec "$SRV" taskset -c 1 "$COOKIEPROXY_BIN" run --interface fl-s0 --listen "$SRV_IP:80" \
-        --backend 127.0.0.1:8080 --hide-port --stats-interval 1 --stats-file "$CP_STATS" \
+        --backend 127.0.0.1:8080 --hide-port --threads 1 --stats-interval 1 --stats-file "$CP_STATS" \
         ${COOKIEPROXY_CAPTURE:+--capture "$COOKIEPROXY_CAPTURE"} > "$TMP/cookieproxy.log" 2>&1 &
     CP_PID=$!
     OUR_PIDS+=("$CP_PID")

@@ -84,9 +84,7 @@ public sealed unsafe partial class AfPacketDevice
 
         if (FanoutGroupId >= 0)
         {
-            // Fanout needs a bound socket. DEFRAG: fragments of one datagram reach the same member.
-            int fanout = FanoutGroupId | ((PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16);
-            SetOption(SOL_PACKET, PACKET_FANOUT, &fanout, sizeof(int), $"setsockopt(PACKET_FANOUT, group {FanoutGroupId})");
+            JoinFanout(options.Fanout); // after bind: fanout needs a bound socket
         }
     }
 

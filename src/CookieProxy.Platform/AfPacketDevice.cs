@@ -11,7 +11,8 @@ namespace CookieProxy.Platform;
 /// batched transmit with one sendmmsg(2) per <see cref="Flush"/> straight to the driver (PACKET_QDISC_BYPASS).
 /// Flow data leaves through a second socket with PACKET_VNET_HDR: TCP super-frames the kernel (GSO) or the
 /// NIC (TSO) cuts into segments, with the TCP checksum left to them too.
-/// With a fanout group, N devices on N threads share the load by flow hash (PACKET_FANOUT_HASH).
+/// With a fanout group, N devices on N threads share the load by flow hash (PACKET_FANOUT_HASH) or by source
+/// prefix (PACKET_FANOUT_CBPF, see <see cref="FanoutProgram"/>).
 /// </summary>
 /// <remarks>
 /// TX uses sendmmsg rather than a PACKET_TX_RING: it is the simpler correct choice (no second ring to

@@ -11,8 +11,9 @@ public static class PacketDeviceFactory
     /// <see cref="CaptureKind.Auto"/> takes AF_PACKET on Linux when it opens, else libpcap.
     /// </summary>
     /// <param name="fanoutGroup">-1 for one capture thread; 0..65535 to join a PACKET_FANOUT group so several
-    /// devices on several threads share the frames by flow hash. AF_PACKET only: libpcap would hand every
-    /// thread every frame, so Auto does not fall back to it when a group is requested.</param>
+    /// devices on several threads share the frames, by flow hash or by source prefix (<see cref="PacketDeviceOptions.Fanout"/>).
+    /// AF_PACKET only: libpcap would hand every thread every frame, so Auto does not fall back to it when a
+    /// group is requested.</param>
     /// <param name="protectedEndpoints">The endpoints <paramref name="filter"/> was built from. AF_XDP needs them
     /// (its XDP program matches them itself); the other backends use the filter text.</param>
     /// <exception cref="PacketDeviceException">Nothing could be opened; the message says why.</exception>

@@ -43,4 +43,7 @@ public sealed record class PacketDeviceOptions
 
     /// <summary>Send-queue bytes for offloaded frames: how many 64 KiB super-frames one sendmmsg can carry.</summary>
     public int OffloadTxBufferBytes { get; init; } = 1 << 20;
+
+    /// <summary>AF_PACKET in a fanout group: how the members share the frames. Every member must pass the same.</summary>
+    public FanoutSteering Fanout { get; init; } = FanoutSteering.FlowHash;
 }

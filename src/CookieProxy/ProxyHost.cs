@@ -1,5 +1,7 @@
+using System.Buffers.Binary;
 using System.Net;
 using System.Runtime.InteropServices;
+using System.Security.Cryptography;
 using CookieProxy.Cookies;
 using CookieProxy.Crypto;
 using CookieProxy.Diagnostics;
@@ -74,17 +76,24 @@ public static class ProxyHost
             FirstDataTimeoutMs = o.FirstDataTimeoutMs,
         };
         var responderConfig = new ResponderConfig { Mss = o.Mss, ReceiveBufferSize = o.FlowBufferBytes, RstInvalid = o.RstInvalid };
-        int threads = o.Threads == 0 ? Environment.ProcessorCount : o.Threads;
-        var flowOptions = new FlowTableOptions
+        int threads = o.Threads > 0 ? o.Threads : DefaultThreads(o.Capture);
+        if (o.Threads == 0 && threads == 1 && Environment.ProcessorCount > 1)
         {
-            MaxFlows = Math.Max(1, o.MaxFlows / threads),
-            MaxBufferedBytesTotal = o.MaxBufferedBytes / threads,
+            log.WriteLine(o.Capture == CaptureKind.AfXdp
+                ? "cookieproxy: AF_XDP capture here uses one socket on queue 0: one capture thread"
+                : "cookieproxy: libpcap capture cannot share the frames between threads (no fanout): one capture thread");
+        }
+        FlowTableOptions FlowOptionsFor(int threadCount) => new()
+        {
+            MaxFlows = Math.Max(1, o.MaxFlows / threadCount),
+            MaxBufferedBytesTotal = o.MaxBufferedBytes / threadCount,
             // The per-flow size is --flow-buffer-kb itself (FlowTableOptions.WorstCaseBytesPerFlow derives it);
             // the host caps only the total, --max-buffer-mb.
             MaxBufferedBytesPerFlow = long.MaxValue,
             Tcp = tcp,
             Backend = listeners[0].BackendOptions,
         };
+        FlowTableOptions flowOptions = FlowOptionsFor(threads);
         try
         {
             flowOptions.Validate();
@@ -114,7 +123,16 @@ public static class ProxyHost
             return ExitUsage;
         }
 
-        // 2. Capture devices: one per thread, PACKET_FANOUT-grouped when there are several.
+        // 2. Capture devices: one per thread, PACKET_FANOUT-grouped when there are several. Each thread has its
+        // own limiter (shared-nothing), so a source's limits are exact only if all its traffic reaches one thread:
+        // steering by source prefix (the limiter's own prefix lengths) does that; the flow hash spreads a
+        // source's flows over the threads and makes its limits per thread.
+        bool limited = limitConfig.SynLimitEnabled || limitConfig.ConnectionLimitEnabled;
+        FanoutMode fanoutMode = o.Fanout ?? (limited ? FanoutMode.SourcePrefix : FanoutMode.FlowHash);
+        if (threads > 1 && limited && fanoutMode == FanoutMode.FlowHash)
+        {
+            log.WriteLine($"cookieproxy: --fanout flow: the per-source limits apply per capture thread (up to {threads}x per source)");
+        }
         string filter = BpfFilter.ForProtectedEndpoints(endpoints.Endpoints);
         var workers = new List<CaptureWorker>();
         PortHider? hider = null;
@@ -124,13 +142,25 @@ public static class ProxyHost
         try
         {
             int fanoutGroup = threads > 1 ? Environment.ProcessId & 0xFFFF : -1;
-            var deviceOptions = PacketDeviceOptions.Default with { SegmentationOffload = o.TxOffload };
+            string? fallbackReason = null;
+            var deviceOptions = new PacketDeviceOptions { Fanout = Steering(fanoutMode, threads, o), SegmentationOffload = o.TxOffload };
             for (int t = 0; t < threads; t++)
             {
                 IPacketDevice device;
                 try
                 {
                     device = PacketDeviceFactory.Open(o.Interface, filter, o.Capture, fanoutGroup, deviceOptions, endpoints.Endpoints);
+                }
+                catch (PacketDeviceException e) when (t == 0 && fanoutGroup >= 0 && o.Threads == 0 && o.Capture == CaptureKind.Auto)
+                {
+                    // The default asked for AF_PACKET fanout and did not get it: one thread, which may fall back to
+                    // libpcap as --capture auto always has. An explicit --threads N stays an error (below).
+                    fallbackReason = e.Message;
+                    threads = 1;
+                    fanoutGroup = -1;
+                    flowOptions = FlowOptionsFor(threads);
+                    t--; // open thread 0 again, alone
+                    continue;
                 }
                 catch (PacketDeviceException e)
                 {
@@ -142,13 +172,16 @@ public static class ProxyHost
                     log.WriteLine($"cookieproxy: libpcap is not installed ({e.Message}); install libpcap0.8 (Debian) or use --capture afpacket");
                     return ExitRuntimeError;
                 }
-                // One limiter per thread (shared-nothing); with fanout by flow hash a source's flows spread
-                // over the threads, so per-source limits are per thread.
-                SourceLimiter? limiter = limitConfig.SynLimitEnabled || limitConfig.ConnectionLimitEnabled ? new SourceLimiter(limitConfig) : null;
+                SourceLimiter? limiter = limited ? new SourceLimiter(limitConfig) : null;
                 var responder = new SynResponder(responderConfig, codec, endpoints, new ProxyCounters(), limiter: limiter);
                 var worker = new CaptureWorker(t, device, responder, flowOptions, listeners, o.Verbose, limiter);
                 worker.Faulted += _ => stopped.Set();
                 workers.Add(worker);
+            }
+
+            if (fallbackReason is not null)
+            {
+                log.WriteLine($"cookieproxy: no AF_PACKET fanout ({fallbackReason}): one capture thread");
             }
 
             // 3. Hide the protected ports from the host's own stack. (With --capture afxdp the XDP program already
@@ -167,7 +200,8 @@ public static class ProxyHost
                 }
             }
 
-            log.WriteLine($"cookieproxy: capturing on {o.Interface} ({workers[0].Device.Backend}, {threads} thread{(threads == 1 ? "" : "s")}, "
+            string sharing = threads == 1 ? "" : $", fanout by {deviceOptions.Fanout}";
+            log.WriteLine($"cookieproxy: capturing on {o.Interface} ({workers[0].Device.Backend}, {threads} thread{(threads == 1 ? "" : "s")}{sharing}, "
                 + $"tx offload {(workers[0].Device.OffloadMaxFrameBytes > 0 ? "on" : "off")})"
                 + $"{(hider is null ? "" : $", port hidden via {hider.Method}")}, cookie slot {o.SlotSeconds}s, key {(o.KeyFile is null ? "random" : "from " + o.KeyFile)}");
             foreach (ListenerOptions l in o.Listeners)
@@ -175,15 +209,16 @@ public static class ProxyHost
                 log.WriteLine($"cookieproxy: protecting {l.Listen} -> {l.Backend}{(l.ProxyProtocol == ProxyProtocol.ProxyProtocolVersion.None ? "" : $" (PROXY {l.ProxyProtocol})")}");
             }
 
-            ProxyCounters Snapshot()
+            ProxyCounters[] Snapshot()
             {
-                var total = new ProxyCounters();
-                foreach (CaptureWorker w in workers)
+                var perThread = new ProxyCounters[workers.Count];
+                for (int i = 0; i < perThread.Length; i++)
                 {
-                    w.Counters.AddTo(total);
-                    total.CaptureDropped += w.Device.GetStats().KernelDropped;
+                    perThread[i] = new ProxyCounters();
+                    workers[i].Counters.AddTo(perThread[i]);
+                    perThread[i].CaptureDropped += workers[i].Device.GetStats().KernelDropped;
                 }
-                return total;
+                return perThread;
             }
             stats = new StatsReporter(Snapshot, log, o.StatsIntervalSeconds, o.StatsFile);
             foreach (CaptureWorker w in workers)
@@ -222,5 +257,28 @@ public static class ProxyHost
             hider?.Dispose();
         }
         return exit;
+    }
+
+    /// <summary>Default for --threads 0: one per core where AF_PACKET fanout can share the frames, one with libpcap.</summary>
+    /// <remarks>
+    /// Capped: every thread costs its own 16 MiB receive ring and gets an equal share of --max-flows and
+    /// --max-buffer-mb, so the more threads, the less of them one heavy source (steered to one thread) can
+    /// use. More can still be asked for explicitly.
+    /// </remarks>
+    public static int DefaultThreads(CaptureKind capture) =>
+        capture is CaptureKind.Pcap or CaptureKind.AfXdp || !OperatingSystem.IsLinux() ? 1 : Math.Clamp(Environment.ProcessorCount, 1, MaxDefaultThreads);
+
+    public const int MaxDefaultThreads = 8;
+
+    private static FanoutSteering Steering(FanoutMode mode, int threads, ProxyOptions o)
+    {
+        if (mode == FanoutMode.FlowHash)
+        {
+            return FanoutSteering.FlowHash;
+        }
+        // A secret seed, like the kernel's own flow-hash key: without it a spoofer could aim at one thread.
+        Span<byte> seed = stackalloc byte[4];
+        RandomNumberGenerator.Fill(seed);
+        return FanoutSteering.BySourcePrefix(threads, o.SourcePrefixV4, o.SourcePrefixV6, BinaryPrimitives.ReadUInt32LittleEndian(seed));
     }
 }

@@ -23,6 +23,8 @@ public sealed class CliTests : LabTestBase
         { "bad --backend port", ["run", "--interface", "cp-s0", "--listen", "198.18.0.1:80", "--backend", "127.0.0.1:99999"] },
         { "bad --proxy-protocol", ["run", "--interface", "cp-s0", "--listen", "198.18.0.1:80", "--backend", "127.0.0.1:8080", "--proxy-protocol", "v3"] },
         { "bad --capture", ["run", "--interface", "cp-s0", "--listen", "198.18.0.1:80", "--backend", "127.0.0.1:8080", "--capture", "dpdk"] },
+        { "--threads 2 with libpcap", ["run", "--interface", "cp-s0", "--listen", "198.18.0.1:80", "--backend", "127.0.0.1:8080", "--capture", "pcap", "--threads", "2"] },
+        { "bad --fanout", ["run", "--interface", "cp-s0", "--listen", "198.18.0.1:80", "--backend", "127.0.0.1:8080", "--fanout", "hash"] },
     };
 
     [LabTheory]

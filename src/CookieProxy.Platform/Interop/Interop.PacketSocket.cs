@@ -36,12 +36,43 @@ internal static partial class Interop
         internal const int PACKET_FANOUT = 18;
         internal const int PACKET_VNET_HDR = 15;
         internal const int PACKET_QDISC_BYPASS = 20;
+        internal const int PACKET_FANOUT_DATA = 22;      // Linux 4.2: the group's steering program
         internal const int PACKET_IGNORE_OUTGOING = 23;
 
         internal const int PACKET_MR_PROMISC = 1;
 
         internal const int PACKET_FANOUT_HASH = 0;
+        internal const int PACKET_FANOUT_CBPF = 6;       // Linux 4.2: a classic BPF program picks the member
         internal const int PACKET_FANOUT_FLAG_DEFRAG = 0x8000;
+
+        // <linux/filter.h>: negative load offsets relative to skb_network_header() / skb_mac_header()
+        // instead of skb->data (kernel/bpf/core.c, bpf_internal_load_pointer_neg_helper).
+        internal const int SKF_NET_OFF = -0x100000;
+        internal const int SKF_LL_OFF = -0x200000;
+
+        // <linux/bpf_common.h>: classic BPF opcode fields (struct sock_filter.code = class | size | mode, or
+        // class | op | src). Only what FanoutProgram emits.
+        internal const ushort BPF_LD = 0x00;
+        internal const ushort BPF_ALU = 0x04;
+        internal const ushort BPF_JMP = 0x05;
+        internal const ushort BPF_RET = 0x06;
+        internal const ushort BPF_MISC = 0x07;
+        internal const ushort BPF_W = 0x00;
+        internal const ushort BPF_B = 0x10;
+        internal const ushort BPF_IMM = 0x00;
+        internal const ushort BPF_ABS = 0x20;
+        internal const ushort BPF_MUL = 0x20;
+        internal const ushort BPF_AND = 0x50;
+        internal const ushort BPF_RSH = 0x70;
+        internal const ushort BPF_MOD = 0x90;
+        internal const ushort BPF_XOR = 0xa0;
+        internal const ushort BPF_JA = 0x00;
+        internal const ushort BPF_JEQ = 0x10;
+        internal const ushort BPF_K = 0x00;
+        internal const ushort BPF_X = 0x08;
+        internal const ushort BPF_A = 0x10;
+        internal const ushort BPF_TAX = 0x00;
+        internal const int BPF_MAXINSNS = 4096;
 
         internal const int TPACKET_V3 = 2;
 

@@ -34,12 +34,17 @@ public static class CommandLine
                                     afxdp: AF_XDP socket fed by our XDP program, one thread, Linux 5.9+)
           --no-tx-offload           send flow data as single segments (default: TCP super-frames the kernel or NIC
                                     cuts, via PACKET_VNET_HDR, where the AF_PACKET backend is used)
-          --threads N               capture threads with PACKET_FANOUT (0 = one per core; default 1)
+          --threads N               capture threads sharing the interface through PACKET_FANOUT (AF_PACKET only)
+                                    (default 0 = one per core, at most 8; with libpcap or AF_XDP 1)
+          --fanout auto|source|flow how the threads share the traffic: by source prefix (all of a source's traffic
+                                    on one thread, so per-source limits hold exactly) or by flow hash (best
+                                    balance when one source is most of the traffic); default auto = source
+                                    when a per-source limit is on, else flow
           --mss N                   MSS announced to clients (default 1460; 536..9000)
           --slot-seconds N          cookie time slot, 30..60 (a cookie lives 1-2 slots; default 32)
           --rst-invalid             answer invalid cookie ACKs with RST (default: drop silently)
-          --max-flows N             cap on concurrent flows (default 100000)
-          --max-buffer-mb N         cap on bytes buffered across all flows (default 1024)
+          --max-flows N             cap on concurrent flows, split evenly over the threads (default 100000)
+          --max-buffer-mb N         cap on bytes buffered across all flows, split likewise (default 1024)
           --flow-buffer-kb N        per-flow buffer each way (default 256)
           --connect-timeout MS      backend connect timeout (default 3000)
           --idle-timeout S          close flows idle this long (default 300)
@@ -88,7 +93,8 @@ public static class CommandLine
         string? keyFile = null, statsFile = null;
         bool hide = false, rstInvalid = false, verbose = false, txOffload = true;
         var capture = CaptureKind.Auto;
-        int threads = 1, slot = Cookies.SynCookieCodec.DefaultSlotSeconds, maxFlows = 100_000, flowKb = 256, connectMs = 3000;
+        FanoutMode? fanout = null;
+        int threads = 0, slot = Cookies.SynCookieCodec.DefaultSlotSeconds, maxFlows = 100_000, flowKb = 256, connectMs = 3000;
         long maxBufferMb = 1024, idleS = 300, firstDataS = 0;
         ushort mss = 1460;
         double statsInterval = 2, duration = 0, connRate = 0;
@@ -225,6 +231,20 @@ public static class CommandLine
                 case "--threads":
                     if (!IntValue(0, 64, out threads, out err)) return ParseResult.Fail(err!);
                     break;
+                case "--fanout":
+                    if (!NeedValue(out err)) return ParseResult.Fail(err!);
+                    (bool known, fanout) = value!.ToLowerInvariant() switch
+                    {
+                        "auto" => (true, (FanoutMode?)null),
+                        "source" => (true, FanoutMode.SourcePrefix),
+                        "flow" => (true, FanoutMode.FlowHash),
+                        _ => (false, null),
+                    };
+                    if (!known)
+                    {
+                        return ParseResult.Fail($"--fanout '{value}': expected auto, source or flow");
+                    }
+                    break;
                 case "--mss":
                     if (!IntValue(536, 9000, out int m, out err)) return ParseResult.Fail(err!);
                     mss = (ushort)m;
@@ -295,6 +315,15 @@ public static class CommandLine
         {
             return ParseResult.Fail("at least one --listen IP:PORT --backend IP:PORT pair is required");
         }
+        if (capture == CaptureKind.Pcap && threads > 1)
+        {
+            // An explicit request we cannot honour is an error; the default (0) just becomes one thread.
+            return ParseResult.Fail($"--threads {threads}: libpcap capture cannot share the frames between threads (no fanout); use --capture afpacket or one thread");
+        }
+        if (capture == CaptureKind.AfXdp && threads > 1)
+        {
+            return ParseResult.Fail($"--threads {threads}: AF_XDP capture here uses one socket on queue 0 (one thread); use --capture afpacket for several");
+        }
         foreach (ListenerOptions l in listeners)
         {
             if (l.Backend.Equals(l.Listen))
@@ -311,6 +340,7 @@ public static class CommandLine
             HidePort = hide,
             Capture = capture,
             Threads = threads,
+            Fanout = fanout,
             StatsIntervalSeconds = statsInterval,
             StatsFile = statsFile,
             Mss = mss,

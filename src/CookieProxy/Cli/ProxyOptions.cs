@@ -15,8 +15,10 @@ public sealed class ProxyOptions
     public string? KeyFile { get; init; }
     public bool HidePort { get; init; }
     public CaptureKind Capture { get; init; } = CaptureKind.Auto;
-    /// <summary>Capture threads (PACKET_FANOUT); 0 = one per available core.</summary>
-    public int Threads { get; init; } = 1;
+    /// <summary>Capture threads (PACKET_FANOUT); 0 = one per available core (capped), or one with libpcap.</summary>
+    public int Threads { get; init; }
+    /// <summary>How the threads share the traffic; null = by source prefix when a per-source limit is on, else by flow.</summary>
+    public FanoutMode? Fanout { get; init; }
     public double StatsIntervalSeconds { get; init; } = 2;
     public string? StatsFile { get; init; }
     /// <summary>MSS announced in our SYN+ACK (clamped to what the backend side can carry).</summary>

@@ -7,11 +7,12 @@ namespace CookieProxy.Host.Diagnostics;
 
 /// <summary>
 /// Prints the live counters line on stderr and (optionally) rewrites a JSON file, every interval and once
-/// more at exit. Counters are per capture thread; they are summed here, on read.
+/// more at exit. Counters are per capture thread; they are summed here, on read, and the JSON also lists
+/// each thread's share (an unbalanced fanout shows there).
 /// </summary>
 public sealed class StatsReporter : IDisposable
 {
-    private readonly Func<ProxyCounters> _snapshot;
+    private readonly Func<ProxyCounters[]> _snapshot;
     private readonly TextWriter _out;
     private readonly string? _file;
     private readonly TimeSpan _interval;
@@ -21,7 +22,8 @@ public sealed class StatsReporter : IDisposable
     private ProxyCounters? _last;
     private long _lastTicks;
 
-    public StatsReporter(Func<ProxyCounters> snapshot, TextWriter output, double intervalSeconds, string? jsonFile)
+    /// <param name="snapshot">One fresh <see cref="ProxyCounters"/> per capture thread, in thread order.</param>
+    public StatsReporter(Func<ProxyCounters[]> snapshot, TextWriter output, double intervalSeconds, string? jsonFile)
     {
         _snapshot = snapshot;
         _out = output;
@@ -31,7 +33,8 @@ public sealed class StatsReporter : IDisposable
         if (_file is not null)
         {
             // Written at once: the file's appearance tells scripts the capture is open.
-            WriteJson(_file, snapshot(), 0);
+            ProxyCounters[] perThread = snapshot();
+            WriteJson(_file, Sum(perThread), perThread, 0);
         }
         if (intervalSeconds > 0)
         {
@@ -50,7 +53,8 @@ public sealed class StatsReporter : IDisposable
 
     public void Report(bool final)
     {
-        ProxyCounters now = _snapshot();
+        ProxyCounters[] perThread = _snapshot();
+        ProxyCounters now = Sum(perThread);
         long ticks = Environment.TickCount64;
         double seconds = Math.Max(0.001, (ticks - _lastTicks) / 1000.0);
         _out.WriteLine(FormatLine(now, _last, seconds, final));
@@ -59,8 +63,18 @@ public sealed class StatsReporter : IDisposable
         _lastTicks = ticks;
         if (_file is not null)
         {
-            WriteJson(_file, now, (ticks - _startTicks) / 1000.0);
+            WriteJson(_file, now, perThread, (ticks - _startTicks) / 1000.0);
         }
+    }
+
+    public static ProxyCounters Sum(IEnumerable<ProxyCounters> perThread)
+    {
+        var total = new ProxyCounters();
+        foreach (ProxyCounters c in perThread)
+        {
+            c.AddTo(total);
+        }
+        return total;
     }
 
     public static string FormatLine(ProxyCounters c, ProxyCounters? previous, double seconds, bool final)
@@ -99,7 +113,7 @@ public sealed class StatsReporter : IDisposable
         return sb.ToString();
     }
 
-    public static void WriteJson(string path, ProxyCounters c, double uptimeSeconds)
+    public static void WriteJson(string path, ProxyCounters c, IReadOnlyList<ProxyCounters> perThread, double uptimeSeconds)
     {
         string tmp = path + ".tmp";
         using (var stream = File.Create(tmp))
@@ -130,6 +144,22 @@ public sealed class StatsReporter : IDisposable
                 w.WriteNumber(r.ToString(), c.Drops(r));
             }
             w.WriteEndObject();
+            w.WriteNumber("threads", perThread.Count);
+            w.WriteStartArray("per_thread");
+            foreach (ProxyCounters t in perThread)
+            {
+                w.WriteStartObject();
+                w.WriteNumber("frames_received", t.FramesReceived);
+                w.WriteNumber("syn_received", t.SynReceived);
+                w.WriteNumber("synack_sent", t.SynAckSent);
+                w.WriteNumber("cookie_valid", t.CookieValid);
+                w.WriteNumber("flows_created", t.FlowsCreated);
+                w.WriteNumber("flows_active", t.FlowsActive);
+                w.WriteNumber("capture_dropped", t.CaptureDropped);
+                w.WriteNumber("drops_total", t.TotalDrops);
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
             w.WriteEndObject();
         }
         File.Move(tmp, path, overwrite: true);

@@ -4,7 +4,8 @@ namespace CookieProxy.EndToEnd.Infrastructure;
 
 /// <summary>
 /// One snapshot of the stats file (<c>--stats-file</c>): a JSON object with at least syn_received,
-/// synack_sent, cookie_valid, cookie_invalid, flows_created, flows_active, rst_sent and drops (by reason).
+/// synack_sent, cookie_valid, cookie_invalid, flows_created, flows_active, rst_sent and drops (by reason),
+/// and since multi-core capture <c>threads</c> and a <c>per_thread</c> list of each thread's main counters.
 /// </summary>
 public sealed class ProxyStats
 {
@@ -13,6 +14,7 @@ public sealed class ProxyStats
 
     private readonly Dictionary<string, long> _counters = new(StringComparer.Ordinal);
     private readonly Dictionary<string, long> _drops = new(StringComparer.Ordinal);
+    private readonly List<Dictionary<string, long>> _perThread = [];
 
     private ProxyStats(string json)
     {
@@ -23,6 +25,21 @@ public sealed class ProxyStats
             if (p.Value.ValueKind == JsonValueKind.Number && p.Value.TryGetInt64(out long v))
             {
                 _counters[p.Name] = v;
+            }
+            else if (p.Name == "per_thread" && p.Value.ValueKind == JsonValueKind.Array)
+            {
+                foreach (JsonElement thread in p.Value.EnumerateArray())
+                {
+                    var counters = new Dictionary<string, long>(StringComparer.Ordinal);
+                    foreach (JsonProperty c in thread.EnumerateObject())
+                    {
+                        if (c.Value.ValueKind == JsonValueKind.Number && c.Value.TryGetInt64(out long cv))
+                        {
+                            counters[c.Name] = cv;
+                        }
+                    }
+                    _perThread.Add(counters);
+                }
             }
             else if (p.Name == "drops" && p.Value.ValueKind == JsonValueKind.Object)
             {
@@ -45,6 +62,9 @@ public sealed class ProxyStats
     public IReadOnlyDictionary<string, long> Counters => _counters;
 
     public IReadOnlyDictionary<string, long> Drops => _drops;
+
+    /// <summary>One entry per capture thread, in thread order (empty for a binary without the list).</summary>
+    public IReadOnlyList<IReadOnlyDictionary<string, long>> PerThread => _perThread;
 
     public long SynReceived => this["syn_received"];
 

@@ -26,7 +26,7 @@ while (($#)); do
     --stats-file) stats="$2"; shift 2 ;;
     --stats-interval) interval="$2"; shift 2 ;;
     --hide-port) shift ;;
-    --key-file | --capture | --threads) shift 2 ;;
+    --key-file | --capture | --threads | --fanout) shift 2 ;;
     *) echo "unknown option $1" >&2; usage ;;
   esac
 done

@@ -1,4 +1,5 @@
 using System.Net;
+using CookieProxy.Host;
 using CookieProxy.Host.Cli;
 using CookieProxy.Host.Os;
 using CookieProxy.Platform;
@@ -58,6 +59,7 @@ public class CommandLineTests
     [InlineData("run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1 --proxy-protocol v3", "expected v1, v2 or off")]
     [InlineData("run --interface x --proxy-protocol v1", "applies to the preceding")]
     [InlineData("run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1 --capture dpdk", "--capture 'dpdk'")]
+    [InlineData("run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1 --capture afxdp --threads 2", "AF_XDP capture here uses one socket")]
     [InlineData("run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1 --slot-seconds 10", "--slot-seconds")]
     [InlineData("run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1 --mss 100", "--mss")]
     [InlineData("run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1 --threads", "needs a value")]
@@ -69,6 +71,52 @@ public class CommandLineTests
         ParseResult r = Parse(line);
         Assert.Null(r.Options);
         Assert.NotNull(r.Error);
+        Assert.Contains(expected, r.Error);
+    }
+
+    private const string Minimal = "run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1";
+
+    [Fact]
+    public void ThreadsDefaultToOnePerCoreAndFanoutToAuto()
+    {
+        ProxyOptions o = Parse(Minimal).Options!;
+        Assert.Equal(0, o.Threads);
+        Assert.Null(o.Fanout);
+        Assert.Equal(1, ProxyHost.DefaultThreads(CaptureKind.Pcap));
+        Assert.Equal(1, ProxyHost.DefaultThreads(CaptureKind.AfXdp));
+        Assert.Equal(Math.Clamp(Environment.ProcessorCount, 1, ProxyHost.MaxDefaultThreads), ProxyHost.DefaultThreads(CaptureKind.Auto));
+        Assert.Equal(ProxyHost.DefaultThreads(CaptureKind.Auto), ProxyHost.DefaultThreads(CaptureKind.AfPacket));
+    }
+
+    [Theory]
+    [InlineData("auto", null)]
+    [InlineData("source", FanoutMode.SourcePrefix)]
+    [InlineData("flow", FanoutMode.FlowHash)]
+    [InlineData("Source", FanoutMode.SourcePrefix)]
+    public void FanoutParses(string value, FanoutMode? expected) =>
+        Assert.Equal(expected, Parse($"{Minimal} --threads 2 --fanout {value}").Options!.Fanout);
+
+    [Theory]
+    [InlineData("--capture pcap")]
+    [InlineData("--capture pcap --threads 0")]
+    [InlineData("--capture pcap --threads 1")]
+    public void LibpcapWithTheDefaultOrOneThreadIsFine(string options)
+    {
+        ParseResult r = Parse($"{Minimal} {options}");
+        Assert.Null(r.Error);
+        Assert.Equal(CaptureKind.Pcap, r.Options!.Capture);
+    }
+
+    [Theory]
+    [InlineData("--capture pcap --threads 2", "--threads 2: libpcap capture cannot share the frames between threads")]
+    [InlineData("--threads 4 --capture pcap", "--threads 4: libpcap")]
+    [InlineData("--fanout hash", "--fanout 'hash': expected auto, source or flow")]
+    [InlineData("--fanout", "--fanout needs a value")]
+    [InlineData("--threads 65", "--threads")]
+    public void ImpossibleThreadingIsAClearError(string options, string expected)
+    {
+        ParseResult r = Parse($"{Minimal} {options}");
+        Assert.Null(r.Options);
         Assert.Contains(expected, r.Error);
     }
 

@@ -227,10 +227,42 @@ internal static class TestFrames
         return frame;
     }
 
+    /// <summary>Ethernet/IPv6/TCP (an ACK with 16 bytes of payload), for the IPv6 side of fanout steering.</summary>
+    public static byte[] Tcp6(IPAddress source, IPAddress destination, ushort sourcePort, ushort destinationPort, int sequenceIndex)
+    {
+        const int PayloadLength = 16;
+        var frame = new byte[14 + 40 + 20 + PayloadLength];
+        Span<byte> f = frame;
+        VethLab.MacA.CopyTo(f);
+        VethLab.MacB.CopyTo(f[6..]);
+        BinaryPrimitives.WriteUInt16BigEndian(f[12..], 0x86DD);
+
+        Span<byte> ip = f[14..];
+        ip[0] = 0x60;
+        BinaryPrimitives.WriteUInt16BigEndian(ip[4..], 20 + PayloadLength);
+        ip[6] = 6;
+        ip[7] = 64;
+        source.GetAddressBytes().CopyTo(ip[8..]);
+        destination.GetAddressBytes().CopyTo(ip[24..]);
+
+        Span<byte> tcp = ip[40..];
+        BinaryPrimitives.WriteUInt16BigEndian(tcp, sourcePort);
+        BinaryPrimitives.WriteUInt16BigEndian(tcp[2..], destinationPort);
+        BinaryPrimitives.WriteUInt32BigEndian(tcp[4..], (uint)sequenceIndex * 1000);
+        tcp[12] = 5 << 4;
+        tcp[13] = 0x10; // ACK
+        BinaryPrimitives.WriteUInt16BigEndian(tcp[14..], 65535);
+        BinaryPrimitives.WriteInt32BigEndian(tcp[20..], sequenceIndex);
+        BinaryPrimitives.WriteUInt16BigEndian(tcp[16..], CookieProxy.Wire.Checksum.Tcp(
+            CookieProxy.Wire.IpAddr.FromIPAddress(source), CookieProxy.Wire.IpAddr.FromIPAddress(destination), tcp[..(20 + PayloadLength)]));
+        return frame;
+    }
+
     public static int SequenceIndexOf(ReadOnlySpan<byte> frame)
     {
         int l2 = BinaryPrimitives.ReadUInt16BigEndian(frame[12..]) == 0x8100 ? 18 : 14;
-        return BinaryPrimitives.ReadInt32BigEndian(frame[(l2 + 40)..]);
+        int l3 = BinaryPrimitives.ReadUInt16BigEndian(frame[(l2 - 2)..]) == 0x86DD ? 40 : 20;
+        return BinaryPrimitives.ReadInt32BigEndian(frame[(l2 + l3 + 20)..]);
     }
 }
 

@@ -412,4 +412,102 @@ public sealed class PacketDeviceLabTests
             VethLab.Shell($"ip netns exec {VethLab.NsB} ethtool -K {VethLab.IfB} tx on >/dev/null");
         }
     }
+
+    [RootFact]
+    public void SourceFanoutPutsEverySourcePrefixOnTheMemberTheProgramPicks()
+    {
+        if (!RootOnly.CanRun(_output))
+        {
+            return;
+        }
+        _lab.EnsureUp();
+        const int Members = 2;
+        IPAddress v6Destination = IPAddress.Parse("fd00:198:18:200::1");
+        string filter = BpfFilter.ForProtectedEndpoints(new IPEndPoint(VethLab.AddrA, ProtectedPort), new IPEndPoint(v6Destination, ProtectedPort));
+        FanoutSteering steering = FanoutSteering.BySourcePrefix(Members, ipv4PrefixLength: 24, ipv6PrefixLength: 64, seed: 0x2545F491);
+        var options = new PacketDeviceOptions { Fanout = steering };
+        // Join order is member order (__fanout_link appends to f->arr).
+        var members = new IPacketDevice[Members];
+        using IPacketDevice sender = OpenIn(VethLab.NsB, VethLab.IfB, CaptureKind.AfPacket);
+        try
+        {
+            for (int m = 0; m < Members; m++)
+            {
+                members[m] = Netns.Run(VethLab.NsA, () => PacketDeviceFactory.Open(VethLab.IfA, filter, CaptureKind.AfPacket, 4343, options));
+            }
+
+            // 24 IPv4 /24s and 24 IPv6 /64s, two hosts each, two flows per host, two frames per flow.
+            var sent = new List<byte[]>();
+            for (int prefix = 0; prefix < 24; prefix++)
+            {
+                for (int host = 0; host < 2; host++)
+                {
+                    var v4 = new IPAddress([198, 18, (byte)(100 + prefix), (byte)(10 + host * 100)]);
+                    var v6 = IPAddress.Parse($"2001:db8:{prefix:x}:{prefix * 7:x}:{host}::{host + 1}");
+                    for (int flow = 0; flow < 4; flow++)
+                    {
+                        ushort port = (ushort)(42000 + prefix * 16 + host * 4 + flow / 2);
+                        sent.Add(TestFrames.Tcp(v4, VethLab.AddrA, port, ProtectedPort, sent.Count));
+                        sent.Add(TestFrames.Tcp6(v6, v6Destination, port, ProtectedPort, sent.Count));
+                    }
+                }
+            }
+            foreach (byte[] frame in sent)
+            {
+                sender.Send(frame);
+            }
+            sender.Flush();
+
+            var received = new List<(int Member, byte[] Frame)>();
+            var batch = new FrameBatch(64);
+            var clock = Stopwatch.StartNew();
+            while (received.Count < sent.Count && clock.ElapsedMilliseconds < 3000)
+            {
+                for (int m = 0; m < Members; m++)
+                {
+                    int n = members[m].Receive(batch, 20);
+                    for (int i = 0; i < n; i++)
+                    {
+                        received.Add((m, batch[i].ToArray()));
+                    }
+                }
+            }
+
+            Interop.Pcap.bpf_insn[] program = FanoutProgram.Build(steering);
+            int[] perMember = new int[Members];
+            foreach ((int member, byte[] frame) in received)
+            {
+                perMember[member]++;
+                uint expected = ClassicBpf.Run(program, frame.AsSpan(14)) % Members;
+                Assert.True(expected == (uint)member, $"frame {TestFrames.SequenceIndexOf(frame)} reached member {member}, the program says {expected}");
+            }
+            _output.WriteLine($"frames per member: {string.Join(' ', perMember)}");
+            Assert.Equal(sent.Count, received.Count);
+            Assert.Equal(sent.Count, received.Select(r => TestFrames.SequenceIndexOf(r.Frame)).Distinct().Count());
+            Assert.All(perMember, n => Assert.True(n > 0, "a member got nothing: " + string.Join(' ', perMember)));
+        }
+        finally
+        {
+            foreach (IPacketDevice? member in members)
+            {
+                member?.Dispose();
+            }
+        }
+    }
+
+    [RootFact]
+    public void MembersOfOneGroupMustAgreeOnTheSteering()
+    {
+        if (!RootOnly.CanRun(_output))
+        {
+            return;
+        }
+        _lab.EnsureUp();
+        var bySource = new PacketDeviceOptions { Fanout = FanoutSteering.BySourcePrefix(2, 32, 64, 1) };
+        using IPacketDevice first = Netns.Run(VethLab.NsA, () => PacketDeviceFactory.Open(VethLab.IfA, s_filter, CaptureKind.AfPacket, 4344, bySource));
+        PacketDeviceException error = Assert.Throws<PacketDeviceException>(
+            () => Netns.Run(VethLab.NsA, () => PacketDeviceFactory.Open(VethLab.IfA, s_filter, CaptureKind.AfPacket, 4344)));
+        _output.WriteLine(error.Message);
+        Assert.Contains("PACKET_FANOUT_HASH, group 4344", error.Message);
+    }
 }

@@ -1,0 +1,41 @@
+using static CookieProxy.Platform.Interop.PacketSocket;
+using Insn = CookieProxy.Platform.Interop.Pcap.bpf_insn;
+
+namespace CookieProxy.Platform;
+
+// Joining a PACKET_FANOUT group (packet(7)); kept apart from the ring and the TX path.
+public sealed unsafe partial class AfPacketDevice
+{
+    /// <summary>
+    /// Joins group <see cref="FanoutGroupId"/>; the socket must be bound. DEFRAG: the kernel reassembles
+    /// IPv4 fragments before it picks a member, so all of a datagram reaches one member.
+    /// </summary>
+    /// <remarks>
+    /// Source-prefix steering joins as PACKET_FANOUT_CBPF and then installs <see cref="FanoutProgram"/> with
+    /// PACKET_FANOUT_DATA. The program belongs to the group, not the socket: every member installs the same
+    /// one (the kernel swaps it under RCU, fanout_set_data_cbpf), so no member has to know it came first.
+    /// Until the first member has installed it, fanout_demux_bpf returns member 0. Members of one group
+    /// must agree on the mode: joining with another one fails with EINVAL (fanout_add).
+    /// </remarks>
+    private void JoinFanout(FanoutSteering steering)
+    {
+        bool bySource = steering.Mode == FanoutMode.SourcePrefix;
+        int type = bySource ? PACKET_FANOUT_CBPF : PACKET_FANOUT_HASH;
+        int fanout = FanoutGroupId | ((type | PACKET_FANOUT_FLAG_DEFRAG) << 16);
+        SetOption(SOL_PACKET, PACKET_FANOUT, &fanout, sizeof(int),
+            $"setsockopt(PACKET_FANOUT, {(bySource ? "PACKET_FANOUT_CBPF" : "PACKET_FANOUT_HASH")}, group {FanoutGroupId})");
+        if (!bySource)
+        {
+            return;
+        }
+
+        // The kernel copies the instructions (bpf_prog_create_from_user): they need not outlive the call.
+        Insn[] program = FanoutProgram.Build(steering);
+        fixed (Insn* instructions = program)
+        {
+            var fprog = new sock_fprog { len = checked((ushort)program.Length), filter = instructions };
+            SetOption(SOL_PACKET, PACKET_FANOUT_DATA, &fprog, (uint)sizeof(sock_fprog),
+                $"setsockopt(PACKET_FANOUT_DATA, {program.Length}-instruction source-prefix program)");
+        }
+    }
+}
