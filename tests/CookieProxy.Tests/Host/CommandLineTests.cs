@@ -136,11 +136,18 @@ public class CommandLineTests
             new ListenerOptions(IPEndPoint.Parse("198.18.0.1:80"), IPEndPoint.Parse("127.0.0.1:8080"), ProxyProtocolVersion.None),
             new ListenerOptions(IPEndPoint.Parse("[fd00::1]:443"), IPEndPoint.Parse("[::1]:8443"), ProxyProtocolVersion.None),
         };
-        string script = PortHider.BuildNftScript("cp-s0", listeners);
+        string script = PortHider.BuildNftScript("cp-s0", listeners, ingressHook: false);
         Assert.Contains($"table inet {PortHider.NftTable}", script);
         Assert.Contains("hook prerouting priority raw", script);
         Assert.Contains("iifname \"cp-s0\" ip daddr 198.18.0.1 tcp dport 80 counter drop", script);
         Assert.Contains("iifname \"cp-s0\" ip6 daddr fd00::1 tcp dport 443 counter drop", script);
+
+        // The default: the interface's ingress hook (after the capture taps, before ip_rcv).
+        string ingress = PortHider.BuildNftScript("cp-s0", listeners);
+        Assert.Contains("type filter hook ingress device \"cp-s0\" priority -500", ingress);
+        Assert.Contains("    ip daddr 198.18.0.1 tcp dport 80 counter drop", ingress);
+        Assert.Contains("    ip6 daddr fd00::1 tcp dport 443 counter drop", ingress);
+        Assert.DoesNotContain("prerouting", ingress);
         string[] ipt = PortHider.BuildIptablesRules("cp-s0", listeners).ToArray();
         Assert.Equal("-i cp-s0 -p tcp -d 198.18.0.1 --dport 80 -j DROP", ipt[0]);
         Assert.StartsWith("-6 ", ipt[1]);
