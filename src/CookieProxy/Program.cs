@@ -7,6 +7,16 @@ internal static class Program
 {
     private static int Main(string[] args)
     {
+        // Backend sockets are read and written by the capture thread itself; the runtime's socket engine only
+        // completes connects, the readability fallback and the send loop. Inline completions handle its epoll
+        // events on the engine thread instead of waking a thread-pool worker for every readiness edge of
+        // every backend socket (each data arrival), which cost a futex wake-up and a context switch apiece.
+        // Read once by the engine's static initialiser (System.Net.Sockets, SocketAsyncEngine.Unix.cs), so it
+        // must be set before the first socket; an explicit setting by the operator wins.
+        if (Environment.GetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS") is null)
+        {
+            Environment.SetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS", "1");
+        }
         ParseResult parsed = CommandLine.Parse(args);
         if (parsed.Error is not null)
         {
