@@ -53,6 +53,18 @@ public sealed partial class TcpEndpoint
     /// <summary>Effective send MSS: the client's MSS minus the timestamp option (RFC 9293 3.7.1, RFC 7323).</summary>
     public int EffectiveSendMss => _effMss;
 
+    /// <summary>
+    /// When the sink's device cuts segments itself (TSO/GSO): the most payload one emitted data segment may
+    /// carry; new data then leaves in super-segments of whole MSS-sized pieces and the sink cuts them at
+    /// <see cref="EmitSegmentSize"/>. 0 (default): one MSS per segment. Retransmissions are always one MSS.
+    /// Linux's TCP does the same with TSO (tcp_tso_autosize, tcp_mss_split_point).
+    /// </summary>
+    public int SegmentOffloadBytes { get; set; }
+
+    /// <summary>The MSS of the data segment being emitted (valid during <see cref="ITcpSegmentSink.Emit"/>): where a
+    /// super-segment must be cut, the SACK option bytes of its header already deducted.</summary>
+    public int EmitSegmentSize { get; private set; }
+
     /// <summary>Appends backend bytes to the send buffer; returns how many were taken.</summary>
     public int Send(ReadOnlySpan<byte> data)
     {
@@ -407,7 +419,8 @@ public sealed partial class TcpEndpoint
 
         int usable = Math.Min(_sndUna + _sndWnd - _sndNxt, _cwnd - flight);
         int mss = _effMss - SackOptionBytes;
-        len = Math.Min(Math.Min(mss, unsent), usable);
+        int maxLen = SegmentOffloadBytes > mss ? Math.Min(SegmentOffloadBytes / mss, TcpSuperFrame.MaxSegments) * mss : mss;
+        len = Math.Min(Math.Min(maxLen, unsent), usable);
         if (_sackEnabled && _scoreboard.Count > 0 && _sndNxt < _sndMax)
         {
             int above = _scoreboard.IndexAbove(_sndNxt);
@@ -420,6 +433,13 @@ public sealed partial class TcpEndpoint
         if (len <= 0)
         {
             return false;
+        }
+
+        if (len > mss && len < unsent)
+        {
+            // A super-segment ends in a runt only at the end of the queued data (tcp_mss_split_point): the
+            // window-limited remainder waits for the next ACK like any sender-SWS runt.
+            len = len / mss * mss;
         }
 
         if (len < mss && len < unsent && flight > 0 && len < _maxSndWnd / 2)
@@ -465,7 +485,9 @@ public sealed partial class TcpEndpoint
         }
 
         _sendRing.Peek(offset, len, out ReadOnlySpan<byte> head, out ReadOnlySpan<byte> tail);
+        int sackBytes = SackOptionBytes;    // before BuildHeader: it clears a pending D-SACK
         TcpRepr repr = BuildHeader(seq, flags, nowMs);
+        EmitSegmentSize = _effMss - sackBytes;
         sink.Emit(in repr, head, tail);
         SegmentsSent++;
 

@@ -21,6 +21,10 @@ public ref struct TcpSuperFrame
     /// <summary>Linux caps a GSO packet at 64 KiB of IP datagram (the 16-bit length fields) and gso_max_segs.</summary>
     public const int MaxSegments = 64;
 
+    /// <summary>The most TCP payload one frame can carry in either IP version: the 16-bit length fields minus
+    /// the largest IPv6 and TCP headers. A sender's <see cref="TcpEndpoint.SegmentOffloadBytes"/>.</summary>
+    public const int MaxPayloadBytes = ushort.MaxValue - Ipv6Packet.HeaderLength - TcpPacket.MaxHeaderLength;
+
     private Span<byte> _frame;
     private L2L3Template _template;
     private TcpRepr _header;
@@ -31,6 +35,8 @@ public ref struct TcpSuperFrame
     private int _segments;
     private SeqNumber _nextSeq;
     private bool _open;
+    private bool _appended;
+    private bool _declaredSize;
 
     /// <summary>True between <see cref="Start"/> and <see cref="Finish"/>.</summary>
     public readonly bool IsStarted => _length > 0;
@@ -45,7 +51,11 @@ public ref struct TcpSuperFrame
     /// Writes <paramref name="segment"/> as the frame's first segment into <paramref name="buffer"/> (which the
     /// later segments extend). False, with nothing started, when it does not fit.
     /// </summary>
-    public bool Start(Span<byte> buffer, in L2L3Template template, in TcpRepr segment, ReadOnlySpan<byte> payloadHead, ReadOnlySpan<byte> payloadTail)
+    /// <param name="segmentSize">The cut size: the sender's MSS for this segment when it already emits
+    /// super-segments longer than one MSS (<see cref="TcpEndpoint.SegmentOffloadBytes"/>); 0 = the segment's
+    /// own payload length (a sender that emits one MSS at a time).</param>
+    public bool Start(Span<byte> buffer, in L2L3Template template, in TcpRepr segment, ReadOnlySpan<byte> payloadHead, ReadOnlySpan<byte> payloadTail,
+        int segmentSize = 0)
     {
         this = default;
         int n = TcpFrameBuilder.Write(buffer, template, segment, payloadHead, payloadTail, checksumOffload: true);
@@ -60,10 +70,13 @@ public ref struct TcpSuperFrame
         _length = n;
         _l4 = template.HeaderLength;
         _tcpHeaderLength = TcpPacket.HeaderLengthFor(segment);
-        _segmentSize = payload;
-        _segments = 1;
+        _declaredSize = segmentSize > 0;
+        _segmentSize = segmentSize > 0 && payload > 0 ? Math.Min(segmentSize, payload) : payload;
+        _segments = _segmentSize > 0 ? (payload + _segmentSize - 1) / _segmentSize : 1;
         _nextSeq = segment.Seq + payload;
-        _open = payload > 0 && segment.Flags == TcpFlags.Ack && segment.UrgentPointer == 0 && segment.Options.SackCount == 0;
+        // Later segments may join only while every segment so far is full-sized.
+        _open = payload > 0 && payload % _segmentSize == 0 && segment.Flags == TcpFlags.Ack && segment.UrgentPointer == 0
+            && segment.Options.SackCount == 0;
         return true;
     }
 
@@ -74,7 +87,10 @@ public ref struct TcpSuperFrame
     public bool TryAppend(in TcpRepr segment, ReadOnlySpan<byte> payloadHead, ReadOnlySpan<byte> payloadTail)
     {
         int payload = payloadHead.Length + payloadTail.Length;
-        if (!_open || payload == 0 || payload > _segmentSize || _segments >= MaxSegments
+        int pieces = _segmentSize > 0 ? (payload + _segmentSize - 1) / _segmentSize : 0;
+        // A segment longer than the cut size joins only when the sender declared that size (it emits super-
+        // segments on purpose); otherwise the cut would split a segment the sender sent whole.
+        if (!_open || payload == 0 || _segments + pieces > MaxSegments || (!_declaredSize && payload > _segmentSize)
             || segment.Seq != _nextSeq || (segment.Flags & ~(TcpFlags.Psh | TcpFlags.Fin)) != TcpFlags.Ack
             || !SameHeader(segment)
             || _length + payload > _frame.Length
@@ -85,9 +101,10 @@ public ref struct TcpSuperFrame
         payloadHead.CopyTo(_frame.Slice(_length));
         payloadTail.CopyTo(_frame.Slice(_length + payloadHead.Length));
         _length += payload;
-        _segments++;
+        _segments += pieces;
         _nextSeq += payload;
-        if (segment.Flags != TcpFlags.Ack || payload < _segmentSize)
+        _appended = true;
+        if (segment.Flags != TcpFlags.Ack || payload % _segmentSize != 0)
         {
             // PSH/FIN travel on the last segment of the cut; a short segment can only be the last one.
             _header.Flags |= segment.Flags;
@@ -115,7 +132,7 @@ public ref struct TcpSuperFrame
         }
         int l2 = _template.L2Length;
         int segmentLength = length - _l4;
-        if (_segments > 1)
+        if (_appended)
         {
             TcpFrameBuilder.WriteIpHeader(_frame.Slice(l2, _template.L3Length), _template, segmentLength);
             var tcp = new TcpPacket(_frame.Slice(_l4, segmentLength));

@@ -267,6 +267,11 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
             }
             flow!.Endpoint.LocalPort = packet.Tcp.DstPort;
             flow.Endpoint.RemotePort = packet.Tcp.SrcPort;
+            if (_w._device.OffloadMaxFrameBytes > 0)
+            {
+                // The device cuts super-frames: let the endpoint emit up to 64 KiB per data segment.
+                flow.Endpoint.SegmentOffloadBytes = TcpSuperFrame.MaxPayloadBytes;
+            }
             if (_w._verbose)
             {
                 Console.Error.WriteLine($"cookieproxy[{_w.Index}]: flow {packet.Flow} validated (mss {cookie.Mss}, wscale {cookie.WindowScale}, sack {cookie.SackPermitted}, ts {cookie.Timestamps})");
@@ -277,7 +282,7 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
 
         public void Dispatch(Flow flow, long nowMs)
         {
-            var sink = new SegmentSink(_w, (ClientPath)flow.ReplyTemplate!);
+            var sink = new SegmentSink(_w, (ClientPath)flow.ReplyTemplate!, flow.Endpoint);
             flow.Endpoint.Dispatch(ref sink, nowMs);
             sink.Complete();
         }
@@ -292,13 +297,15 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
     {
         private readonly CaptureWorker _w;
         private readonly ClientPath _path;
+        private readonly TcpEndpoint _endpoint;
         private readonly int _offloadBytes;
         private TcpSuperFrame _frame;
 
-        public SegmentSink(CaptureWorker worker, ClientPath path)
+        public SegmentSink(CaptureWorker worker, ClientPath path, TcpEndpoint endpoint)
         {
             _w = worker;
             _path = path;
+            _endpoint = endpoint;
             _offloadBytes = worker._device.OffloadMaxFrameBytes;
         }
 
@@ -314,7 +321,8 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
                 }
                 Complete();
                 Span<byte> buffer = _w._device.ReserveOffloaded(_offloadBytes);
-                queued = _frame.Start(buffer, _path.Template, segment, payloadHead, payloadTail);
+                int cut = _endpoint.SegmentOffloadBytes > 0 ? _endpoint.EmitSegmentSize : 0;
+                queued = _frame.Start(buffer, _path.Template, segment, payloadHead, payloadTail, cut);
                 if (!queued)
                 {
                     _w._device.CommitOffloaded(0, default);    // abandon the reservation

@@ -33,6 +33,53 @@ public class EstablishedSendTests : TcpTestBase
     }
 
     [Fact]
+    public void With_segmentation_offload_new_data_leaves_as_super_segments_of_whole_MSS_pieces()
+    {
+        InEstablished();
+        Ep.SegmentOffloadBytes = TcpSuperFrame.MaxPayloadBytes;
+        Ep.Send(new byte[30_000]);
+        // The initial window (10 MSS) in one emission, to be cut at the MSS.
+        SentSegment first = Recv(OurNext, ClientNext, TcpFlags.Ack, length: 10 * Mss);
+        Assert.Equal(Mss, Ep.EmitSegmentSize);
+        Assert.Equal(10 * Mss, first.Payload.Length);
+
+        // An ACK for 3 MSS (slow start: cwnd 13 MSS, flight 7): 6 more MSS, again whole pieces.
+        Send(ClientNext, ack: OurNext + (3 * Mss));
+        Recv(OurNext + (10 * Mss), ClientNext, TcpFlags.Ack, length: 6 * Mss);
+    }
+
+    [Fact]
+    public void With_segmentation_offload_only_the_tail_of_the_data_is_a_runt_and_carries_PSH()
+    {
+        InEstablished();
+        Ep.SegmentOffloadBytes = TcpSuperFrame.MaxPayloadBytes;
+        Ep.Send(new byte[(3 * Mss) + 100]);
+        Recv(OurNext, ClientNext, TcpFlags.Ack | TcpFlags.Psh, length: (3 * Mss) + 100);
+    }
+
+    [Fact]
+    public void With_segmentation_offload_a_window_limit_trims_to_whole_pieces()
+    {
+        InEstablished(handshake: Handshake(window: (5 * Mss) / 2));
+        Ep.SegmentOffloadBytes = TcpSuperFrame.MaxPayloadBytes;
+        Ep.Send(new byte[20_000]);
+        Recv(OurNext, ClientNext, TcpFlags.Ack, length: 2 * Mss);    // not 2.5 MSS: the half waits
+    }
+
+    [Fact]
+    public void With_segmentation_offload_a_retransmission_is_still_one_MSS()
+    {
+        InEstablished();
+        Ep.SegmentOffloadBytes = TcpSuperFrame.MaxPayloadBytes;
+        Ep.Send(new byte[20_000]);
+        DispatchAll();
+        Advance(1_100);    // past the initial RTO
+        SentSegment rtx = Recv();
+        Assert.Equal(OurNext, rtx.Seq);
+        Assert.Equal(Mss, rtx.Payload.Length);
+    }
+
+    [Fact]
     public void The_initial_window_is_ten_segments()
     {
         InEstablished();

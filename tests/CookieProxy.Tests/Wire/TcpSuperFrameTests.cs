@@ -147,6 +147,44 @@ public class TcpSuperFrameTests
         }
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void A_declared_super_segment_cuts_into_the_MSS_pieces_the_sender_meant_and_may_be_followed(bool v6)
+    {
+        L2L3Template t = Template(v6);
+        byte[] data = Payload((5 * Mss) + 300, 8);
+        byte[] buffer = new byte[70000];
+        var frame = new TcpSuperFrame();
+        // A sender with SegmentOffloadBytes emits 3 MSS at once, then 2 MSS + 300 with PSH.
+        Assert.True(frame.Start(buffer, t, Segment(1), data.AsSpan(0, 3 * Mss), default, segmentSize: Mss));
+        Assert.True(frame.IsOpen);
+        TcpRepr last = Segment(1 + (3 * (uint)Mss), TcpFlags.Ack | TcpFlags.Psh);
+        Assert.True(frame.TryAppend(last, data.AsSpan(3 * Mss), default));
+        Assert.Equal(6, frame.Segments);
+        int n = frame.Finish(out TxOffload o);
+        Assert.Equal(Mss, o.SegmentSize);
+        List<byte[]> cut = Cut(buffer.AsSpan(0, n), o, t);
+        Assert.Equal(6, cut.Count);
+        for (int i = 0; i < 6; i++)
+        {
+            int len = Math.Min(Mss, data.Length - (i * Mss));
+            TcpRepr seg = Segment(1 + (uint)(i * Mss), i == 5 ? TcpFlags.Ack | TcpFlags.Psh : TcpFlags.Ack);
+            Assert.Equal(Convert.ToHexString(Single(t, seg, data.AsSpan(i * Mss, len))), Convert.ToHexString(cut[i]));
+        }
+    }
+
+    [Fact]
+    public void An_undeclared_sender_s_longer_segment_is_never_split()
+    {
+        L2L3Template t = Template(false);
+        byte[] data = Payload(3 * Mss, 9);
+        byte[] buffer = new byte[70000];
+        var frame = new TcpSuperFrame();
+        Assert.True(frame.Start(buffer, t, Segment(1), data.AsSpan(0, Mss), default));
+        Assert.False(frame.TryAppend(Segment(1 + (uint)Mss), data.AsSpan(Mss, 2 * Mss), default));
+    }
+
     [Fact]
     public void A_FIN_rides_on_the_last_segment_only()
     {
