@@ -93,7 +93,7 @@ public sealed partial class TcpEndpoint
         _irs = handshake.Irs;
         _rcvNxt = handshake.Irs + 1;
         _lastAckSent = _rcvNxt;
-        _recvRing = new ByteRing(_config.ReceiveBufferSize);
+        _recvRing = NewRing(_config.ReceiveBufferSize);
         _ooo = new SeqRangeSet(_config.MaxOutOfOrderSegments);
         // The SYN+ACK's window is never scaled (RFC 7323 2.2), so the client may only assume 64 KiB for now.
         _rcvAdvEdge = _rcvNxt + Math.Min(_config.ReceiveBufferSize, ushort.MaxValue);

@@ -1,10 +1,15 @@
 using CookieProxy.Tcp;
+using CookieProxy.Wire;
 
 namespace CookieProxy.Tests.Tcp;
 
-/// <summary>The ring buffer pool and the rings' written prefix.</summary>
-public class BufferPoolTests
+/// <summary>The ring buffer pool, the rings' written prefix, and when an endpoint hands its rings back.</summary>
+public class BufferPoolTests : TcpTestBase
 {
+    private const int RingSize = 16 * 1024;
+
+    private static TcpConfig SmallRings() => new() { ReceiveBufferSize = RingSize, SendBufferSize = RingSize };
+
     private static byte[] Filled(byte value, int count) => Enumerable.Repeat(value, count).ToArray();
 
     // --- the pool ---
@@ -131,5 +136,131 @@ public class BufferPoolTests
         ring.Release();
         Assert.Equal(1, pool.Returned);
         Assert.False(pool.Rent().AsSpan().ContainsAnyExcept((byte)0));
+    }
+
+    // --- the endpoint ---
+
+    [Fact]
+    public void Release_buffers_returns_both_rings_and_the_next_endpoint_reuses_the_same_arrays()
+    {
+        Pool = new RingBufferPool(RingSize, maxPooled: 4);
+        InEstablished(SmallRings());
+        Assert.Equal((2L, 2L), (Pool.Created, Pool.Outstanding));
+
+        Ep.ReleaseBuffers();
+        Assert.Equal((0L, 2), (Pool.Outstanding, Pool.Pooled));
+
+        InEstablished(SmallRings());
+        Assert.Equal(2, Pool.Created);
+        Assert.Equal(2, Pool.Outstanding);
+    }
+
+    [Fact]
+    public void Rings_of_another_size_than_the_pools_arrays_are_allocated_and_never_returned()
+    {
+        Pool = new RingBufferPool(RingSize, maxPooled: 4);
+        InEstablished(new TcpConfig { ReceiveBufferSize = RingSize, SendBufferSize = 2 * RingSize });
+        Assert.Equal(1, Pool.Outstanding);
+        Assert.Equal(2 * RingSize, Ep.SendBufferFree);
+
+        Ep.ReleaseBuffers();
+        Assert.Equal((1L, 1), (Pool.Returned, Pool.Pooled));
+    }
+
+    [Fact]
+    public void After_release_a_live_endpoint_is_closed_and_buffers_nothing()
+    {
+        Pool = new RingBufferPool(RingSize, maxPooled: 4);
+        InEstablished(SmallRings());
+        SendData(300);
+        Assert.Equal(1000, Ep.Send(Filled(9, 1000)));
+
+        Ep.ReleaseBuffers();
+        Assert.Equal(TcpState.Closed, Ep.State);
+        Assert.Equal(TcpCloseReason.Aborted, Ep.CloseReason);
+        Assert.True(Ep.IsClosed);
+        Assert.Equal(0, Ep.ReceiveAvailable);
+        Assert.Equal(0, Ep.SendBufferFree);
+        Assert.Equal(0, Ep.SendBufferUsed);
+        Assert.Equal(0, Ep.Send(Filled(9, 10)));
+        Ep.GetSendSpace(out Span<byte> head, out Span<byte> tail);
+        Assert.True(head.IsEmpty && tail.IsEmpty);
+        Ep.PeekReceived(out ReadOnlySpan<byte> rh, out ReadOnlySpan<byte> rt);
+        Assert.True(rh.IsEmpty && rt.IsEmpty);
+        Assert.Throws<ArgumentOutOfRangeException>(() => Ep.ConsumeReceived(1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => Ep.CommitSend(1));
+
+        long dropped = Ep.SegmentsDropped;
+        SendData(100);
+        Assert.Equal(dropped + 1, Ep.SegmentsDropped);
+        RecvNothing();
+
+        Ep.ReleaseBuffers();
+        Assert.Equal(2, Pool.Returned);
+    }
+
+    /// <summary>
+    /// The pool hands the arrays out last-in first-out, so they swap roles from flow to flow: the first flow's
+    /// receive ring (with its out-of-order data) becomes the second flow's send ring and vice versa.
+    /// </summary>
+    [Fact]
+    public void A_flow_with_out_of_order_data_and_sack_holes_never_shows_its_bytes_to_the_next_flow()
+    {
+        Pool = new RingBufferPool(RingSize, maxPooled: 4);
+
+        // Flow A: 1000 bytes taken by the backend, then two out-of-order ranges held for reassembly behind a
+        // hole that never fills; 12000 backend bytes sent, a SACK hole in them; then A ends.
+        InEstablished(SmallRings(), Handshake(sack: true));
+        Send(ClientNext, payload: Filled(0xA1, 1000));
+        ClientNext += 1000;
+        Assert.Equal(1000, ReadAll().Length);
+        Send(ClientNext + 500, payload: Filled(0xA2, 3000));
+        Send(ClientNext + 5000, payload: Filled(0xA3, 2000));
+        Assert.Equal(2, DispatchAll()[^1].Repr.Options.SackCount);
+        Assert.Equal(12_000, Ep.Send(Filled(0xB1, 12_000)));
+        Assert.Equal(12_000, DispatchAll().Sum(s => s.Payload.Length));
+        Send(ClientNext, ack: OurNext + 1460, sack: new SackBlock(OurNext + 4380, OurNext + 8760));
+        Ep.ReleaseBuffers();
+        Assert.Equal(2, Pool.Pooled);
+
+        // Flow B gets A's arrays. The free space it offers the backend socket is all zero.
+        InEstablished(SmallRings(), Handshake(sack: true));
+        Assert.Equal(2, Pool.Created);
+        AssertSendSpaceIsZero();
+
+        // Out-of-order data where A's sat, then the hole before it: B reads exactly what its client sent, and
+        // its SACK blocks name only its own range.
+        SeqNumber c = ClientNext;
+        Send(c + 500, payload: Pattern(c + 500, 3000));
+        Assert.Equal(0, Ep.ReceiveAvailable);
+        SentSegment dupAck = Recv(OurNext, c);
+        Assert.Equal(1, dupAck.Repr.Options.SackCount);
+        Assert.Equal(new SackBlock(c + 500, c + 3500), dupAck.Repr.Options.Sack[0]);
+        Send(c, payload: Pattern(c, 500));
+        Assert.Equal(Pattern(c, 3500), ReadAll());
+        Assert.Equal(0, Ep.ReceiveAvailable);
+
+        // B's backend bytes, appended and received into the send space: only they go out.
+        byte[] appended = Pattern(new SeqNumber(77), 3000);
+        Assert.Equal(appended.Length, Ep.Send(appended));
+        Ep.GetSendSpace(out Span<byte> head, out _);
+        head[..100].Fill(0x5A);
+        Ep.CommitSend(100);
+        byte[] sent = DispatchAll().SelectMany(s => s.Payload).ToArray();
+        Assert.Equal([.. appended, .. Filled(0x5A, 100)], sent);
+
+        // And a third flow, whose send ring is A's (then B's receive) array.
+        Ep.ReleaseBuffers();
+        InEstablished(SmallRings(), Handshake(sack: true));
+        Assert.Equal(2, Pool.Created);
+        AssertSendSpaceIsZero();
+    }
+
+    private void AssertSendSpaceIsZero()
+    {
+        Ep.GetSendSpace(out Span<byte> head, out Span<byte> tail);
+        Assert.Equal(RingSize, head.Length + tail.Length);
+        Assert.False(head.ContainsAnyExcept((byte)0), "the send space holds another flow's bytes");
+        Assert.False(tail.ContainsAnyExcept((byte)0), "the send space holds another flow's bytes");
     }
 }
