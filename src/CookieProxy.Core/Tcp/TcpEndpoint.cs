@@ -402,6 +402,11 @@ public sealed partial class TcpEndpoint
         }
 
         _state = state;
+        if (state is TcpState.TimeWait or TcpState.Closed)
+        {
+            ReleaseIdleRings();
+        }
+
         StateChanged?.Invoke(old, state);
     }
 }

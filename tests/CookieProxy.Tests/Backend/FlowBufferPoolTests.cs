@@ -117,6 +117,32 @@ public class FlowBufferPoolTests
     }
 
     [Fact]
+    public void A_flow_in_time_wait_has_given_its_rings_back_while_it_stays_in_the_table()
+    {
+        using var backend = new LoopbackBackend();
+        using var h = new SpliceHarness(Options());
+        var client = new TestClient();
+        Flow flow = h.Open(backend.EndPoint, client);
+        h.SendData(flow, client, s_request);
+        using Socket server = backend.Accept();
+        Assert.True(h.RunUntil(() => h.Counters.BytesToBackend == s_request.Length, clients: (flow, client)));
+        LoopbackBackend.ReadExactly(server, s_request.Length);
+
+        // The backend answers and closes first (HTTP/1.0 style): our FIN goes out and is acknowledged, then
+        // the client's FIN puts the endpoint into TIME-WAIT.
+        server.Send(s_response);
+        server.Shutdown(SocketShutdown.Send);
+        Assert.True(h.RunUntil(() => flow.Endpoint.State == TcpState.FinWait2, clients: (flow, client)));
+        h.SendFin(flow, client);
+        Assert.True(h.RunUntil(() => flow.Endpoint.State == TcpState.TimeWait, clients: (flow, client)));
+
+        Assert.Equal(1, h.Table.Count);
+        Assert.Equal(0, h.Table.BufferPool.Outstanding);
+        Assert.Equal(2, h.Table.BufferPool.Pooled);
+        Assert.Equal(s_response, client.Received.ToArray());
+    }
+
+    [Fact]
     public void Disposing_the_table_returns_the_rings_of_flows_still_open()
     {
         using var backend = new LoopbackBackend();

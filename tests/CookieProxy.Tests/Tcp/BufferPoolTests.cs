@@ -199,6 +199,55 @@ public class BufferPoolTests : TcpTestBase
         Assert.Equal(2, Pool.Returned);
     }
 
+    [Fact]
+    public void An_abort_still_resets_the_client_after_the_buffers_were_released()
+    {
+        Pool = new RingBufferPool(RingSize, maxPooled: 4);
+        InEstablished(SmallRings());
+        SendData(300);
+        Ep.Abort();
+        Assert.Equal(1, Pool.Outstanding); // the send ring at once; the receive ring still holds 300 bytes
+
+        Ep.ReleaseBuffers();
+        Assert.Equal(0, Pool.Outstanding);
+        Assert.Equal(TcpFlags.Rst | TcpFlags.Ack, Recv().Flags);
+        Assert.True(Ep.IsClosed);
+    }
+
+    [Fact]
+    public void A_time_wait_endpoint_gives_its_rings_back_and_still_acknowledges_a_retransmitted_fin()
+    {
+        Pool = new RingBufferPool(256 * 1024, maxPooled: 4);
+        InTimeWait();
+        Assert.Equal((0L, 2), (Pool.Outstanding, Pool.Pooled));
+
+        Advance(100);
+        Send(ClientNext - 1, flags: TcpFlags.Fin | TcpFlags.Ack);
+        Recv(OurNext, ClientNext);
+        Assert.Equal(TcpState.TimeWait, Ep.State);
+    }
+
+    [Fact]
+    public void Bytes_the_backend_has_not_taken_keep_the_receive_ring_until_consumed()
+    {
+        Pool = new RingBufferPool(256 * 1024, maxPooled: 4);
+        InFinWait2();
+        byte[] data = Pattern(ClientNext, 700);
+        Send(ClientNext, payload: data, flags: TcpFlags.Fin | TcpFlags.Ack);
+        ClientNext += 701;
+        Recv(OurNext, ClientNext);
+        Assert.Equal(TcpState.TimeWait, Ep.State);
+        Assert.Equal(1, Pool.Outstanding);
+
+        Ep.PeekReceived(out ReadOnlySpan<byte> head, out _);
+        Assert.Equal(data.AsSpan(0, 200).ToArray(), head[..200].ToArray());
+        Ep.ConsumeReceived(200);
+        Assert.Equal(1, Pool.Outstanding);
+        Assert.Equal(data.AsSpan(200).ToArray(), ReadAll());
+        Assert.Equal(0, Pool.Outstanding);
+        Assert.True(Ep.ReceiveFinished);
+    }
+
     /// <summary>
     /// The pool hands the arrays out last-in first-out, so they swap roles from flow to flow: the first flow's
     /// receive ring (with its out-of-order data) becomes the second flow's send ring and vice versa.
