@@ -217,6 +217,11 @@ public static class ProxyHost
                     perThread[i] = new ProxyCounters();
                     workers[i].Counters.AddTo(perThread[i]);
                     perThread[i].CaptureDropped += workers[i].Device.GetStats().KernelDropped;
+                    // The owner thread writes the pool's counters; read here like the device's, a few operations stale.
+                    RingBufferPool pool = workers[i].BufferPool;
+                    perThread[i].RingBuffersCreated = pool.Created;
+                    perThread[i].RingBuffersInUse = pool.Outstanding;
+                    perThread[i].RingBuffersPooled = pool.Pooled;
                 }
                 return perThread;
             }

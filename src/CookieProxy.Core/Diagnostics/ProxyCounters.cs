@@ -26,6 +26,12 @@ public sealed class ProxyCounters
     public long Retransmits;
     /// <summary>Frames the kernel dropped before we could read them (ring full). Set from device stats on read.</summary>
     public long CaptureDropped;
+    /// <summary>Ring buffer arrays the flow table's pool allocated. Set from the pool on read, like the two below.</summary>
+    public long RingBuffersCreated;
+    /// <summary>Ring buffer arrays held by flows now.</summary>
+    public long RingBuffersInUse;
+    /// <summary>Free ring buffer arrays kept for the next flows.</summary>
+    public long RingBuffersPooled;
 
     private readonly long[] _drops = new long[(int)DropReason.Count];
 
@@ -66,6 +72,9 @@ public sealed class ProxyCounters
         total.SegmentsToClient += Volatile.Read(ref SegmentsToClient);
         total.Retransmits += Volatile.Read(ref Retransmits);
         total.CaptureDropped += Volatile.Read(ref CaptureDropped);
+        total.RingBuffersCreated += Volatile.Read(ref RingBuffersCreated);
+        total.RingBuffersInUse += Volatile.Read(ref RingBuffersInUse);
+        total.RingBuffersPooled += Volatile.Read(ref RingBuffersPooled);
         for (int i = 0; i < _drops.Length; i++)
         {
             total._drops[i] += Volatile.Read(ref _drops[i]);

@@ -1,21 +1,42 @@
+using System.Diagnostics;
+
 namespace CookieProxy.Tcp;
 
 /// <summary>
 /// A fixed-capacity byte ring addressed by offset from the read position. The send side appends and
 /// consumes; the receive side also writes out-of-order bytes beyond the contiguous part and commits them
 /// once the hole before them fills (smoltcp's <c>write_unallocated</c>/<c>enqueue_unallocated</c>).
-/// Allocates once, in the constructor.
+/// Allocates once, in the constructor, or rents its array from a <see cref="RingBufferPool"/> and gives it
+/// back in <see cref="Release"/>.
+/// <para>
+/// Only the contiguous part [read, read + Count) is ever readable (<see cref="Peek"/>), and every byte of it
+/// was placed by this ring's owner: <see cref="Append"/> and <see cref="WriteAt"/> write before they count,
+/// <see cref="Commit"/> counts bytes the caller wrote (the receiver commits only ranges its reassembly map
+/// recorded as written; the send side only what a socket read returned into <see cref="GetFree"/>'s pieces).
+/// So a pooled array needs no clearing for correctness. The pool clears what the previous owner wrote anyway
+/// (<see cref="Written"/>) as defence in depth: a future Commit bug would then show zeros, never another
+/// client's bytes.
+/// </para>
 /// </summary>
 internal sealed class ByteRing
 {
-    private readonly byte[] _buffer;
+    private byte[] _buffer;
+    private RingBufferPool? _pool;
     private int _read;
     private int _count;
+    private int _written;
 
     public ByteRing(int capacity)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
         _buffer = new byte[capacity];
+    }
+
+    /// <summary>A ring over an array rented from <paramref name="pool"/> (capacity = the pool's array length).</summary>
+    public ByteRing(RingBufferPool pool)
+    {
+        _buffer = pool.Rent();
+        _pool = pool;
     }
 
     public int Capacity => _buffer.Length;
@@ -26,6 +47,9 @@ internal sealed class ByteRing
     /// <summary>Space after the contiguous part.</summary>
     public int Free => _buffer.Length - _count;
 
+    /// <summary>Every byte ever written into the array lies in its prefix [0, Written).</summary>
+    public int Written => _written;
+
     /// <summary>Appends as much of <paramref name="data"/> as fits; returns the number of bytes taken.</summary>
     public int Append(ReadOnlySpan<byte> data)
     {
@@ -35,7 +59,10 @@ internal sealed class ByteRing
         return n;
     }
 
-    /// <summary>The free space after the contiguous part as (up to two) writable pieces; <see cref="Commit"/> what was written.</summary>
+    /// <summary>
+    /// The free space after the contiguous part as (up to two) writable pieces; <see cref="Commit"/> exactly
+    /// what was written. Never read from them: they may hold bytes this ring has not written.
+    /// </summary>
     public void GetFree(out Span<byte> head, out Span<byte> tail)
     {
         int start = _read + _count;
@@ -62,14 +89,31 @@ internal sealed class ByteRing
         int first = Math.Min(data.Length, _buffer.Length - start);
         data[..first].CopyTo(_buffer.AsSpan(start));
         data[first..].CopyTo(_buffer);
+        if (data.Length > 0)
+        {
+            // A write that wraps ends at the array's end (first = Length - start), so this covers it too.
+            _written = Math.Max(_written, start + first);
+        }
     }
 
-    /// <summary>Extends the contiguous part over <paramref name="count"/> bytes already placed by <see cref="WriteAt"/>.</summary>
-    public void Commit(int count) => _count += count;
+    /// <summary>Extends the contiguous part over <paramref name="count"/> bytes already placed by <see cref="WriteAt"/> or into <see cref="GetFree"/>'s pieces.</summary>
+    public void Commit(int count)
+    {
+        Debug.Assert(count >= 0 && count <= Free, "Commit beyond the free space (or into a released ring).");
+        int start = _read + _count;
+        if (start >= _buffer.Length)
+        {
+            start -= _buffer.Length;
+        }
+
+        _written = Math.Max(_written, Math.Min(start + count, _buffer.Length));
+        _count += count;
+    }
 
     /// <summary>The (up to two) pieces of [offset, offset + length) of the contiguous part.</summary>
     public void Peek(int offset, int length, out ReadOnlySpan<byte> head, out ReadOnlySpan<byte> tail)
     {
+        Debug.Assert(length == 0 || (offset >= 0 && length > 0 && offset + length <= _count), "Peek outside the contiguous part.");
         int start = _read + offset;
         if (start >= _buffer.Length)
         {
@@ -83,6 +127,7 @@ internal sealed class ByteRing
 
     public void Consume(int count)
     {
+        Debug.Assert(count >= 0 && count <= _count, "Consume beyond the contiguous part.");
         _read += count;
         if (_read >= _buffer.Length)
         {
@@ -96,5 +141,19 @@ internal sealed class ByteRing
     {
         _read = 0;
         _count = 0;
+    }
+
+    /// <summary>
+    /// Done for good: the array goes back to its pool (when rented from one) with its written prefix, and the
+    /// ring becomes empty with capacity 0, so reads see nothing and any write fails. Idempotent.
+    /// </summary>
+    public void Release()
+    {
+        _pool?.Return(_buffer, _written);
+        _pool = null;
+        _buffer = [];
+        _read = 0;
+        _count = 0;
+        _written = 0;
     }
 }

@@ -88,7 +88,8 @@ public interface ITcpSegmentSink
 
 // public sealed partial class TcpEndpoint
 // {
-//     public TcpEndpoint(TcpConfig config, in TcpHandshake handshake, long nowMs);
+//     /// bufferPool: the host's per-thread pool of ring arrays (null = allocate them).
+//     public TcpEndpoint(TcpConfig config, in TcpHandshake handshake, long nowMs, RingBufferPool? bufferPool = null);
 //
 //     public TcpState State { get; }
 //     public TcpCloseReason CloseReason { get; }
@@ -120,4 +121,8 @@ public interface ITcpSegmentSink
 //     public void ConsumeReceived(int count);
 //     /// The client sent FIN and every byte before it has been consumed.
 //     public bool ReceiveFinished { get; }
+//
+//     // --- lifetime ---
+//     /// The flow is done: CLOSED for good, ring arrays back to the pool; nothing is buffered afterwards.
+//     public void ReleaseBuffers();
 // }

@@ -68,7 +68,14 @@ public sealed partial class TcpEndpoint
         }
 
         _recvRing.Consume(count);
-        if (_state is TcpState.Established or TcpState.FinWait1 or TcpState.FinWait2)
+        if (_state is TcpState.TimeWait or TcpState.Closed)
+        {
+            if (_recvRing.Count == 0)
+            {
+                _recvRing.Release(); // the last bytes a finished connection held (see ReleaseIdleRings)
+            }
+        }
+        else if (_state is TcpState.Established or TcpState.FinWait1 or TcpState.FinWait2)
         {
             // Window update (RFC 9293 3.8.6.2.2): once the right edge can move by at least the SWS threshold
             // and the new window is at least twice what the client still has (Linux's rule), or the
@@ -93,7 +100,7 @@ public sealed partial class TcpEndpoint
         _irs = handshake.Irs;
         _rcvNxt = handshake.Irs + 1;
         _lastAckSent = _rcvNxt;
-        _recvRing = new ByteRing(_config.ReceiveBufferSize);
+        _recvRing = NewRing(_config.ReceiveBufferSize);
         _ooo = new SeqRangeSet(_config.MaxOutOfOrderSegments);
         // The SYN+ACK's window is never scaled (RFC 7323 2.2), so the client may only assume 64 KiB for now.
         _rcvAdvEdge = _rcvNxt + Math.Min(_config.ReceiveBufferSize, ushort.MaxValue);

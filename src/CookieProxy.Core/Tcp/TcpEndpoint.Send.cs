@@ -141,7 +141,7 @@ public sealed partial class TcpEndpoint
         _sndWl2 = _sndUna;
         int mss = handshake.SendMss == 0 ? 536 : handshake.SendMss; // RFC 9293 3.7.1 default
         _effMss = Math.Max(mss - (_tsEnabled ? TimestampOptionBytes : 0), 64);
-        _sendRing = new ByteRing(_config.SendBufferSize);
+        _sendRing = NewRing(_config.SendBufferSize);
         _rtt = new RttEstimator(_config.InitialRtoMs, _config.MinRtoMs, _config.MaxRtoMs);
         _timer.Stop();
         InitCongestion();

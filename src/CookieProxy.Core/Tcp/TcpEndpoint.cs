@@ -18,7 +18,8 @@ namespace CookieProxy.Tcp;
 /// Files: this one holds state, the segment classifier and the state machine switch;
 /// <c>.Receive.cs</c> receive sequence space, reassembly, ACK/window generation;
 /// <c>.Send.cs</c> send buffer, ACK processing, segment emission; <c>.Congestion.cs</c> cwnd and loss
-/// recovery; <c>.Reordering.cs</c> D-SACK, undo and DupThresh; <c>.Timers.cs</c> RTO, persist, delayed ACK, TIME-WAIT, idle and keep-alive.
+/// recovery; <c>.Reordering.cs</c> D-SACK, undo and DupThresh; <c>.Timers.cs</c> RTO, persist, delayed ACK, TIME-WAIT, idle and keep-alive;
+/// <c>.Buffers.cs</c> when the rings go back to the pool.
 /// </summary>
 public sealed partial class TcpEndpoint
 {
@@ -29,6 +30,8 @@ public sealed partial class TcpEndpoint
     public const long OutOfWindowAckIntervalMs = 500;
 
     private readonly TcpConfig _config;
+    /// <summary>Where the rings' arrays come from and go back to (null: allocated, left to the GC).</summary>
+    private readonly RingBufferPool? _bufferPool;
     private readonly long _createdMs;
     private TcpState _state;
     private TcpCloseReason _closeReason;
@@ -41,10 +44,15 @@ public sealed partial class TcpEndpoint
     private int _challengeAcksInWindow;
 
     /// <summary>Starts an endpoint in ESTABLISHED from what the cookie ACK told us.</summary>
-    public TcpEndpoint(TcpConfig config, in TcpHandshake handshake, long nowMs)
+    /// <param name="bufferPool">
+    /// Rents the receive and send rings from this pool (each ring whose configured size is the pool's array
+    /// length; another size is allocated) until <see cref="ReleaseBuffers"/>. Null: both are allocated.
+    /// </param>
+    public TcpEndpoint(TcpConfig config, in TcpHandshake handshake, long nowMs, RingBufferPool? bufferPool = null)
     {
         ArgumentNullException.ThrowIfNull(config);
         _config = config;
+        _bufferPool = bufferPool;
         _createdMs = nowMs;
         _lastRecvMs = nowMs;
         _keepAliveSentMs = long.MinValue / 2;
@@ -394,6 +402,11 @@ public sealed partial class TcpEndpoint
         }
 
         _state = state;
+        if (state is TcpState.TimeWait or TcpState.Closed)
+        {
+            ReleaseIdleRings();
+        }
+
         StateChanged?.Invoke(old, state);
     }
 }

@@ -145,6 +145,9 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
 
     public IPacketDevice Device => _device;
 
+    /// <summary>The flow table's ring buffer pool (its counters, for the stats).</summary>
+    public RingBufferPool BufferPool => _flows.BufferPool;
+
     /// <summary>Set when the loop died of a bug or a device failure; the host then exits non-zero (fail fast).</summary>
     public Exception? Fault { get; private set; }
 

@@ -137,6 +137,9 @@ public sealed class StatsReporter : IDisposable
             w.WriteNumber("segments_to_client", c.SegmentsToClient);
             w.WriteNumber("retransmits", c.Retransmits);
             w.WriteNumber("capture_dropped", c.CaptureDropped);
+            w.WriteNumber("ring_buffers_created", c.RingBuffersCreated);
+            w.WriteNumber("ring_buffers_in_use", c.RingBuffersInUse);
+            w.WriteNumber("ring_buffers_pooled", c.RingBuffersPooled);
             w.WriteNumber("drops_total", c.TotalDrops);
             w.WriteStartObject("drops");
             for (var r = (DropReason)1; r < DropReason.Count; r++)

@@ -31,6 +31,9 @@ public sealed class FlowTable : IDisposable
         _counters = counters;
         WorkQueue = new FlowWorkQueue(wake);
         _flows = new Dictionary<FlowKey, Flow>(Math.Min(options.MaxFlows, 4096));
+        // One pool per table, i.e. per capture thread: flows are created and removed only on the owner
+        // thread, so it needs no locks. It serves rings of the receive size; a different send size is allocated.
+        BufferPool = new RingBufferPool(options.Tcp.ReceiveBufferSize, options.MaxPooledRings);
     }
 
     public FlowTableOptions Options { get; }
@@ -39,6 +42,9 @@ public sealed class FlowTable : IDisposable
     public FlowWorkQueue WorkQueue { get; }
 
     public int Count => _flows.Count;
+
+    /// <summary>The endpoints' ring buffer arrays: rented by <see cref="TryAdd"/>, returned when a flow ends.</summary>
+    public RingBufferPool BufferPool { get; }
 
     /// <summary>Bytes held by all flows as of their last pump (the figure the total cap is checked against).</summary>
     public long BufferedBytes => _bufferedBytes;
@@ -84,7 +90,7 @@ public sealed class FlowTable : IDisposable
             throw new InvalidOperationException($"Flow {key} exists already: look it up before validating a cookie.");
         }
 
-        var endpoint = new TcpEndpoint(Options.Tcp, handshake, nowMs);
+        var endpoint = new TcpEndpoint(Options.Tcp, handshake, nowMs, BufferPool);
         flow = new Flow(WorkQueue, _counters, key, endpoint, backend, backendOptions ?? Options.Backend, replyTemplate, nowMs, Readiness);
         _flows.Add(key, flow);
         _counters.FlowsCreated++;
@@ -219,6 +225,8 @@ public sealed class FlowTable : IDisposable
         _bufferedBytes -= flow.AccountedBytes;
         flow.AccountedBytes = 0;
         flow.Backend.Dispose();
+        // After FlowRemoved, which may still look at the endpoint: its rings go back to the pool for the next flow.
+        flow.Endpoint.ReleaseBuffers();
         _counters.FlowsClosed++;
         _counters.FlowsActive--;
     }

@@ -23,6 +23,20 @@ public sealed class FlowTableOptions
 
     public TcpConfig Tcp { get; init; } = new();
 
+    /// <summary>
+    /// Free ring buffer arrays (the endpoints' receive and send buffers) the table keeps for its next flows, in
+    /// bytes; arrays returned beyond it go back to the GC. Pooled arrays hold no data, so they are not part of
+    /// the buffered bytes the caps above count; the table's rings take (2 × flows + pooled) × ring size.
+    /// </summary>
+    public long RingPoolBytes { get; init; } = 32L * 1024 * 1024;
+
+    /// <summary>
+    /// Arrays the ring pool keeps: <see cref="RingPoolBytes"/>, and never more idle memory than
+    /// <see cref="MaxBufferedBytesTotal"/> (a small --max-buffer-mb also keeps the pool small).
+    /// </summary>
+    public int MaxPooledRings =>
+        (int)Math.Min(Math.Min(RingPoolBytes, MaxBufferedBytesTotal) / Math.Max(Tcp.ReceiveBufferSize, 1), int.MaxValue);
+
     public BackendOptions Backend { get; init; } = new();
 
     /// <summary>Worst case of one flow with these settings.</summary>
@@ -34,6 +48,10 @@ public sealed class FlowTableOptions
         if (MaxFlows <= 0)
         {
             throw new ArgumentOutOfRangeException(nameof(MaxFlows), MaxFlows, "Must be positive.");
+        }
+        if (RingPoolBytes < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(RingPoolBytes), RingPoolBytes, "Must not be negative.");
         }
         if (WorstCaseBytesPerFlow > MaxBufferedBytesPerFlow)
         {

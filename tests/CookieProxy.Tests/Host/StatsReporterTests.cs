@@ -17,6 +17,9 @@ public class StatsReporterTests
             FlowsCreated = valid,
             FlowsActive = flows,
             CaptureDropped = dropped,
+            RingBuffersCreated = 2 * flows + 4,
+            RingBuffersInUse = 2 * flows,
+            RingBuffersPooled = 4,
         };
         for (int i = 0; i < noFlowDrops; i++)
         {
@@ -40,6 +43,9 @@ public class StatsReporterTests
             Assert.Equal(4, root.GetProperty("cookie_valid").GetInt64());
             Assert.Equal(3, root.GetProperty("flows_active").GetInt64());
             Assert.Equal(5, root.GetProperty("capture_dropped").GetInt64());
+            Assert.Equal(14, root.GetProperty("ring_buffers_created").GetInt64());
+            Assert.Equal(6, root.GetProperty("ring_buffers_in_use").GetInt64());
+            Assert.Equal(8, root.GetProperty("ring_buffers_pooled").GetInt64());
             Assert.Equal(9, root.GetProperty("drops_total").GetInt64());
             Assert.Equal(9, root.GetProperty("drops").GetProperty("NoFlow").GetInt64());
             Assert.Equal(2, root.GetProperty("threads").GetInt32());

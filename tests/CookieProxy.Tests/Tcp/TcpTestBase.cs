@@ -48,6 +48,8 @@ public abstract class TcpTestBase
 
     protected long Now = 10_000;
     protected TcpEndpoint Ep = null!;
+    /// <summary>Ring buffer pool handed to the endpoints the fixtures create (null: they allocate).</summary>
+    protected RingBufferPool? Pool;
     protected readonly List<(TcpState From, TcpState To)> Transitions = new();
 
     /// <summary>Client sequence number of the next byte it sends; our next byte.</summary>
@@ -73,7 +75,7 @@ public abstract class TcpTestBase
     protected TcpEndpoint InEstablished(TcpConfig? config = null, TcpHandshake? handshake = null)
     {
         TcpHandshake hs = handshake ?? Handshake();
-        Ep = new TcpEndpoint(config ?? new TcpConfig(), in hs, Now) { LocalPort = LocalPort, RemotePort = RemotePort };
+        Ep = new TcpEndpoint(config ?? new TcpConfig(), in hs, Now, Pool) { LocalPort = LocalPort, RemotePort = RemotePort };
         Ep.StateChanged += (from, to) => Transitions.Add((from, to));
         ClientNext = Irs + 1;
         OurNext = Iss + 1;
