@@ -19,11 +19,21 @@ public sealed record class PacketDeviceOptions
     /// A block is handed to us when full or after <see cref="RingRetireTimeoutMs"/>, so at low rates every
     /// millisecond uses up a block however few frames it holds: the block COUNT is how long the capture
     /// thread may be descheduled before the kernel drops (16 blocks = 16 ms lost frames on a loaded 2-core
-    /// box in the lab). 128 × 128 KiB: ~128 ms of slack when sparse, ~1000 SYN frames per block under flood.
+    /// box in the lab). 256 × 128 KiB: ~256 ms of slack when sparse, up to ~1000 SYN frames per full block.
     /// </remarks>
     public int RingBlockSize { get; init; } = 128 << 10;
 
-    public int RingBlockCount { get; init; } = 128;
+    public int RingBlockCount { get; init; } = RingBlocksFor(DefaultRingMegabytes);
+
+    /// <summary>
+    /// 32 MiB: blocks are handed over after 1 ms however full, so under a flood of ~140k SYN/s each holds only
+    /// ~140 frames and 256 blocks are ~250 ms of slack. In the flood lab 16 MiB lost frames at 60 kpps when
+    /// the capture thread was briefly off the CPU; 32 MiB did not (docs/bench/README.md).
+    /// </summary>
+    public const int DefaultRingMegabytes = 32;
+
+    /// <summary>Blocks of <see cref="RingBlockSize"/> (the default 128 KiB) in a ring of <paramref name="megabytes"/> MiB.</summary>
+    public static int RingBlocksFor(int megabytes) => Math.Max(1, checked(megabytes * 8));
 
     /// <summary>tp_frame_size: in V3 only the ring geometry, frames are packed variably inside a block.</summary>
     public int RingFrameSize { get; init; } = 2048;

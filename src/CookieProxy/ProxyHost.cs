@@ -143,7 +143,12 @@ public static class ProxyHost
         {
             int fanoutGroup = threads > 1 ? Environment.ProcessId & 0xFFFF : -1;
             string? fallbackReason = null;
-            var deviceOptions = new PacketDeviceOptions { Fanout = Steering(fanoutMode, threads, o), SegmentationOffload = o.TxOffload };
+            var deviceOptions = new PacketDeviceOptions
+            {
+                Fanout = Steering(fanoutMode, threads, o),
+                SegmentationOffload = o.TxOffload,
+                RingBlockCount = PacketDeviceOptions.RingBlocksFor(o.RingMegabytes),
+            };
             for (int t = 0; t < threads; t++)
             {
                 IPacketDevice device;

@@ -32,6 +32,9 @@ public sealed class ProxyOptions
     public bool TxOffload { get; init; } = true;
     public int MaxFlows { get; init; } = 100_000;
     public long MaxBufferedBytes { get; init; } = 1L << 30;
+
+    /// <summary>AF_PACKET receive ring per capture thread, in MiB (128 KiB blocks).</summary>
+    public int RingMegabytes { get; init; } = CookieProxy.Platform.PacketDeviceOptions.DefaultRingMegabytes;
     public int FlowBufferBytes { get; init; } = 256 * 1024;
     public int ConnectTimeoutMs { get; init; } = 3000;
     public long IdleTimeoutMs { get; init; } = 300_000;

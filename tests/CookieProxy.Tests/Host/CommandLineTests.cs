@@ -29,6 +29,9 @@ public class CommandLineTests
         Assert.True(o.HidePort);
         Assert.True(o.RstInvalid);
         Assert.False(o.TxOffload);
+        Assert.Equal(PacketDeviceOptions.DefaultRingMegabytes, o.RingMegabytes);
+        Assert.Equal(64, Parse("run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1 --ring-mb 64").Options!.RingMegabytes);
+        Assert.Equal(512, PacketDeviceOptions.RingBlocksFor(64));
         Assert.True(Parse("run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1").Options!.TxOffload);
         Assert.Equal(CaptureKind.AfPacket, o.Capture);
         Assert.Equal(2, o.Threads);
@@ -59,6 +62,7 @@ public class CommandLineTests
     [InlineData("run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1 --proxy-protocol v3", "expected v1, v2 or off")]
     [InlineData("run --interface x --proxy-protocol v1", "applies to the preceding")]
     [InlineData("run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1 --capture dpdk", "--capture 'dpdk'")]
+    [InlineData("run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1 --ring-mb 0", "--ring-mb")]
     [InlineData("run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1 --capture afxdp --threads 2", "AF_XDP capture here uses one socket")]
     [InlineData("run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1 --slot-seconds 10", "--slot-seconds")]
     [InlineData("run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1 --mss 100", "--mss")]
