@@ -116,35 +116,16 @@ public sealed partial class AfPacketDevice : IPacketDevice
         }
     }
 
-    /// <summary>Best effort /sys counter; 0 when absent (e.g. the device lives in another network namespace).</summary>
-    private long ReadInterfaceCounter(string counter)
-    {
-        try
-        {
-            string text = File.ReadAllText($"/sys/class/net/{Name}/statistics/{counter}");
-            return long.TryParse(text.AsSpan().Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out long value) ? value : 0;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return 0;
-        }
-    }
+    private long ReadInterfaceCounter(string counter) => PacketDeviceException.ReadInterfaceCounter(Name, counter);
 
-    private static PacketDeviceException Failure(string interfaceName, string operation, int errno)
-    {
-        string reason = Marshal.GetPInvokeErrorMessage(errno);
-        string hint = errno switch
+    private static PacketDeviceException Failure(string interfaceName, string operation, int errno) =>
+        PacketDeviceException.FromErrno("af_packet", interfaceName, operation, errno, errno switch
         {
-            Interop.Libc.EPERM or Interop.Libc.EACCES => " (AF_PACKET needs root or CAP_NET_RAW)",
-            Interop.PacketSocket.ENODEV or Interop.PacketSocket.ENXIO => " (the interface disappeared or is not up)",
             Interop.PacketSocket.EAFNOSUPPORT => " (kernel built without CONFIG_PACKET)",
             Interop.PacketSocket.ENOPROTOOPT or Interop.PacketSocket.EINVAL when operation.Contains("PACKET_", StringComparison.Ordinal)
                 => " (kernel too old for this option?)",
-            _ => "",
-        };
-        return new PacketDeviceException(interfaceName,
-            $"af_packet: {operation} on '{interfaceName}' failed: {reason} (errno {errno}){hint}", errno);
-    }
+            _ => null,
+        });
 
     public void Dispose()
     {

@@ -136,37 +136,18 @@ public sealed partial class AfXdpDevice : IPacketDevice
         }
     }
 
-    /// <summary>Best effort /sys counter; 0 when absent (e.g. the device lives in another network namespace).</summary>
-    private long ReadInterfaceCounter(string counter)
-    {
-        try
-        {
-            string text = File.ReadAllText($"/sys/class/net/{Name}/statistics/{counter}");
-            return long.TryParse(text.AsSpan().Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out long value) ? value : 0;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return 0;
-        }
-    }
+    private long ReadInterfaceCounter(string counter) => PacketDeviceException.ReadInterfaceCounter(Name, counter);
 
-    private static PacketDeviceException Failure(string interfaceName, string operation, int errno)
-    {
-        string reason = Marshal.GetPInvokeErrorMessage(errno);
-        string hint = errno switch
+    private static PacketDeviceException Failure(string interfaceName, string operation, int errno) =>
+        PacketDeviceException.FromErrno("af_xdp", interfaceName, operation, errno, errno switch
         {
-            Interop.Libc.EPERM or Interop.Libc.EACCES => " (AF_XDP needs root or CAP_NET_RAW)",
             Interop.PacketSocket.EAFNOSUPPORT => " (kernel built without AF_XDP: CONFIG_XDP_SOCKETS)",
-            Interop.PacketSocket.ENODEV or Interop.PacketSocket.ENXIO => " (the interface disappeared or is not up)",
             Interop.PacketSocket.EINVAL when operation.StartsWith("bind", StringComparison.Ordinal)
                 => " (no such rx queue on this interface?)",
             Interop.Bpf.ENOMEM or Interop.PacketSocket.ENOBUFS when operation.Contains("UMEM", StringComparison.Ordinal)
                 => " (locked-memory limit too low? see ulimit -l)",
-            _ => "",
-        };
-        return new PacketDeviceException(interfaceName,
-            $"af_xdp: {operation} on '{interfaceName}' failed: {reason} (errno {errno}){hint}", errno);
-    }
+            _ => null,
+        });
 
     public void Dispose()
     {
