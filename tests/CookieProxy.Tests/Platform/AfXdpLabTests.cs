@@ -16,7 +16,7 @@ namespace CookieProxy.Tests.Platform;
 /// Offloads off on both ends (no GRO/TSO: every frame fits a UMEM chunk). Deleting the namespaces removes the
 /// veth and, with it, anything still attached.
 /// </summary>
-public sealed class XdpVethLab : IDisposable
+public sealed class XdpVethLab : VethPair
 {
     public const string NsA = "xd-a";
     public const string NsB = "xd-b";
@@ -25,52 +25,12 @@ public sealed class XdpVethLab : IDisposable
     public static readonly IPAddress AddrA = IPAddress.Parse("198.18.201.1");
     public static readonly IPAddress AddrB = IPAddress.Parse("198.18.201.2");
 
-    private readonly Lock _lock = new();
-    private bool _up;
-
-    public void EnsureUp()
+    public XdpVethLab()
+        : base(NsA, IfA, AddrA, NsB, IfB, AddrB, peerKeepsTxChecksumOffload: false)
     {
-        lock (_lock)
-        {
-            if (_up)
-            {
-                return;
-            }
-            VethLab.Shell($"ip netns del {NsA} 2>/dev/null; ip netns del {NsB} 2>/dev/null; true");
-            _up = true;
-            VethLab.Shell($"""
-                set -e
-                ip netns add {NsA}
-                ip netns add {NsB}
-                ip link add {IfA} address 02:00:c6:12:c8:01 netns {NsA} type veth peer name {IfB} address 02:00:c6:12:c8:02 netns {NsB}
-                ip netns exec {NsA} sysctl -qw net.ipv6.conf.all.disable_ipv6=1
-                ip netns exec {NsB} sysctl -qw net.ipv6.conf.all.disable_ipv6=1
-                ip -n {NsA} addr add 198.18.201.1/24 dev {IfA}
-                ip -n {NsB} addr add 198.18.201.2/24 dev {IfB}
-                ip -n {NsA} link set lo up
-                ip -n {NsB} link set lo up
-                ip -n {NsA} link set {IfA} up
-                ip -n {NsB} link set {IfB} up
-                ip netns exec {NsA} ethtool -K {IfA} tx off rx off gro off gso off tso off >/dev/null
-                ip netns exec {NsB} ethtool -K {IfB} tx off rx off gro off gso off tso off >/dev/null
-                for i in $(seq 50); do ip -n {NsA} link show {IfA} | grep -q LOWER_UP && break; sleep 0.1; done
-                """);
-        }
     }
 
     public static string LinkShow() => VethLab.Shell($"ip -n {NsA} -d link show {IfA}");
-
-    public void Dispose()
-    {
-        lock (_lock)
-        {
-            if (_up)
-            {
-                VethLab.Shell($"ip netns del {NsA} 2>/dev/null; ip netns del {NsB} 2>/dev/null; true");
-                _up = false;
-            }
-        }
-    }
 }
 
 [CollectionDefinition(Name, DisableParallelization = true)]
@@ -108,21 +68,8 @@ public sealed class AfXdpLabTests
         Netns.Run(XdpVethLab.NsB, () => PacketDeviceFactory.Open(XdpVethLab.IfB,
             BpfFilter.ForProtectedEndpoints(new IPEndPoint(XdpVethLab.AddrB, 40000)), CaptureKind.AfPacket));
 
-    private static List<byte[]> ReceiveAtLeast(IPacketDevice device, int count, int timeoutMs = 5000)
-    {
-        var received = new List<byte[]>();
-        var batch = new FrameBatch(64);
-        var clock = Stopwatch.StartNew();
-        while (received.Count < count && clock.ElapsedMilliseconds < timeoutMs)
-        {
-            int n = device.Receive(batch, 100);
-            for (int i = 0; i < n; i++)
-            {
-                received.Add(batch[i].ToArray());
-            }
-        }
-        return received;
-    }
+    private static List<byte[]> ReceiveAtLeast(IPacketDevice device, int count, int timeoutMs = 5000) =>
+        VethPair.ReceiveAtLeast(device, count, timeoutMs).ConvertAll(r => r.Frame);
 
     private static byte[] Frame(IPAddress source, IPAddress destination, ushort sourcePort, ushort destinationPort, int index, int payload = 16) =>
         TestFrames.Tcp(source, destination, sourcePort, destinationPort, index, payload);

@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Net;
 using System.Runtime.InteropServices;
+using CookieProxy.Io;
 using Xunit.Abstractions;
 
 namespace CookieProxy.Tests.Platform;
@@ -54,26 +55,32 @@ public sealed class RootTheoryAttribute : TheoryAttribute
 }
 
 /// <summary>
-/// Two namespaces joined by a veth pair, in the style of the kernel's nft_synproxy.sh selftest:
-/// <code>
-///   netns plat-a: plat0 02:00:c6:12:c8:01 198.18.200.1/24  &lt;--veth--&gt;  netns plat-b: plat1 02:00:c6:12:c8:02 198.18.200.2/24
-/// </code>
-/// plat0 has every offload off (so raw frames arrive as sent); plat1 keeps TX checksum offload so frames from
-/// its kernel arrive CHECKSUM_PARTIAL (TP_STATUS_CSUMNOTREADY). Nothing is routed anywhere else.
+/// Two namespaces joined by a veth pair (MACs 02:00:c6:12:c8:01 / :02, /24 addresses), brought up once per
+/// fixture and deleted on dispose (which also removes anything attached to the veth). Side A has every
+/// offload off, so raw frames arrive as sent; side B too unless it keeps TX checksum offload.
 /// </summary>
-public sealed class VethLab : IDisposable
+public abstract class VethPair : IDisposable
 {
-    public const string NsA = "plat-a";
-    public const string NsB = "plat-b";
-    public const string IfA = "plat0";
-    public const string IfB = "plat1";
-    public static readonly byte[] MacA = [0x02, 0x00, 0xc6, 0x12, 0xc8, 0x01];
-    public static readonly byte[] MacB = [0x02, 0x00, 0xc6, 0x12, 0xc8, 0x02];
-    public static readonly IPAddress AddrA = IPAddress.Parse("198.18.200.1");
-    public static readonly IPAddress AddrB = IPAddress.Parse("198.18.200.2");
-
+    private readonly string _nsA;
+    private readonly string _ifA;
+    private readonly IPAddress _addrA;
+    private readonly string _nsB;
+    private readonly string _ifB;
+    private readonly IPAddress _addrB;
+    private readonly bool _peerKeepsTxChecksumOffload;
     private readonly Lock _lock = new();
     private bool _up;
+
+    protected VethPair(string nsA, string ifA, IPAddress addrA, string nsB, string ifB, IPAddress addrB, bool peerKeepsTxChecksumOffload)
+    {
+        _nsA = nsA;
+        _ifA = ifA;
+        _addrA = addrA;
+        _nsB = nsB;
+        _ifB = ifB;
+        _addrB = addrB;
+        _peerKeepsTxChecksumOffload = peerKeepsTxChecksumOffload;
+    }
 
     public void EnsureUp()
     {
@@ -83,24 +90,25 @@ public sealed class VethLab : IDisposable
             {
                 return;
             }
-            Shell($"ip netns del {NsA} 2>/dev/null; ip netns del {NsB} 2>/dev/null; true");
+            VethLab.Shell($"ip netns del {_nsA} 2>/dev/null; ip netns del {_nsB} 2>/dev/null; true");
             _up = true; // from here on Dispose cleans up, even if a step below fails
-            Shell($"""
+            string peerOffloads = _peerKeepsTxChecksumOffload ? "rx off gro off gso off tso off" : "tx off rx off gro off gso off tso off";
+            VethLab.Shell($"""
                 set -e
-                ip netns add {NsA}
-                ip netns add {NsB}
-                ip link add {IfA} address 02:00:c6:12:c8:01 netns {NsA} type veth peer name {IfB} address 02:00:c6:12:c8:02 netns {NsB}
-                ip netns exec {NsA} sysctl -qw net.ipv6.conf.all.disable_ipv6=1
-                ip netns exec {NsB} sysctl -qw net.ipv6.conf.all.disable_ipv6=1
-                ip -n {NsA} addr add 198.18.200.1/24 dev {IfA}
-                ip -n {NsB} addr add 198.18.200.2/24 dev {IfB}
-                ip -n {NsA} link set lo up
-                ip -n {NsB} link set lo up
-                ip -n {NsA} link set {IfA} up
-                ip -n {NsB} link set {IfB} up
-                ip netns exec {NsA} ethtool -K {IfA} tx off rx off gro off gso off tso off >/dev/null
-                ip netns exec {NsB} ethtool -K {IfB} rx off gro off gso off tso off >/dev/null
-                for i in $(seq 50); do ip -n {NsA} link show {IfA} | grep -q LOWER_UP && break; sleep 0.1; done
+                ip netns add {_nsA}
+                ip netns add {_nsB}
+                ip link add {_ifA} address 02:00:c6:12:c8:01 netns {_nsA} type veth peer name {_ifB} address 02:00:c6:12:c8:02 netns {_nsB}
+                ip netns exec {_nsA} sysctl -qw net.ipv6.conf.all.disable_ipv6=1
+                ip netns exec {_nsB} sysctl -qw net.ipv6.conf.all.disable_ipv6=1
+                ip -n {_nsA} addr add {_addrA}/24 dev {_ifA}
+                ip -n {_nsB} addr add {_addrB}/24 dev {_ifB}
+                ip -n {_nsA} link set lo up
+                ip -n {_nsB} link set lo up
+                ip -n {_nsA} link set {_ifA} up
+                ip -n {_nsB} link set {_ifB} up
+                ip netns exec {_nsA} ethtool -K {_ifA} tx off rx off gro off gso off tso off >/dev/null
+                ip netns exec {_nsB} ethtool -K {_ifB} {peerOffloads} >/dev/null
+                for i in $(seq 50); do ip -n {_nsA} link show {_ifA} | grep -q LOWER_UP && break; sleep 0.1; done
                 """);
         }
     }
@@ -111,12 +119,54 @@ public sealed class VethLab : IDisposable
         {
             if (_up)
             {
-                Shell($"ip netns del {NsA} 2>/dev/null; ip netns del {NsB} 2>/dev/null; true");
+                VethLab.Shell($"ip netns del {_nsA} 2>/dev/null; ip netns del {_nsB} 2>/dev/null; true");
                 _up = false;
             }
         }
+        GC.SuppressFinalize(this);
     }
 
+    /// <summary>Receives until <paramref name="count"/> frames (with their flags) arrived or the time is up.</summary>
+    public static List<(byte[] Frame, FrameFlags Flags)> ReceiveAtLeast(IPacketDevice device, int count, int timeoutMs = 5000)
+    {
+        var received = new List<(byte[], FrameFlags)>();
+        var batch = new FrameBatch(64);
+        var clock = Stopwatch.StartNew();
+        while (received.Count < count && clock.ElapsedMilliseconds < timeoutMs)
+        {
+            int n = device.Receive(batch, 100);
+            for (int i = 0; i < n; i++)
+            {
+                received.Add((batch[i].ToArray(), batch.GetFlags(i)));
+            }
+        }
+        return received;
+    }
+}
+
+/// <summary>
+/// Two namespaces joined by a veth pair, in the style of the kernel's nft_synproxy.sh selftest:
+/// <code>
+///   netns plat-a: plat0 02:00:c6:12:c8:01 198.18.200.1/24  &lt;--veth--&gt;  netns plat-b: plat1 02:00:c6:12:c8:02 198.18.200.2/24
+/// </code>
+/// plat0 has every offload off (so raw frames arrive as sent); plat1 keeps TX checksum offload so frames from
+/// its kernel arrive CHECKSUM_PARTIAL (TP_STATUS_CSUMNOTREADY). Nothing is routed anywhere else.
+/// </summary>
+public sealed class VethLab : VethPair
+{
+    public const string NsA = "plat-a";
+    public const string NsB = "plat-b";
+    public const string IfA = "plat0";
+    public const string IfB = "plat1";
+    public static readonly byte[] MacA = [0x02, 0x00, 0xc6, 0x12, 0xc8, 0x01];
+    public static readonly byte[] MacB = [0x02, 0x00, 0xc6, 0x12, 0xc8, 0x02];
+    public static readonly IPAddress AddrA = IPAddress.Parse("198.18.200.1");
+    public static readonly IPAddress AddrB = IPAddress.Parse("198.18.200.2");
+
+    public VethLab()
+        : base(NsA, IfA, AddrA, NsB, IfB, AddrB, peerKeepsTxChecksumOffload: true)
+    {
+    }
     public static string Shell(string script)
     {
         var start = new ProcessStartInfo("/bin/sh")

@@ -35,22 +35,6 @@ public sealed class PacketDeviceLabTests
     private static IPacketDevice OpenIn(string ns, string interfaceName, CaptureKind kind, int fanoutGroup = -1, string? filter = null) =>
         Netns.Run(ns, () => PacketDeviceFactory.Open(interfaceName, filter ?? s_filter, kind, fanoutGroup));
 
-    private static List<(byte[] Frame, FrameFlags Flags)> ReceiveAtLeast(IPacketDevice device, int count, int timeoutMs = 5000)
-    {
-        var received = new List<(byte[], FrameFlags)>();
-        var batch = new FrameBatch(64);
-        var clock = Stopwatch.StartNew();
-        while (received.Count < count && clock.ElapsedMilliseconds < timeoutMs)
-        {
-            int n = device.Receive(batch, 100);
-            for (int i = 0; i < n; i++)
-            {
-                received.Add((batch[i].ToArray(), batch.GetFlags(i)));
-            }
-        }
-        return received;
-    }
-
     [RootTheory]
     [InlineData(CaptureKind.Pcap)]
     [InlineData(CaptureKind.AfPacket)]
@@ -141,7 +125,7 @@ public sealed class PacketDeviceLabTests
         sender.Send(TestFrames.Tcp(VethLab.AddrB, IPAddress.Parse("198.18.200.3"), 40000, ProtectedPort, 9998));
         sender.Flush();
 
-        List<(byte[] Frame, FrameFlags Flags)> received = ReceiveAtLeast(receiver, Count + 1, timeoutMs: 3000);
+        List<(byte[] Frame, FrameFlags Flags)> received = VethPair.ReceiveAtLeast(receiver, Count + 1, timeoutMs: 3000);
 
         Assert.Equal(Count, received.Count);
         for (int i = 0; i < Count; i++)
@@ -174,7 +158,7 @@ public sealed class PacketDeviceLabTests
         sender.Send(tagged);
         sender.Flush();
 
-        List<(byte[] Frame, FrameFlags Flags)> received = ReceiveAtLeast(receiver, 1, timeoutMs: 2000);
+        List<(byte[] Frame, FrameFlags Flags)> received = VethPair.ReceiveAtLeast(receiver, 1, timeoutMs: 2000);
 
         Assert.Single(received);
         Assert.Equal(tagged, received[0].Frame);
@@ -233,7 +217,7 @@ public sealed class PacketDeviceLabTests
         sender.Send(frame);
         sender.Flush();
 
-        List<(byte[] Frame, FrameFlags Flags)> received = ReceiveAtLeast(receiver, 1, timeoutMs: 2000);
+        List<(byte[] Frame, FrameFlags Flags)> received = VethPair.ReceiveAtLeast(receiver, 1, timeoutMs: 2000);
 
         Assert.Single(received);
         Assert.Equal(frame[..128], received[0].Frame);
@@ -277,7 +261,7 @@ public sealed class PacketDeviceLabTests
         using Socket client = Netns.Run(VethLab.NsB, () => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
         _ = client.ConnectAsync(new IPEndPoint(VethLab.AddrA, ProtectedPort)); // refused by plat-a's kernel: fine
 
-        List<(byte[] Frame, FrameFlags Flags)> received = ReceiveAtLeast(receiver, 1, timeoutMs: 2000);
+        List<(byte[] Frame, FrameFlags Flags)> received = VethPair.ReceiveAtLeast(receiver, 1, timeoutMs: 2000);
 
         Assert.NotEmpty(received);
         Assert.Equal(0x02, received[0].Frame[14 + 20 + 13]); // SYN
@@ -387,7 +371,7 @@ public sealed class PacketDeviceLabTests
             sender.CommitOffloaded(length, offload);
             sender.Flush();
 
-            List<(byte[] Frame, FrameFlags Flags)> received = ReceiveAtLeast(receiver, 6, timeoutMs: 3000);
+            List<(byte[] Frame, FrameFlags Flags)> received = VethPair.ReceiveAtLeast(receiver, 6, timeoutMs: 3000);
             Assert.Equal(6, received.Count);
             DeviceStats stats = sender.GetStats();
             Assert.Equal(1, stats.Sent);
