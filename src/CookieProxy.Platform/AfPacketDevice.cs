@@ -99,7 +99,11 @@ public sealed partial class AfPacketDevice : IPacketDevice
 
     public void Wake() => _wake.Wake();
 
-    public void SetAuxiliaryWaitFd(int fd) => _wake.AuxiliaryFd = fd;
+    public bool TrySetAuxiliaryWaitFd(int fd)
+    {
+        _wake.AuxiliaryFd = fd;
+        return true;
+    }
 
     public DeviceStats GetStats()
     {

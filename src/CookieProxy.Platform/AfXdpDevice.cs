@@ -109,7 +109,11 @@ public sealed partial class AfXdpDevice : IPacketDevice
 
     public void Wake() => _wake.Wake();
 
-    public void SetAuxiliaryWaitFd(int fd) => _wake.AuxiliaryFd = fd;
+    public bool TrySetAuxiliaryWaitFd(int fd)
+    {
+        _wake.AuxiliaryFd = fd;
+        return true;
+    }
 
     /// <summary>Runs the attached program over one frame without the interface (BPF_PROG_TEST_RUN): its XDP action.</summary>
     internal int TestRunProgram(ReadOnlySpan<byte> frame) => _redirect.TestRun(frame);

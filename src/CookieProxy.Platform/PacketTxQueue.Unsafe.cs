@@ -56,12 +56,7 @@ internal sealed unsafe class PacketTxQueue
     /// <summary>Copies a complete frame in (checksums done by the caller); flushes first when full.</summary>
     public void Add(int fd, ReadOnlySpan<byte> frame)
     {
-        if (!_frames.TryReserve(frame.Length, out Span<byte> destination))
-        {
-            Flush(fd);
-            _frames.TryReserve(frame.Length, out destination);
-        }
-        frame.CopyTo(destination);
+        frame.CopyTo(Reserve(fd, frame.Length));
         Commit(frame.Length, default);
     }
 

@@ -77,7 +77,11 @@ public sealed partial class PcapDevice : IPacketDevice
 
     public void Wake() => _wake.Wake();
 
-    public void SetAuxiliaryWaitFd(int fd) => _wake.AuxiliaryFd = fd;
+    public bool TrySetAuxiliaryWaitFd(int fd)
+    {
+        _wake.AuxiliaryFd = fd;
+        return true;
+    }
 
     public void Flush()
     {

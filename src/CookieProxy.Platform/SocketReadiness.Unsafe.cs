@@ -7,7 +7,7 @@ namespace CookieProxy.Platform;
 /// <summary>
 /// The capture thread's own readiness set for its backend sockets (Linux epoll): a socket that ran dry is
 /// armed once (EPOLLONESHOT) and its readability wakes the capture thread directly, through the packet
-/// device's wait (<see cref="CookieProxy.Io.IPacketDevice.SetAuxiliaryWaitFd"/>), the way an event loop
+/// device's wait (<see cref="CookieProxy.Io.IPacketDevice.TrySetAuxiliaryWaitFd"/>), the way an event loop
 /// (haproxy, nginx) waits on its connections: no thread-pool hop per wake-up. Owner thread only.
 /// </summary>
 [SupportedOSPlatform("linux")]

@@ -269,9 +269,10 @@ public static class ProxyHost
         return exit;
     }
 
-    /// <summary>Default for --threads 0: one per core where AF_PACKET fanout can share the frames, one with libpcap.</summary>
+    /// <summary>Default for --threads 0: one per core where AF_PACKET fanout can share the frames, one with libpcap
+    /// or AF_XDP (one socket on queue 0).</summary>
     /// <remarks>
-    /// Capped: every thread costs its own 16 MiB receive ring and gets an equal share of --max-flows and
+    /// Capped: every thread costs its own receive ring (--ring-mb, 32 MiB) and gets an equal share of --max-flows and
     /// --max-buffer-mb, so the more threads, the less of them one heavy source (steered to one thread) can
     /// use. More can still be asked for explicitly.
     /// </remarks>

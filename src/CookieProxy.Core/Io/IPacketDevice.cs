@@ -33,10 +33,10 @@ public interface IPacketDevice : IDisposable
 
     /// <summary>
     /// Also end a <see cref="Receive"/> wait when descriptor <paramref name="fd"/> becomes readable (the capture
-    /// thread's backend readiness set); -1 removes it. Owner thread. Throws when the backend cannot wait on
+    /// thread's backend readiness set); -1 removes it. Owner thread. False when the backend cannot wait on
     /// other descriptors; the caller then keeps its other wake-up path (<see cref="Wake"/>).
     /// </summary>
-    void SetAuxiliaryWaitFd(int fd) => throw new NotSupportedException($"{Backend} cannot wait on other descriptors");
+    bool TrySetAuxiliaryWaitFd(int fd) => false;
 
     /// <summary>
     /// Largest frame <see cref="ReserveOffloaded"/> hands out when the device finishes TCP checksums and cuts

@@ -66,15 +66,10 @@ public sealed partial class TcpEndpoint
     public int EmitSegmentSize { get; private set; }
 
     /// <summary>Appends backend bytes to the send buffer; returns how many were taken.</summary>
-    public int Send(ReadOnlySpan<byte> data)
-    {
-        if (_finQueued || _state is not (TcpState.Established or TcpState.CloseWait))
-        {
-            return 0;
-        }
+    public int Send(ReadOnlySpan<byte> data) => SendOpen ? _sendRing.Append(data) : 0;
 
-        return _sendRing.Append(data);
-    }
+    /// <summary>Backend bytes may still be queued: no FIN queued yet, and a state that sends data (RFC 9293 3.10.2).</summary>
+    private bool SendOpen => !_finQueued && _state is (TcpState.Established or TcpState.CloseWait);
 
     /// <summary>
     /// The send buffer's free space as (up to two) writable pieces, for a backend socket to receive straight
@@ -83,7 +78,7 @@ public sealed partial class TcpEndpoint
     /// </summary>
     public void GetSendSpace(out Span<byte> head, out Span<byte> tail)
     {
-        if (_finQueued || _state is not (TcpState.Established or TcpState.CloseWait))
+        if (!SendOpen)
         {
             head = default;
             tail = default;

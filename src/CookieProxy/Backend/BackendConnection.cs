@@ -34,11 +34,12 @@ public enum BackendCloseReason
 /// The kernel socket to the backend, modelled on Kestrel's SocketConnection: a connect task and a send loop
 /// draining the output pipe (proxy→backend). Backend→proxy bytes are received by the owner itself
 /// (<see cref="Receive"/>: non-blocking, straight into the client endpoint's send buffer, no pipe, no copy
-/// in between); the thread pool only waits for readability with a zero-byte receive (Kestrel's
-/// WaitForDataBeforeAllocatingBuffer) when the socket runs dry. A busy flow therefore moves its bytes with
-/// no thread hop at all, like an event loop (haproxy, nginx) would.
+/// in between). When the socket runs dry, readability is awaited on the owner's own event loop
+/// (<see cref="IBackendReadiness"/>, Linux epoll) or else on the thread pool with a zero-byte receive
+/// (Kestrel's WaitForDataBeforeAllocatingBuffer). A busy flow therefore moves its bytes with no thread hop
+/// at all, like an event loop (haproxy, nginx) would.
 /// <para>
-/// Threading: the connect task, the send loop and the readability wait run on the thread pool and never
+/// Threading: the connect task, the send loop and the thread-pool readability wait run on the pool and never
 /// touch the client's TcpEndpoint. Every event (connected, connect failed, readable, error, output drained,
 /// closed) is reported through <c>notify</c>, which enqueues the flow on its owner's work queue and wakes
 /// the owner. All other public members are called by the owner (capture) thread only and never block or await.
@@ -65,7 +66,7 @@ public sealed class BackendConnection : IDisposable
     private long _outputPending;              // written to the output pipe by the owner, not yet sent
     private int _readable;                    // 1 = the owner should try Receive; 0 = a readability wait is armed (or due)
     private int _ownerWaitingForOutput;       // 1 = the owner stopped at the pause threshold and wants a notify
-    private int _loopsRunning;
+    private int _halvesOpen;                  // receive (owner, until EOF) and send loop: both ended with FIN = graceful
 
     // Owner-thread state.
     private bool _started;
@@ -371,7 +372,7 @@ public sealed class BackendConnection : IDisposable
         }
 
         // Two halves end the connection gracefully: the owner's Receive seeing EOF, and the send loop's FIN.
-        Volatile.Write(ref _loopsRunning, 2);
+        Volatile.Write(ref _halvesOpen, 2);
         // Non-blocking for the owner's synchronous Receive (it must never block the capture thread).
         _socket.Blocking = false;
         Volatile.Write(ref _readable, 1);
@@ -487,7 +488,7 @@ public sealed class BackendConnection : IDisposable
     /// <summary>One half ended (the send loop, or the owner's receive at EOF): both ended with FIN = graceful close.</summary>
     private void HalfExited()
     {
-        if (Interlocked.Decrement(ref _loopsRunning) == 0 && _inputEof && _outputShutDown)
+        if (Interlocked.Decrement(ref _halvesOpen) == 0 && _inputEof && _outputShutDown)
         {
             Close(BackendCloseReason.Graceful, SocketError.Success, abortive: false);
         }

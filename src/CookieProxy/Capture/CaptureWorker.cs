@@ -86,16 +86,12 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
             return null;
         }
         var readiness = new SocketReadiness();
-        try
+        if (device.TrySetAuxiliaryWaitFd(readiness.Fd))
         {
-            device.SetAuxiliaryWaitFd(readiness.Fd);
             return readiness;
         }
-        catch (NotSupportedException)
-        {
-            readiness.Dispose();
-            return null;
-        }
+        readiness.Dispose();
+        return null;
     }
 
     bool IBackendReadiness.ArmReadable(Socket socket, object owner)
