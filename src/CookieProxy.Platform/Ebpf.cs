@@ -16,6 +16,8 @@ public static class Ebpf
     // Instruction classes
     public const byte BPF_LD = 0x00;
     public const byte BPF_LDX = 0x01;
+    public const byte BPF_ST = 0x02;
+    public const byte BPF_STX = 0x03;
     public const byte BPF_ALU = 0x04;
     public const byte BPF_JMP = 0x05;
     public const byte BPF_JMP32 = 0x06;
@@ -35,25 +37,37 @@ public static class Ebpf
 
     // ALU operations
     public const byte BPF_ADD = 0x00;
+    public const byte BPF_SUB = 0x10;
+    public const byte BPF_OR = 0x40;
     public const byte BPF_AND = 0x50;
     public const byte BPF_LSH = 0x60;
+    public const byte BPF_RSH = 0x70;
+    public const byte BPF_XOR = 0xa0;
     public const byte BPF_MOV = 0xb0;
+    /// <summary>Byte swap (class ALU); with <see cref="BPF_TO_BE"/> it converts host to network order on our
+    /// little-endian hosts, immediate 16, 32 or 64 = width; 16 and 32 zero the upper bits.</summary>
+    public const byte BPF_END = 0xd0;
+    public const byte BPF_TO_BE = 0x08;
 
     // Jump operations
     public const byte BPF_JA = 0x00;
     public const byte BPF_JEQ = 0x10;
     public const byte BPF_JGT = 0x20;
+    public const byte BPF_JGE = 0x30;
     public const byte BPF_JSET = 0x40;
     public const byte BPF_JNE = 0x50;
     public const byte BPF_CALL = 0x80;
     public const byte BPF_EXIT = 0x90;
     public const byte BPF_JLT = 0xa0;
+    public const byte BPF_JLE = 0xb0;
 
     /// <summary>src_reg of the first half of an ld_imm64 whose immediate is a map fd the kernel replaces by the map.</summary>
     public const byte BPF_PSEUDO_MAP_FD = 1;
 
     /// <summary>Helper ids (enum bpf_func_id).</summary>
+    public const int BPF_FUNC_map_lookup_elem = 1;
     public const int BPF_FUNC_redirect_map = 51;
+    public const int BPF_FUNC_xdp_adjust_tail = 65;
 }
 
 /// <summary>eBPF registers: R0 return value, R1-R5 arguments (clobbered by calls), R6-R9 callee-saved, R10 frame pointer.</summary>
@@ -81,7 +95,7 @@ public readonly record struct EbpfInstruction(byte Opcode, EbpfReg Dst, EbpfReg 
 
 /// <summary>
 /// A tiny eBPF assembler: appends instructions, with forward and backward jumps to labels resolved by
-/// <see cref="Build"/>. Enough for straight-line packet parsers; no stack, no subprograms.
+/// <see cref="Build"/>. Enough for packet parsers and rewriters with stack slots; no subprograms.
 /// </summary>
 public sealed class EbpfAssembler
 {
@@ -125,10 +139,52 @@ public sealed class EbpfAssembler
 
     public void Lsh64(EbpfReg dst, int imm) => Emit(Ebpf.BPF_ALU64 | Ebpf.BPF_LSH | Ebpf.BPF_K, dst, EbpfReg.R0, 0, imm);
 
+    public void Sub64(EbpfReg dst, int imm) => Emit(Ebpf.BPF_ALU64 | Ebpf.BPF_SUB | Ebpf.BPF_K, dst, EbpfReg.R0, 0, imm);
+
+    public void Sub64(EbpfReg dst, EbpfReg src) => Emit(Ebpf.BPF_ALU64 | Ebpf.BPF_SUB | Ebpf.BPF_X, dst, src, 0, 0);
+
+    public void And64(EbpfReg dst, EbpfReg src) => Emit(Ebpf.BPF_ALU64 | Ebpf.BPF_AND | Ebpf.BPF_X, dst, src, 0, 0);
+
+    public void Or64(EbpfReg dst, int imm) => Emit(Ebpf.BPF_ALU64 | Ebpf.BPF_OR | Ebpf.BPF_K, dst, EbpfReg.R0, 0, imm);
+
+    public void Or64(EbpfReg dst, EbpfReg src) => Emit(Ebpf.BPF_ALU64 | Ebpf.BPF_OR | Ebpf.BPF_X, dst, src, 0, 0);
+
+    public void Xor64(EbpfReg dst, int imm) => Emit(Ebpf.BPF_ALU64 | Ebpf.BPF_XOR | Ebpf.BPF_K, dst, EbpfReg.R0, 0, imm);
+
+    public void Xor64(EbpfReg dst, EbpfReg src) => Emit(Ebpf.BPF_ALU64 | Ebpf.BPF_XOR | Ebpf.BPF_X, dst, src, 0, 0);
+
+    public void Rsh64(EbpfReg dst, int imm) => Emit(Ebpf.BPF_ALU64 | Ebpf.BPF_RSH | Ebpf.BPF_K, dst, EbpfReg.R0, 0, imm);
+
+    /// <summary>dst = bswap(dst) over the low <paramref name="bits"/> (16, 32, 64): network order to host order
+    /// and back on a little-endian host. 16 and 32 clear the bits above.</summary>
+    public void Swap(EbpfReg dst, int bits)
+    {
+        if (bits is not (16 or 32 or 64))
+        {
+            throw new ArgumentOutOfRangeException(nameof(bits), bits, "16, 32 or 64");
+        }
+        Emit(Ebpf.BPF_ALU | Ebpf.BPF_END | Ebpf.BPF_TO_BE, dst, EbpfReg.R0, 0, bits);
+    }
+
+    /// <summary>dst = imm64 (ld_imm64: two instruction slots).</summary>
+    public void LoadImm64(EbpfReg dst, ulong imm)
+    {
+        Emit(Ebpf.BPF_LD | Ebpf.BPF_DW | Ebpf.BPF_IMM, dst, EbpfReg.R0, 0, unchecked((int)(uint)imm));
+        Emit(0, EbpfReg.R0, EbpfReg.R0, 0, unchecked((int)(uint)(imm >> 32)));
+    }
+
     // ---- memory
     /// <summary>dst = *(size *)(src + offset); size is <see cref="Ebpf.BPF_B"/>, H, W or DW. Zero-extends.</summary>
     public void Load(byte size, EbpfReg dst, EbpfReg src, short offset) =>
         Emit((byte)(Ebpf.BPF_LDX | Ebpf.BPF_MEM | size), dst, src, offset, 0);
+
+    /// <summary>*(size *)(dst + offset) = src.</summary>
+    public void Store(byte size, EbpfReg dst, short offset, EbpfReg src) =>
+        Emit((byte)(Ebpf.BPF_STX | Ebpf.BPF_MEM | size), dst, src, offset, 0);
+
+    /// <summary>*(size *)(dst + offset) = imm (sign-extended to a DW store).</summary>
+    public void Store(byte size, EbpfReg dst, short offset, int imm) =>
+        Emit((byte)(Ebpf.BPF_ST | Ebpf.BPF_MEM | size), dst, EbpfReg.R0, offset, imm);
 
     /// <summary>dst = map (ld_imm64 with BPF_PSEUDO_MAP_FD: two instruction slots).</summary>
     public void LoadMapFd(EbpfReg dst, int mapFd)

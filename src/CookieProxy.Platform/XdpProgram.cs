@@ -45,36 +45,7 @@ public static class XdpProgram
     /// </code>
     public static EbpfInstruction[] Build(IEnumerable<IPEndPoint> endpoints, int xskMapFd)
     {
-        ArgumentNullException.ThrowIfNull(endpoints);
-        var v4 = new List<(bool Any, uint Address, ushort Port)>();
-        var v6 = new List<(bool Any, uint[] Words, ushort Port)>();
-        foreach (IPEndPoint endpoint in endpoints)
-        {
-            if (endpoint.Port is <= 0 or > 65535)
-            {
-                throw new ArgumentException($"Port {endpoint.Port} of {endpoint} is not a valid TCP port.", nameof(endpoints));
-            }
-            ushort port = NetworkOrderAsLoaded((ushort)endpoint.Port);
-            IPAddress address = endpoint.Address.IsIPv4MappedToIPv6 ? endpoint.Address.MapToIPv4() : endpoint.Address;
-            byte[] bytes = address.GetAddressBytes();
-            if (address.AddressFamily == AddressFamily.InterNetwork)
-            {
-                v4.Add((address.Equals(IPAddress.Any), MemoryMarshal.Read<uint>(bytes), port));
-            }
-            else
-            {
-                var words = new uint[4];
-                for (int i = 0; i < 4; i++)
-                {
-                    words[i] = MemoryMarshal.Read<uint>(bytes.AsSpan(i * 4));
-                }
-                v6.Add((address.Equals(IPAddress.IPv6Any), words, port));
-            }
-        }
-        if (v4.Count + v6.Count == 0)
-        {
-            throw new ArgumentException("At least one protected endpoint is required.", nameof(endpoints));
-        }
+        SplitEndpoints(endpoints, out var v4, out var v6);
 
         var a = new EbpfAssembler();
         EbpfAssembler.Label pass = a.NewLabel();
@@ -184,6 +155,43 @@ public static class XdpProgram
         return a.Build();
     }
 
+    /// <summary>The endpoints per family, addresses and ports as a host-order load of their network-order bytes
+    /// yields them (so the program compares without byte swaps); IPv4-mapped IPv6 endpoints count as IPv4.</summary>
+    internal static void SplitEndpoints(IEnumerable<IPEndPoint> endpoints,
+        out List<(bool Any, uint Address, ushort Port)> v4, out List<(bool Any, uint[] Words, ushort Port)> v6)
+    {
+        ArgumentNullException.ThrowIfNull(endpoints);
+        v4 = new List<(bool Any, uint Address, ushort Port)>();
+        v6 = new List<(bool Any, uint[] Words, ushort Port)>();
+        foreach (IPEndPoint endpoint in endpoints)
+        {
+            if (endpoint.Port is <= 0 or > 65535)
+            {
+                throw new ArgumentException($"Port {endpoint.Port} of {endpoint} is not a valid TCP port.", nameof(endpoints));
+            }
+            ushort port = NetworkOrderAsLoaded((ushort)endpoint.Port);
+            IPAddress address = endpoint.Address.IsIPv4MappedToIPv6 ? endpoint.Address.MapToIPv4() : endpoint.Address;
+            byte[] bytes = address.GetAddressBytes();
+            if (address.AddressFamily == AddressFamily.InterNetwork)
+            {
+                v4.Add((address.Equals(IPAddress.Any), MemoryMarshal.Read<uint>(bytes), port));
+            }
+            else
+            {
+                var words = new uint[4];
+                for (int i = 0; i < 4; i++)
+                {
+                    words[i] = MemoryMarshal.Read<uint>(bytes.AsSpan(i * 4));
+                }
+                v6.Add((address.Equals(IPAddress.IPv6Any), words, port));
+            }
+        }
+        if (v4.Count + v6.Count == 0)
+        {
+            throw new ArgumentException("At least one protected endpoint is required.", nameof(endpoints));
+        }
+    }
+
     /// <summary>r4 = r2 + bytes; if r4 &gt; data_end (r3) goto fail. The verifier's proof that r2[0..bytes) is readable.</summary>
     private static void BoundsCheck(EbpfAssembler a, int bytes, EbpfAssembler.Label fail)
     {
@@ -193,7 +201,7 @@ public static class XdpProgram
     }
 
     /// <summary>The value a host-order 16-bit load of the network-order bytes of <paramref name="value"/> yields.</summary>
-    private static ushort NetworkOrderAsLoaded(ushort value)
+    internal static ushort NetworkOrderAsLoaded(ushort value)
     {
         Span<byte> bytes = stackalloc byte[2];
         System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(bytes, value);

@@ -72,28 +72,58 @@ internal sealed unsafe class XdpRedirect : IDisposable
         }
     }
 
-    private static SafeFdHandle CreateXskMap(string interfaceName, int queues)
+    private static SafeFdHandle CreateXskMap(string interfaceName, int queues) =>
+        CreateMap(interfaceName, BPF_MAP_TYPE_XSKMAP, sizeof(uint), sizeof(uint), (uint)queues, "cp_xsks", "XSKMAP");
+
+    /// <summary>bpf(BPF_MAP_CREATE) with a u32 key; <paramref name="kind"/> names it in errors.</summary>
+    internal static SafeFdHandle CreateMap(string interfaceName, uint type, int keySize, int valueSize, uint entries, string name, string kind)
     {
         var attr = new bpf_map_create_attr
         {
-            map_type = BPF_MAP_TYPE_XSKMAP,
-            key_size = sizeof(uint),
-            value_size = sizeof(uint),
-            max_entries = (uint)queues,
+            map_type = type,
+            key_size = (uint)keySize,
+            value_size = (uint)valueSize,
+            max_entries = entries,
         };
-        WriteName(attr.map_name, "cp_xsks");
+        WriteName(attr.map_name, name);
         int fd = bpf(BPF_MAP_CREATE, &attr, (uint)sizeof(bpf_map_create_attr));
         if (fd < 0)
         {
-            throw Failure(interfaceName, "bpf(BPF_MAP_CREATE, XSKMAP)", Marshal.GetLastPInvokeError());
+            throw Failure(interfaceName, $"bpf(BPF_MAP_CREATE, {kind})", Marshal.GetLastPInvokeError());
         }
         return new SafeFdHandle(fd);
     }
 
-    internal static SafeFdHandle LoadProgram(string interfaceName, EbpfInstruction[] code)
+    /// <summary>bpf(BPF_MAP_UPDATE_ELEM) of entry <paramref name="key"/> (u32 keys).</summary>
+    internal static void UpdateMap(string interfaceName, SafeFdHandle map, uint key, ReadOnlySpan<byte> value, string what)
+    {
+        fixed (byte* v = value)
+        {
+            var attr = new bpf_map_elem_attr { map_fd = (uint)map.Fd, key = (ulong)&key, value = (ulong)v, flags = BPF_ANY };
+            if (bpf(BPF_MAP_UPDATE_ELEM, &attr, (uint)sizeof(bpf_map_elem_attr)) != 0)
+            {
+                throw Failure(interfaceName, $"bpf(BPF_MAP_UPDATE_ELEM, {what})", Marshal.GetLastPInvokeError());
+            }
+        }
+    }
+
+    /// <summary>bpf(BPF_MAP_LOOKUP_ELEM) of entry <paramref name="key"/>; a per-CPU map fills one value per possible CPU.</summary>
+    internal static void LookupMap(string interfaceName, SafeFdHandle map, uint key, Span<byte> value, string what)
+    {
+        fixed (byte* v = value)
+        {
+            var attr = new bpf_map_elem_attr { map_fd = (uint)map.Fd, key = (ulong)&key, value = (ulong)v };
+            if (bpf(BPF_MAP_LOOKUP_ELEM, &attr, (uint)sizeof(bpf_map_elem_attr)) != 0)
+            {
+                throw Failure(interfaceName, $"bpf(BPF_MAP_LOOKUP_ELEM, {what})", Marshal.GetLastPInvokeError());
+            }
+        }
+    }
+
+    internal static SafeFdHandle LoadProgram(string interfaceName, EbpfInstruction[] code, string name = "cp_xdp_redirect")
     {
         byte[] bytes = EbpfAssembler.ToBytes(code);
-        byte[] license = "GPL\0"u8.ToArray();   // bpf_redirect_map is not GPL-only; any license would do
+        byte[] license = "GPL\0"u8.ToArray();   // none of our helpers is GPL-only; any license would do
         byte[] log = GC.AllocateUninitializedArray<byte>(VerifierLogBytes);
         fixed (byte* insns = bytes)
         fixed (byte* lic = license)
@@ -107,7 +137,7 @@ internal sealed unsafe class XdpRedirect : IDisposable
                 license = (ulong)lic,
                 expected_attach_type = BPF_XDP,
             };
-            WriteName(attr.prog_name, "cp_xdp_redirect");
+            WriteName(attr.prog_name, name);
             int fd = bpf(BPF_PROG_LOAD, &attr, (uint)sizeof(bpf_prog_load_attr));
             if (fd >= 0)
             {
@@ -131,7 +161,7 @@ internal sealed unsafe class XdpRedirect : IDisposable
             errno = Marshal.GetLastPInvokeError();
             string text = Marshal.PtrToStringUTF8((IntPtr)logBuffer) ?? "";
             throw new PacketDeviceException(interfaceName,
-                $"af_xdp: the kernel verifier rejected the XDP program ({code.Length} instructions) for '{interfaceName}': "
+                $"xdp: the kernel verifier rejected the XDP program {name} ({code.Length} instructions) for '{interfaceName}': "
                 + $"{Marshal.GetPInvokeErrorMessage(errno)} (errno {errno}); verifier log:\n{Tail(text, 4000)}", errno);
         }
     }
@@ -139,25 +169,25 @@ internal sealed unsafe class XdpRedirect : IDisposable
     /// <summary>Puts the AF_XDP socket <paramref name="xskFd"/> into slot <paramref name="queue"/> (the rx queue it is bound to).</summary>
     public void InsertSocket(int queue, int xskFd)
     {
-        uint key = (uint)queue;
         uint value = (uint)xskFd;
-        var attr = new bpf_map_elem_attr { map_fd = (uint)_map.Fd, key = (ulong)&key, value = (ulong)&value, flags = BPF_ANY };
-        if (bpf(BPF_MAP_UPDATE_ELEM, &attr, (uint)sizeof(bpf_map_elem_attr)) != 0)
-        {
-            throw Failure(InterfaceName, $"bpf(BPF_MAP_UPDATE_ELEM, XSKMAP[{queue}])", Marshal.GetLastPInvokeError());
-        }
+        UpdateMap(InterfaceName, _map, (uint)queue, MemoryMarshal.AsBytes(new ReadOnlySpan<uint>(in value)), $"XSKMAP[{queue}]");
     }
 
-    /// <summary>Attaches the program to <paramref name="ifindex"/> through a BPF link owned by this object.</summary>
     public void Attach(int ifindex, XdpAttachMode mode)
     {
         if (_link is not null)
         {
             throw new InvalidOperationException("already attached");
         }
+        _link = AttachXdp(InterfaceName, _program, ifindex, mode);
+    }
+
+    /// <summary>bpf(BPF_LINK_CREATE, BPF_XDP): the link fd belongs to the process, so a crash detaches the program.</summary>
+    internal static SafeFdHandle AttachXdp(string interfaceName, SafeFdHandle program, int ifindex, XdpAttachMode mode)
+    {
         var attr = new bpf_link_create_attr
         {
-            prog_fd = (uint)_program.Fd,
+            prog_fd = (uint)program.Fd,
             target_ifindex = (uint)ifindex,
             attach_type = BPF_XDP,
             flags = mode == XdpAttachMode.Native ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE,
@@ -166,24 +196,23 @@ internal sealed unsafe class XdpRedirect : IDisposable
         if (fd < 0)
         {
             int errno = Marshal.GetLastPInvokeError();
-            throw Failure(InterfaceName, $"bpf(BPF_LINK_CREATE, BPF_XDP, {(mode == XdpAttachMode.Native ? "XDP_FLAGS_DRV_MODE" : "XDP_FLAGS_SKB_MODE")})", errno);
+            throw Failure(interfaceName, $"bpf(BPF_LINK_CREATE, BPF_XDP, {(mode == XdpAttachMode.Native ? "XDP_FLAGS_DRV_MODE" : "XDP_FLAGS_SKB_MODE")})", errno);
         }
-        _link = new SafeFdHandle(fd);
+        return new SafeFdHandle(fd);
     }
 
-    /// <summary>
-    /// Runs the loaded program once over <paramref name="frame"/> (BPF_PROG_TEST_RUN, no interface involved)
-    /// and returns its XDP action. For tests: checks the program's decisions frame by frame.
-    /// </summary>
-    public int TestRun(ReadOnlySpan<byte> frame)
+    public int TestRun(ReadOnlySpan<byte> frame) => TestRun(InterfaceName, _program, frame, new byte[frame.Length + 512], out _);
+
+    /// <summary>bpf(BPF_PROG_TEST_RUN) once on <paramref name="frame"/>: the XDP action, and the frame as the
+    /// program left it in <paramref name="output"/> (<paramref name="outputLength"/> bytes).</summary>
+    internal static int TestRun(string interfaceName, SafeFdHandle program, ReadOnlySpan<byte> frame, Span<byte> output, out int outputLength)
     {
-        byte[] output = new byte[frame.Length + 512];
         fixed (byte* input = frame)
         fixed (byte* outputBuffer = output)
         {
             var attr = new bpf_test_run_attr
             {
-                prog_fd = (uint)_program.Fd,
+                prog_fd = (uint)program.Fd,
                 data_size_in = (uint)frame.Length,
                 data_in = (ulong)input,
                 data_size_out = (uint)output.Length,
@@ -192,8 +221,9 @@ internal sealed unsafe class XdpRedirect : IDisposable
             };
             if (bpf(BPF_PROG_TEST_RUN, &attr, (uint)sizeof(bpf_test_run_attr)) != 0)
             {
-                throw Failure(InterfaceName, "bpf(BPF_PROG_TEST_RUN)", Marshal.GetLastPInvokeError());
+                throw Failure(interfaceName, "bpf(BPF_PROG_TEST_RUN)", Marshal.GetLastPInvokeError());
             }
+            outputLength = (int)attr.data_size_out;
             return (int)attr.retval;
         }
     }
@@ -212,7 +242,7 @@ internal sealed unsafe class XdpRedirect : IDisposable
         string reason = Marshal.GetPInvokeErrorMessage(errno);
         string hint = errno switch
         {
-            Interop.Libc.EPERM or Interop.Libc.EACCES => " (AF_XDP needs root: CAP_BPF or CAP_SYS_ADMIN for the program, CAP_NET_ADMIN to attach it, CAP_NET_RAW for the socket)",
+            Interop.Libc.EPERM or Interop.Libc.EACCES => " (XDP needs root: CAP_BPF or CAP_SYS_ADMIN for the program, CAP_NET_ADMIN to attach it, CAP_NET_RAW for an AF_XDP socket)",
             ENOSYS => " (kernel without the bpf system call: CONFIG_BPF_SYSCALL)",
             EBUSY or EEXIST when operation.Contains("LINK_CREATE", StringComparison.Ordinal)
                 => $" (another XDP program is already attached to '{interfaceName}'; see `ip link show {interfaceName}`)",
@@ -223,7 +253,7 @@ internal sealed unsafe class XdpRedirect : IDisposable
             Interop.PacketSocket.ENODEV or Interop.PacketSocket.ENXIO => " (the interface disappeared or is not up)",
             _ => "",
         };
-        return new PacketDeviceException(interfaceName, $"af_xdp: {operation} on '{interfaceName}' failed: {reason} (errno {errno}){hint}", errno);
+        return new PacketDeviceException(interfaceName, $"xdp: {operation} on '{interfaceName}' failed: {reason} (errno {errno}){hint}", errno);
     }
 
     public void Dispose()

@@ -7,6 +7,12 @@ public sealed class ResponderConfig
     /// fit the client-facing link's MTU.</summary>
     public ushort Mss { get; init; } = 1460;
 
+    /// <summary>The MSS we announce over IPv6: IPv6 headers are 20 bytes longer.</summary>
+    public ushort MssV6 => (ushort)(Mss - 20);
+
+    /// <summary>The SYN+ACK's window: unscaled (RFC 7323 2.2), so the buffer capped at 65535.</summary>
+    public ushort SynAckWindow => (ushort)Math.Min(65535, ReceiveBufferSize);
+
     /// <summary>Our receive buffer per flow: the window in the SYN+ACK (unscaled, RFC 7323 2.2) and the
     /// basis of our window-scale shift.</summary>
     public int ReceiveBufferSize { get; init; } = 256 * 1024;

@@ -46,7 +46,7 @@ public sealed class SynResponder
         _endpoints = endpoints;
         _counters = counters;
         _windowScale = config.WindowScale;
-        _synAckWindow = (ushort)Math.Min(65535, config.ReceiveBufferSize);
+        _synAckWindow = config.SynAckWindow;
         _synFrame = new int[maxBatch];
         _synPacket = new ParsedPacket[maxBatch];
         _v4Syns = new int[maxBatch];
@@ -202,8 +202,8 @@ public sealed class SynResponder
 
         TcpOptionsRepr ours = TcpOptionsRepr.None;
         // RFC 9293 3.7.1 / RFC 6691: announce what we can receive; never more than the client's own MSS
-        // is needed, but a larger value is harmless. IPv6 headers are 20 bytes longer.
-        ours.Mss = syn.IsV4 ? _config.Mss : (ushort)(_config.Mss - 20);
+        // is needed, but a larger value is harmless.
+        ours.Mss = syn.IsV4 ? _config.Mss : _config.MssV6;
         // RFC 7323 2.2 / RFC 2018: offer only what the client offered. Unknown client options are never
         // reflected (RFC 9293 3.1; DPVS #924).
         if (options.WindowScale >= 0)

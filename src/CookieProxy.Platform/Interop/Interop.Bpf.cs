@@ -34,6 +34,8 @@ internal static partial class Interop
         internal const int BPF_LINK_CREATE = 28;
 
         // enum bpf_map_type
+        internal const uint BPF_MAP_TYPE_ARRAY = 2;
+        internal const uint BPF_MAP_TYPE_PERCPU_ARRAY = 6;
         internal const uint BPF_MAP_TYPE_XSKMAP = 17;
 
         // enum bpf_prog_type
