@@ -312,4 +312,26 @@ public class BufferPoolTests : TcpTestBase
         Assert.False(head.ContainsAnyExcept((byte)0), "the send space holds another flow's bytes");
         Assert.False(tail.ContainsAnyExcept((byte)0), "the send space holds another flow's bytes");
     }
+
+    [Fact]
+    public void A_grown_ring_keeps_its_wrapped_bytes_in_order_and_returns_its_old_array()
+    {
+        var pool = new RingBufferPool(8, maxPooled: 2);
+        var ring = new ByteRing(pool);
+        ring.Append([1, 2, 3, 4, 5, 6]);
+        ring.Consume(4);
+        ring.Append([7, 8, 9, 10, 11]);    // wraps: 5 6 | 7 8 9 10 11
+
+        ring.Grow(32);
+
+        Assert.Equal(32, ring.Capacity);
+        ring.Peek(0, ring.Count, out ReadOnlySpan<byte> head, out ReadOnlySpan<byte> tail);
+        byte[] contents = [.. head, .. tail];
+        Assert.Equal(new byte[] { 5, 6, 7, 8, 9, 10, 11 }, contents);
+        Assert.Equal((1L, 1), (pool.Returned, pool.Pooled));
+        Assert.Equal(25, ring.Free);
+
+        ring.Release();    // a 32-byte array is not the pool's: it goes to the GC, not back (which would throw)
+        Assert.Equal((1L, 1), (pool.Returned, pool.Pooled));
+    }
 }
