@@ -138,20 +138,22 @@ internal sealed class ByteRing
     }
 
     /// <summary>
-    /// Moves the contiguous part into a new, larger array of <paramref name="capacity"/> bytes (starting at
-    /// offset 0) and hands the old array back to its pool. The new array is not the pool's size, so it goes
-    /// to the GC on <see cref="Release"/>. Only for a ring with nothing beyond its contiguous part (the send
-    /// side): out-of-order bytes written past <see cref="Count"/> are not carried over.
+    /// Moves the contiguous part into a larger array of <paramref name="capacity"/> bytes (starting at offset
+    /// 0) and hands the old array back to its pool. The new array comes from <paramref name="pool"/> when it
+    /// pools that size (<see cref="RingBufferPool.IsGrownSize"/>), and goes back there on
+    /// <see cref="Release"/>; otherwise it is allocated and left to the GC. Only for a ring with nothing
+    /// beyond its contiguous part (the send side): bytes written past <see cref="Count"/> are not carried over.
     /// </summary>
-    public void Grow(int capacity)
+    public void Grow(int capacity, RingBufferPool? pool = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(capacity, _buffer.Length);
-        var bigger = new byte[capacity];
+        bool pooled = pool is not null && pool.IsGrownSize(capacity);
+        byte[] bigger = pooled ? pool!.RentGrown(capacity) : new byte[capacity];
         Peek(0, _count, out ReadOnlySpan<byte> head, out ReadOnlySpan<byte> tail);
         head.CopyTo(bigger);
         tail.CopyTo(bigger.AsSpan(head.Length));
         _pool?.Return(_buffer, _written);
-        _pool = null;
+        _pool = pooled ? pool : null;
         _buffer = bigger;
         _read = 0;
         _written = _count;

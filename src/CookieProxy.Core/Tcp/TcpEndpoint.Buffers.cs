@@ -36,8 +36,9 @@ public sealed partial class TcpEndpoint
     /// refills while the previous window is being acknowledged. Linux expands only when not cwnd-limited
     /// and not in recovery (tcp_should_expand_sndbuf); the caller's "full" check stands for the first, and
     /// during loss recovery we keep the size. The capacity doubles until it covers the target (few copies
-    /// per flow, none per packet), never beyond <paramref name="maxCapacity"/> or
-    /// <see cref="TcpConfig.MaxSendBufferSize"/>. Returns the bytes added; 0 when it stays as it is.
+    /// per flow, none per packet; the host's pool keeps the grown arrays for the next bulk flow), never
+    /// beyond <paramref name="maxCapacity"/> or <see cref="TcpConfig.MaxSendBufferSize"/>. Returns the bytes
+    /// added; 0 when it stays as it is.
     /// </summary>
     /// <param name="maxCapacity">The most the host's memory budget allows this flow's send buffer to hold.</param>
     public int ExpandSendBuffer(int maxCapacity)
@@ -62,7 +63,7 @@ public sealed partial class TcpEndpoint
         }
 
         int newCapacity = (int)Math.Min(grown, limit);
-        _sendRing.Grow(newCapacity);
+        _sendRing.Grow(newCapacity, _bufferPool);
         return newCapacity - capacity;
     }
 

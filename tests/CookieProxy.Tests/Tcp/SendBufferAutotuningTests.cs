@@ -140,7 +140,7 @@ public class SendBufferAutotuningTests : TcpTestBase
     }
 
     [Fact]
-    public void A_grown_buffer_goes_to_the_gc_and_the_pooled_one_it_replaced_back_to_the_pool()
+    public void A_grown_buffer_comes_from_the_pool_and_goes_back_there_with_the_ring_it_replaced()
     {
         Pool = new RingBufferPool(Initial, maxPooled: 4);
         InEstablished(Config(), BigWindow());
@@ -151,10 +151,19 @@ public class SendBufferAutotuningTests : TcpTestBase
 
         Assert.True(Ep.ExpandSendBuffer(int.MaxValue) > 0);
         Assert.Equal(1, Pool.Outstanding);    // the old send ring is back
-        Assert.Equal(1, Pool.Pooled);
+        Assert.Equal((1, 1L), (Pool.Pooled, Pool.GrownCreated));
 
         Ep.ReleaseBuffers();
         Assert.Equal(0, Pool.Outstanding);
-        Assert.Equal(2, Pool.Pooled);         // + the receive ring; the grown array was not the pool's size
+        Assert.Equal(2, Pool.Pooled);
+        Assert.Equal(64 * 1024, Pool.PooledGrownBytes);
+
+        // The next bulk flow grows into the same (cleared) array instead of a new one.
+        InEstablished(Config(), BigWindow());
+        FillSendBuffer();
+        SendAndAckEverything();
+        FillSendBuffer();
+        Ep.ExpandSendBuffer(int.MaxValue);
+        Assert.Equal((1L, 0L), (Pool.GrownCreated, Pool.PooledGrownBytes));
     }
 }
