@@ -137,6 +137,28 @@ internal sealed class ByteRing
         _count -= count;
     }
 
+    /// <summary>
+    /// Moves the contiguous part into a larger array of <paramref name="capacity"/> bytes (starting at offset
+    /// 0) and hands the old array back to its pool. The new array comes from <paramref name="pool"/> when it
+    /// pools that size (<see cref="RingBufferPool.IsGrownSize"/>), and goes back there on
+    /// <see cref="Release"/>; otherwise it is allocated and left to the GC. Only for a ring with nothing
+    /// beyond its contiguous part (the send side): bytes written past <see cref="Count"/> are not carried over.
+    /// </summary>
+    public void Grow(int capacity, RingBufferPool? pool = null)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(capacity, _buffer.Length);
+        bool pooled = pool is not null && pool.IsGrownSize(capacity);
+        byte[] bigger = pooled ? pool!.RentGrown(capacity) : new byte[capacity];
+        Peek(0, _count, out ReadOnlySpan<byte> head, out ReadOnlySpan<byte> tail);
+        head.CopyTo(bigger);
+        tail.CopyTo(bigger.AsSpan(head.Length));
+        _pool?.Return(_buffer, _written);
+        _pool = pooled ? pool : null;
+        _buffer = bigger;
+        _read = 0;
+        _written = _count;
+    }
+
     public void Clear()
     {
         _read = 0;

@@ -20,10 +20,22 @@ namespace CookieProxy.Tcp;
 /// return cheap and leaves the untouched pages of the array untouched (not resident).
 /// </para>
 /// </summary>
+/// <para>
+/// Send buffers that autotuning grew (<see cref="TcpEndpoint.ExpandSendBuffer"/>) are kept too, in one free
+/// list per doubling of <see cref="ArrayLength"/> (<see cref="RentGrown"/>): every bulk download would
+/// otherwise allocate its 512 KiB..4 MiB arrays on the Large Object Heap, have the kernel fault in and zero
+/// their pages, and leave them to a gen-2 collection (about one per 100 MiB download in the lab, run on the
+/// capture thread). Those lists hold at most <see cref="MaxPooledGrownBytes"/> together.
+/// </para>
 public sealed class RingBufferPool
 {
+    /// <summary>Doublings of ArrayLength kept in free lists (256 KiB &lt;&lt; 6 = 16 MiB).</summary>
+    private const int GrownClasses = 6;
+
     private readonly byte[][] _free;
     private int _count;
+    private readonly byte[][][] _grownFree = new byte[GrownClasses][][];
+    private readonly int[] _grownCount = new int[GrownClasses];
 
     /// <param name="arrayLength">Length of every array (the ring capacity, <see cref="TcpConfig.ReceiveBufferSize"/>).</param>
     /// <param name="maxPooled">Free arrays kept at most; 0 keeps none (every rent allocates, as without a pool).</param>
@@ -33,6 +45,77 @@ public sealed class RingBufferPool
         ArgumentOutOfRangeException.ThrowIfNegative(maxPooled);
         ArrayLength = arrayLength;
         _free = new byte[maxPooled][];
+        MaxPooledGrownBytes = (long)arrayLength * maxPooled;
+        for (int k = 0; k < GrownClasses; k++)
+        {
+            long length = (long)arrayLength << (k + 1);
+            _grownFree[k] = new byte[length > int.MaxValue ? 0 : (int)Math.Min(MaxPooledGrownBytes / length, 64)][];
+        }
+    }
+
+    /// <summary>Bytes of free grown arrays kept at most (as many bytes as the base-size free list).</summary>
+    public long MaxPooledGrownBytes { get; }
+
+    /// <summary>Bytes of free grown arrays held now.</summary>
+    public long PooledGrownBytes { get; private set; }
+
+    /// <summary>Grown arrays allocated because their free list was empty.</summary>
+    public long GrownCreated { get; private set; }
+
+    /// <summary>
+    /// True when <paramref name="length"/> is a size <see cref="RentGrown"/> pools: a doubling of
+    /// <see cref="ArrayLength"/> (a ring capped between doublings by a memory budget gets a plain array).
+    /// </summary>
+    public bool IsGrownSize(int length) => GrownClass(length) >= 0;
+
+    /// <summary>An all-zero array of a grown size (<see cref="IsGrownSize"/>): a free one, or a new one.</summary>
+    public byte[] RentGrown(int length)
+    {
+        int k = GrownClass(length);
+        if (k < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(length), length, "Not a doubling of the pool's array length.");
+        }
+
+        if (_grownCount[k] > 0)
+        {
+            byte[] array = _grownFree[k][--_grownCount[k]];
+            _grownFree[k][_grownCount[k]] = null!;
+            PooledGrownBytes -= array.Length;
+            AssertZero(array);
+            return array;
+        }
+
+        GrownCreated++;
+        return new byte[length];
+    }
+
+    private int GrownClass(int length)
+    {
+        for (int k = 0; k < GrownClasses; k++)
+        {
+            if ((long)ArrayLength << (k + 1) == length)
+            {
+                return k;
+            }
+        }
+
+        return -1;
+    }
+
+    private void ReturnGrown(byte[] array, int k, int writtenLength)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(writtenLength);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(writtenLength, array.Length);
+        if (_grownCount[k] == _grownFree[k].Length || PooledGrownBytes + array.Length > MaxPooledGrownBytes)
+        {
+            return;    // over the budget: the GC takes it
+        }
+
+        array.AsSpan(0, writtenLength).Clear();
+        AssertZero(array);
+        _grownFree[k][_grownCount[k]++] = array;
+        PooledGrownBytes += array.Length;
     }
 
     public int ArrayLength { get; }
@@ -78,6 +161,12 @@ public sealed class RingBufferPool
     public void Return(byte[] array, int writtenLength)
     {
         ArgumentNullException.ThrowIfNull(array);
+        if (array.Length != ArrayLength && GrownClass(array.Length) is int k and >= 0)
+        {
+            ReturnGrown(array, k, writtenLength);
+            return;
+        }
+
         if (array.Length != ArrayLength)
         {
             throw new ArgumentException($"Array of {array.Length} bytes returned to a pool of {ArrayLength}-byte arrays.", nameof(array));

@@ -37,6 +37,12 @@ public sealed class TcpConfig
     public int ReceiveBufferSize { get; init; } = 256 * 1024;
     /// <summary>Bytes buffered from the backend, not yet acknowledged by the client.</summary>
     public int SendBufferSize { get; init; } = 256 * 1024;
+    /// <summary>
+    /// Ceiling for send buffer autotuning (<see cref="TcpEndpoint.ExpandSendBuffer"/>): a bulk flow's send
+    /// buffer grows from <see cref="SendBufferSize"/> towards twice its window, up to this. Linux's
+    /// tcp_wmem[2] default is the same 4 MiB. At or below SendBufferSize the buffer never grows.
+    /// </summary>
+    public int MaxSendBufferSize { get; init; } = 4 * 1024 * 1024;
     /// <summary>Our MSS (what we announced): largest segment we accept.</summary>
     public ushort LocalMss { get; init; } = 1460;
     public long MinRtoMs { get; init; } = 200;          // Linux uses 200 ms; RFC 6298 (2.4) says 1 s. Documented deviation.
@@ -109,6 +115,9 @@ public interface ITcpSegmentSink
 //     public int SendBufferFree { get; }
 //     /// Appends backend bytes to the send buffer; returns how many were taken.
 //     public int Send(ReadOnlySpan<byte> data);
+//     /// The send buffer is full and the backend has more: grow it towards 2 x window (autotuning), at most to
+//     /// maxCapacity (the host's memory budget). Returns the bytes added (0 = it stays).
+//     public int ExpandSendBuffer(int maxCapacity);
 //     /// Backend EOF: send FIN after all queued data (half-close, RFC 9293 3.6).
 //     public void CloseSend();
 //     /// Backend error: discard queues, RST to the client on the next Dispatch.

@@ -73,12 +73,14 @@ public sealed class Flow
 
     /// <summary>Bytes this flow holds right now: endpoint receive + send buffers and the output pipe.</summary>
     /// <remarks>
-    /// The endpoint API exposes only SendBufferFree, which may read 0 once the send side is closed, so the send
-    /// buffer is counted only while it is open (an underestimate for the last window of a closing flow).
+    /// A send buffer that autotuning grew beyond <see cref="TcpConfig.SendBufferSize"/> counts with its whole
+    /// extra capacity (that memory is held whether or not it is full), plus the bytes queued in it.
     /// </remarks>
     public long BufferedBytes(TcpConfig config)
     {
-        long sendBuffered = _clientSendClosed || Endpoint.IsClosed ? 0 : config.SendBufferSize - Endpoint.SendBufferFree;
+        long sendBuffered = Endpoint.IsClosed
+            ? 0
+            : Endpoint.SendBufferUsed + Math.Max(0, Endpoint.SendBufferCapacity - config.SendBufferSize);
         return Endpoint.ReceiveAvailable + sendBuffered + Backend.OutputPending;
     }
 
@@ -86,7 +88,9 @@ public sealed class Flow
     /// Owner thread: moves bytes both ways as far as the buffers allow and mirrors closes. Never blocks or awaits.
     /// Call <c>Endpoint.Dispatch</c> afterwards to emit what it queued.
     /// </summary>
-    public void Pump(long nowMs)
+    /// <param name="sendBufferLimit">The largest send buffer the table's memory budget allows this flow now
+    /// (see <see cref="TcpEndpoint.ExpandSendBuffer"/>); 0 or less keeps its size.</param>
+    public void Pump(long nowMs, int sendBufferLimit = 0)
     {
         _ = nowMs;
 
@@ -119,7 +123,7 @@ public sealed class Flow
         }
 
         MoveClientToBackend();
-        MoveBackendToClient();
+        MoveBackendToClient(sendBufferLimit);
 
         // Client FIN and every byte before it handed over: FIN to the backend once the output drains.
         if (Endpoint.ReceiveFinished)
@@ -179,29 +183,36 @@ public sealed class Flow
         }
     }
 
-    private void MoveBackendToClient()
+    private void MoveBackendToClient(int sendBufferLimit)
     {
-        if (_backendInputDone)
+        // At most twice: once into the space the buffer has, once more if that filled it and autotuning grew it.
+        for (int pass = 0; pass < 2 && !_backendInputDone; pass++)
         {
-            return;
-        }
-        Endpoint.GetSendSpace(out Span<byte> head, out Span<byte> tail);
-        if (head.IsEmpty)
-        {
-            // The send buffer is full: the backend waits in its socket (its window closes). A closed endpoint
-            // offers no space either; it only closes gracefully after our FIN, i.e. after the backend's EOF.
-            return;
-        }
-        // Straight into the send buffer.
-        int received = Backend.Receive(head, tail, out bool eof);
-        if (received > 0)
-        {
-            Endpoint.CommitSend(received);
-            _counters.BytesToClient += received;
-        }
-        if (eof)
-        {
-            _backendInputDone = true;
+            Endpoint.GetSendSpace(out Span<byte> head, out Span<byte> tail);
+            int space = head.Length + tail.Length;
+            int received = 0;
+            if (space > 0)
+            {
+                // Straight into the send buffer.
+                received = Backend.Receive(head, tail, out bool eof);
+                if (received > 0)
+                {
+                    Endpoint.CommitSend(received);
+                    _counters.BytesToClient += received;
+                }
+                if (eof)
+                {
+                    _backendInputDone = true;
+                    return;
+                }
+            }
+            // Full (a closed endpoint offers no space either and never grows): the backend may have more than
+            // the buffer holds. Grow it if the window is bigger than the buffer, else the backend waits in its
+            // socket (its window closes) until the client's ACKs free space.
+            if (received < space || sendBufferLimit <= 0 || Endpoint.ExpandSendBuffer(sendBufferLimit) == 0)
+            {
+                return;
+            }
         }
     }
 

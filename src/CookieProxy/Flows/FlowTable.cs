@@ -246,9 +246,20 @@ public sealed class FlowTable : IDisposable
         }
     }
 
+    /// <summary>
+    /// How large <paramref name="flow"/>'s send buffer may grow now: its size plus whatever the total cap has
+    /// left after keeping room for one more worst-case flow, so autotuning never makes the table refuse a new
+    /// connection it would have admitted with fixed buffers (admission checks the same margin).
+    /// </summary>
+    private int SendBufferLimit(Flow flow)
+    {
+        long room = Options.MaxBufferedBytesTotal - Options.WorstCaseBytesPerFlow - _bufferedBytes;
+        return room <= 0 ? 0 : (int)Math.Min(flow.Endpoint.SendBufferCapacity + room, int.MaxValue);
+    }
+
     private void Settle<TDispatcher>(Flow flow, long nowMs, ref TDispatcher dispatcher) where TDispatcher : struct, IFlowDispatcher
     {
-        flow.Pump(nowMs);
+        flow.Pump(nowMs, SendBufferLimit(flow));
         dispatcher.Dispatch(flow, nowMs);
         if (flow.IsFinished)
         {

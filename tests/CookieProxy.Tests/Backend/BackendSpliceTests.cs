@@ -282,6 +282,46 @@ public class BackendSpliceTests
         Assert.Equal(data.Length, h.Counters.BytesToClient);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_bulk_download_grows_the_send_buffer_only_within_the_tables_memory_budget(bool tightBudget)
+    {
+        using var backend = new LoopbackBackend();
+        // Tight: the total cap holds exactly one worst-case flow, so growing would leave no room for the next one.
+        long? total = tightBudget ? Options().WorstCaseBytesPerFlow : null;
+        var options = Options(totalBytes: total);
+        using var h = new SpliceHarness(options);
+        var client = new TestClient();
+        Flow flow = h.Open(backend.EndPoint, client);
+        using Socket server = backend.Accept();
+
+        byte[] data = RandomNumberGenerator.GetBytes(8 * 1024 * 1024);
+        Task<int> writer = LoopbackBackend.OnThread(() =>
+        {
+            server.SendTimeout = 20_000;
+            return server.Send(data);
+        });
+        long maxCapacity = 0;
+        Assert.True(h.RunUntil(() =>
+        {
+            maxCapacity = Math.Max(maxCapacity, flow.Endpoint.SendBufferCapacity);
+            Assert.True(h.Table.BufferedBytes <= options.MaxBufferedBytesTotal);
+            return client.Received.Length == data.Length;
+        }, timeoutMs: 20_000, clients: (flow, client)));
+        await writer.WaitAsync(TimeSpan.FromSeconds(5));
+
+        Assert.Equal(data, client.Received.ToArray());
+        if (tightBudget)
+        {
+            Assert.Equal(options.Tcp.SendBufferSize, maxCapacity);
+        }
+        else
+        {
+            Assert.InRange(maxCapacity, options.Tcp.SendBufferSize + 1, options.Tcp.MaxSendBufferSize);
+        }
+    }
+
     [Fact]
     public void The_flow_after_max_flows_is_refused_as_flow_table_full()
     {

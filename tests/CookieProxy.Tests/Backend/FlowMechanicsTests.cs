@@ -157,4 +157,49 @@ public class FlowMechanicsTests
         Assert.True(allocated < segments * 8, $"{allocated} bytes allocated over {segments} segments");
         Assert.Equal(Total, await drain);
     }
+
+    [Fact]
+    public async Task A_bulk_download_on_a_warm_pool_allocates_nothing_per_segment_its_grown_send_buffer_included()
+    {
+        using var backend = new LoopbackBackend();
+        using var h = new SpliceHarness();
+        const int Total = 8 * 1024 * 1024;
+        byte[] data = new byte[Total];
+        long allocated = 0;
+        int grownTo = 0;
+        // The first download warms the pool (its grown send buffers go back there); the second is measured.
+        for (int round = 0; round < 2; round++)
+        {
+            var client = new TestClient(irs: 1000 + (uint)round);
+            client.Received.Capacity = Total;    // the test client's own buffer must not grow while measuring
+            Flow flow = h.Open(backend.EndPoint, client);
+            using Socket server = backend.Accept();
+            Assert.True(h.RunUntil(() => flow.Backend.State == BackendState.Connected, clients: (flow, client)));
+            Task<int> writer = LoopbackBackend.OnThread(() =>
+            {
+                server.SendTimeout = 20_000;
+                return server.Send(data);
+            });
+
+            (Flow, TestClient)[] clients = [(flow, client)];    // one params array, not one per turn
+            var limit = System.Diagnostics.Stopwatch.StartNew();
+            long start = GC.GetAllocatedBytesForCurrentThread();
+            while (client.Received.Length < Total && limit.ElapsedMilliseconds < 20_000)
+            {
+                grownTo = Math.Max(grownTo, flow.Endpoint.SendBufferCapacity);
+                h.Turn(1, clients);
+            }
+            allocated = GC.GetAllocatedBytesForCurrentThread() - start;
+            Assert.Equal(Total, client.Received.Length);
+            await writer.WaitAsync(TimeSpan.FromSeconds(5));
+            h.SendRst(flow, client);    // the flow ends: its rings, the grown send buffer too, go back to the pool
+            Assert.Equal(0, h.Table.Count);
+        }
+
+        long segments = Total / TestClient.Mss;
+        Assert.True(grownTo > new TcpConfig().SendBufferSize, $"the send buffer never grew ({grownTo})");
+        Assert.True(h.Table.BufferPool.GrownCreated > 0);
+        // A per-segment allocation would be > segments * 24 bytes; the grown arrays alone would be megabytes.
+        Assert.True(allocated < segments * 8, $"{allocated} bytes allocated over {segments} segments");
+    }
 }

@@ -312,4 +312,66 @@ public class BufferPoolTests : TcpTestBase
         Assert.False(head.ContainsAnyExcept((byte)0), "the send space holds another flow's bytes");
         Assert.False(tail.ContainsAnyExcept((byte)0), "the send space holds another flow's bytes");
     }
+
+    [Fact]
+    public void A_grown_ring_keeps_its_wrapped_bytes_in_order_and_returns_its_old_array()
+    {
+        var pool = new RingBufferPool(8, maxPooled: 2);
+        var ring = new ByteRing(pool);
+        ring.Append([1, 2, 3, 4, 5, 6]);
+        ring.Consume(4);
+        ring.Append([7, 8, 9, 10, 11]);    // wraps: 5 6 | 7 8 9 10 11
+
+        ring.Grow(32);
+
+        Assert.Equal(32, ring.Capacity);
+        ring.Peek(0, ring.Count, out ReadOnlySpan<byte> head, out ReadOnlySpan<byte> tail);
+        byte[] contents = [.. head, .. tail];
+        Assert.Equal(new byte[] { 5, 6, 7, 8, 9, 10, 11 }, contents);
+        Assert.Equal((1L, 1), (pool.Returned, pool.Pooled));
+        Assert.Equal(25, ring.Free);
+
+        ring.Release();    // a 32-byte array is not the pool's: it goes to the GC, not back (which would throw)
+        Assert.Equal((1L, 1), (pool.Returned, pool.Pooled));
+    }
+
+    [Fact]
+    public void Grown_arrays_are_pooled_per_doubling_cleared_and_only_up_to_the_byte_budget()
+    {
+        var pool = new RingBufferPool(64, maxPooled: 4);    // 256 bytes of base arrays, so 256 of grown ones
+        Assert.Equal(256, pool.MaxPooledGrownBytes);
+        Assert.True(pool.IsGrownSize(128) && pool.IsGrownSize(256));
+        Assert.False(pool.IsGrownSize(64) || pool.IsGrownSize(100) || pool.IsGrownSize(192));
+
+        byte[] a = pool.RentGrown(128);
+        byte[] b = pool.RentGrown(128);
+        byte[] c = pool.RentGrown(256);
+        a.AsSpan(0, 100).Fill(0xA5);
+        pool.Return(a, 100);
+        pool.Return(b, 0);
+        pool.Return(c, 0);    // 128 + 128 + 256 > 256: the last one goes to the GC
+        Assert.Equal(256, pool.PooledGrownBytes);
+
+        byte[] again = pool.RentGrown(128);
+        Assert.True(ReferenceEquals(again, a) || ReferenceEquals(again, b));
+        Assert.False(again.AsSpan().ContainsAnyExcept((byte)0));
+        Assert.NotSame(c, pool.RentGrown(256));
+        Assert.Equal(4, pool.GrownCreated);
+        Assert.Equal(0, pool.Rented);    // base-size counters are not touched
+        Assert.Throws<ArgumentOutOfRangeException>(() => pool.RentGrown(100));
+    }
+
+    [Fact]
+    public void A_ring_grown_to_a_pooled_size_returns_the_grown_array_to_the_pool_on_release()
+    {
+        var pool = new RingBufferPool(8, maxPooled: 4);
+        var ring = new ByteRing(pool);
+        ring.Append([1, 2, 3, 4, 5, 6, 7, 8]);
+
+        ring.Grow(32, pool);
+        Assert.Equal((1L, 1L), (pool.Returned, pool.GrownCreated));
+        ring.Release();
+
+        Assert.Equal(32, pool.PooledGrownBytes);
+    }
 }
