@@ -137,6 +137,8 @@ public static class ProxyHost
         var workers = new List<CaptureWorker>();
         PortHider? hider = null;
         StatsReporter? stats = null;
+        XdpSynResponder? xdpSyn = null;
+        Timer? slotTimer = null;
         using var stopped = new ManualResetEventSlim();
         int exit = ExitOk;
         try
@@ -228,13 +230,62 @@ public static class ProxyHost
                     perThread[i].RingBuffersInUse = pool.Outstanding;
                     perThread[i].RingBuffersPooled = pool.Pooled;
                 }
+                if (xdpSyn is not null && OperatingSystem.IsLinux())
+                {
+                    // One program for the interface, not per thread: its counters ride on thread 0's.
+                    XdpSynCounters x = xdpSyn.ReadCounters();
+                    perThread[0].XdpSynAckSent = x.SynAckSent;
+                    perThread[0].XdpSynPassed = x.SynPassed;
+                    perThread[0].XdpInternalErrors = x.InternalErrors;
+                }
                 return perThread;
             }
+            // 4. Optionally the SYN path in the kernel. The capture rings are open already, so the ACKs to its
+            // SYN+ACKs wait there until the threads start.
+            if (o.XdpSyn is XdpAttachMode xdpMode)
+            {
+                if (!OperatingSystem.IsLinux())
+                {
+                    log.WriteLine("cookieproxy: --xdp-syn needs Linux (XDP)");
+                    return ExitUsage;
+                }
+                try
+                {
+                    xdpSyn = XdpSynResponder.Load(o.Interface, XdpSynSettings.For(responderConfig, endpoints.Endpoints),
+                        key.K0, key.K1, codec.SlotAt(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()));
+                    xdpSyn.Attach(xdpMode);
+                }
+                catch (PacketDeviceException e)
+                {
+                    log.WriteLine($"cookieproxy: --xdp-syn: {e.Message}");
+                    return ExitRuntimeError;
+                }
+                XdpSynResponder responder = xdpSyn;
+                // The program's slot follows the clock within a second; a cookie then lives at least
+                // SlotSeconds - 1 (the validator accepts the slot before the current one).
+                slotTimer = new Timer(_ =>
+                {
+                    try
+                    {
+                        if (OperatingSystem.IsLinux())
+                        {
+                            responder.SetSlot(codec.SlotAt(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()));
+                        }
+                    }
+                    catch (PacketDeviceException e)
+                    {
+                        log.WriteLine($"cookieproxy: --xdp-syn: {e.Message}");
+                    }
+                }, null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
+                log.WriteLine($"cookieproxy: SYNs answered in XDP ({xdpMode.ToString().ToLowerInvariant()} mode, {xdpSyn.InstructionCount} instructions) on {o.Interface}");
+            }
+
             stats = new StatsReporter(Snapshot, log, o.StatsIntervalSeconds, o.StatsFile);
             foreach (CaptureWorker w in workers)
             {
                 w.Start();
             }
+
 
             using PosixSignalRegistration sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stopped.Set(); });
             using PosixSignalRegistration sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stopped.Set(); });
@@ -259,6 +310,9 @@ public static class ProxyHost
         }
         finally
         {
+            slotTimer?.Dispose();
+            // Detached before the capture stops: from here SYNs reach the host stack's drop rule (or it).
+            ((IDisposable?)xdpSyn)?.Dispose();
             stats?.Dispose();
             foreach (CaptureWorker w in workers)
             {

@@ -33,6 +33,17 @@ public sealed class ProxyCounters
     /// <summary>Free ring buffer arrays kept for the next flows.</summary>
     public long RingBuffersPooled;
 
+    /// <summary>SYN+ACKs the XDP responder sent (those SYNs never reach user space).</summary>
+    public long XdpSynAckSent;
+    /// <summary>SYNs to a protected endpoint the XDP responder left to user space (unusual shape, bad checksum).</summary>
+    public long XdpSynPassed;
+    public long XdpInternalErrors;
+
+    /// <summary>Every SYN to a protected endpoint, answered in the kernel or here.</summary>
+    public long TotalSynReceived => SynReceived + XdpSynAckSent;
+
+    public long TotalSynAckSent => SynAckSent + XdpSynAckSent;
+
     private readonly long[] _drops = new long[(int)DropReason.Count];
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -75,6 +86,9 @@ public sealed class ProxyCounters
         total.RingBuffersCreated += Volatile.Read(ref RingBuffersCreated);
         total.RingBuffersInUse += Volatile.Read(ref RingBuffersInUse);
         total.RingBuffersPooled += Volatile.Read(ref RingBuffersPooled);
+        total.XdpSynAckSent += Volatile.Read(ref XdpSynAckSent);
+        total.XdpSynPassed += Volatile.Read(ref XdpSynPassed);
+        total.XdpInternalErrors += Volatile.Read(ref XdpInternalErrors);
         for (int i = 0; i < _drops.Length; i++)
         {
             total._drops[i] += Volatile.Read(ref _drops[i]);

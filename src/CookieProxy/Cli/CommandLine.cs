@@ -34,6 +34,9 @@ public static class CommandLine
                                     afxdp: AF_XDP socket fed by our XDP program, one thread, Linux 5.9+)
           --ring-mb N               AF_PACKET receive ring per capture thread, MiB (default 32: ~250 ms of
                                     slack when sparse, ~250k SYN frames when busy)
+          --xdp-syn generic|native  answer SYNs with cookie SYN+ACKs in an XDP program on the interface (XDP_TX),
+                                    byte for byte what user space sends; unusual SYNs and everything else still
+                                    come up (default: off; generic works on any device, Linux 5.9+)
           --no-tx-offload           send flow data as single segments (default: TCP super-frames the kernel or NIC
                                     cuts, via PACKET_VNET_HDR, where the AF_PACKET backend is used)
           --threads N               capture threads sharing the interface through PACKET_FANOUT (AF_PACKET only)
@@ -94,6 +97,7 @@ public static class CommandLine
         IPEndPoint? pendingListen = null;
         string? keyFile = null, statsFile = null;
         bool hide = false, rstInvalid = false, verbose = false, txOffload = true;
+        XdpAttachMode? xdpSyn = null;
         var capture = CaptureKind.Auto;
         FanoutMode? fanout = null;
         int threads = 0, slot = Cookies.SynCookieCodec.DefaultSlotSeconds, maxFlows = 100_000, flowKb = 256, connectMs = 3000;
@@ -224,6 +228,19 @@ public static class CommandLine
                 case "--verbose":
                     verbose = true;
                     break;
+                case "--xdp-syn":
+                    if (!NeedValue(out err)) return ParseResult.Fail(err!);
+                    xdpSyn = value!.ToLowerInvariant() switch
+                    {
+                        "generic" or "skb" => XdpAttachMode.Generic,
+                        "native" or "drv" => XdpAttachMode.Native,
+                        _ => null,
+                    };
+                    if (xdpSyn is null)
+                    {
+                        return ParseResult.Fail($"--xdp-syn '{value}': expected generic or native");
+                    }
+                    break;
                 case "--capture":
                     if (!NeedValue(out err)) return ParseResult.Fail(err!);
                     if (!Enum.TryParse(value, ignoreCase: true, out capture) || !Enum.IsDefined(capture) || value!.All(char.IsDigit))
@@ -330,6 +347,14 @@ public static class CommandLine
         {
             return ParseResult.Fail($"--threads {threads}: AF_XDP capture here uses one socket on queue 0 (one thread); use --capture afpacket for several");
         }
+        if (xdpSyn is not null && capture == CaptureKind.AfXdp)
+        {
+            return ParseResult.Fail("--xdp-syn with --capture afxdp: both need the interface's XDP hook; use --capture afpacket (or auto) with --xdp-syn");
+        }
+        if (xdpSyn is not null && synRate > 0)
+        {
+            return ParseResult.Fail("--xdp-syn with --syn-rate-per-source: the XDP responder answers every SYN and keeps no per-source budget; use one or the other");
+        }
         foreach (ListenerOptions l in listeners)
         {
             if (l.Backend.Equals(l.Listen))
@@ -353,6 +378,7 @@ public static class CommandLine
             SlotSeconds = slot,
             RstInvalid = rstInvalid,
             TxOffload = txOffload,
+            XdpSyn = xdpSyn,
             MaxFlows = maxFlows,
             MaxBufferedBytes = maxBufferMb * 1024 * 1024,
             RingMegabytes = ringMb,

@@ -30,6 +30,9 @@ public sealed class ProxyOptions
 
     /// <summary>Flow data as TCP super-frames cut by the kernel/NIC (AF_PACKET + PACKET_VNET_HDR); off: one frame per segment.</summary>
     public bool TxOffload { get; init; } = true;
+
+    /// <summary>Answer SYNs in an XDP program on the interface (<see cref="XdpSynProgram"/>); null = off.</summary>
+    public XdpAttachMode? XdpSyn { get; init; }
     public int MaxFlows { get; init; } = 100_000;
     public long MaxBufferedBytes { get; init; } = 1L << 30;
 

@@ -82,10 +82,14 @@ public sealed class StatsReporter : IDisposable
         var sb = new StringBuilder(256);
         var inv = CultureInfo.InvariantCulture;
         sb.Append(final ? "cookieproxy final:" : "cookieproxy:");
-        sb.Append(inv, $" syn={c.SynReceived} synack={c.SynAckSent}");
+        sb.Append(inv, $" syn={c.TotalSynReceived} synack={c.TotalSynAckSent}");
         if (previous is not null)
         {
-            sb.Append(inv, $" ({(c.SynAckSent - previous.SynAckSent) / seconds:F0}/s)");
+            sb.Append(inv, $" ({(c.TotalSynAckSent - previous.TotalSynAckSent) / seconds:F0}/s)");
+        }
+        if (c.XdpSynAckSent != 0 || c.XdpSynPassed != 0)
+        {
+            sb.Append(inv, $" xdp_synack={c.XdpSynAckSent} xdp_passed={c.XdpSynPassed}");
         }
         sb.Append(inv, $" ack_valid={c.CookieValid} ack_invalid={c.CookieInvalid} flows={c.FlowsActive} created={c.FlowsCreated}");
         sb.Append(inv, $" rst={c.RstSent} to_backend={c.BytesToBackend} to_client={c.BytesToClient} retrans={c.Retransmits}");
@@ -122,8 +126,11 @@ public sealed class StatsReporter : IDisposable
             w.WriteStartObject();
             w.WriteNumber("uptime_s", Math.Round(uptimeSeconds, 3));
             w.WriteNumber("frames_received", c.FramesReceived);
-            w.WriteNumber("syn_received", c.SynReceived);
-            w.WriteNumber("synack_sent", c.SynAckSent);
+            w.WriteNumber("syn_received", c.TotalSynReceived);
+            w.WriteNumber("synack_sent", c.TotalSynAckSent);
+            w.WriteNumber("xdp_synack_sent", c.XdpSynAckSent);
+            w.WriteNumber("xdp_syn_passed", c.XdpSynPassed);
+            w.WriteNumber("xdp_internal_errors", c.XdpInternalErrors);
             w.WriteNumber("cookie_valid", c.CookieValid);
             w.WriteNumber("cookie_invalid", c.CookieInvalid);
             w.WriteNumber("cookie_retransmit", c.CookieRetransmit);
