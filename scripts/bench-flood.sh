@@ -19,7 +19,8 @@
 #   --merge keeps the other systems' results of today's raw JSON (e.g. re-run only "a").
 #   a = CookieProxy ($COOKIEPROXY_BIN, default out/cookieproxy; $COOKIEPROXY_CAPTURE, if set, is passed as
 #       --capture, e.g. afpacket or afxdp), b = nft synproxy,
-#   c = kernel syncookies only, d = haproxy (data path only), e = direct Apache (data path only)
+#   c = kernel syncookies only, d = haproxy (data path only), e = direct Apache (data path only),
+#   x = CookieProxy with --xdp-syn generic (SYNs answered by its XDP program; floods only)
 # Everything is bounded (count + timeout) and cleaned up on exit.
 set -euo pipefail
 
@@ -28,7 +29,7 @@ BENCH="$ROOT/scripts/bench"
 QUICK=0
 MERGE=0
 TAG=""
-SYSTEMS="a,b,c,d,e"
+SYSTEMS="a,x,b,c,d,e"
 OUT_DIR="$ROOT/docs/bench"
 COOKIEPROXY_BIN="${COOKIEPROXY_BIN:-$ROOT/out/cookieproxy}"
 
@@ -259,7 +260,7 @@ start_cookieproxy() {
     # capture threads on it.
     ip netns exec "$SRV" taskset -c 1 "$COOKIEPROXY_BIN" run --interface fl-s0 --listen "$SRV_IP:80" \
         --backend 127.0.0.1:8080 --hide-port --threads 1 --stats-interval 1 --stats-file "$CP_STATS" \
-        ${COOKIEPROXY_CAPTURE:+--capture "$COOKIEPROXY_CAPTURE"} > "$TMP/cookieproxy.log" 2>&1 &
+        ${COOKIEPROXY_CAPTURE:+--capture "$COOKIEPROXY_CAPTURE"} ${CP_EXTRA:-} > "$TMP/cookieproxy.log" 2>&1 &
     CP_PID=$!
     OUR_PIDS+=("$CP_PID")
     local ok=0
@@ -288,6 +289,12 @@ stop_cookieproxy() {
         for _ in $(seq 1 30); do kill -0 "$CP_PID" 2>/dev/null || break; sleep 0.1; done
         kill -0 "$CP_PID" 2>/dev/null && kill -KILL "$CP_PID" 2>/dev/null || true
         CP_PID=""
+        # A proxy that died without cleaning up would leave its hide rule and spoil the next system's run.
+        if in_srv nft list tables 2>/dev/null | grep -q 'inet cookieproxy_'; then
+            log "cookieproxy left its nft table behind (crashed?): removing it; log tail:"
+            tail -5 "$TMP/cookieproxy.log" >&2 || true
+            in_srv nft list tables | awk '$2 == "inet" && $3 ~ /^cookieproxy_/ {print $3}' | while read -r t; do in_srv nft delete table inet "$t"; done
+        fi
     fi
 }
 
@@ -434,6 +441,19 @@ if has_sys a; then
         cp "$CP_STATS" "$TMP/cookieproxy-stats-final.json" 2>/dev/null || true
         stop_cookieproxy
     fi
+    stop_apache
+fi
+
+if has_sys x; then
+    # the same binary with its SYN path in XDP (generic mode: runs after RPS, on CPU 1 like the rest)
+    start_apache 127.0.0.1:8080 "$SRV_IP:8080"
+    A_STATUS="${CP_STATUS:-}"
+    if CP_EXTRA="--xdp-syn generic" start_cookieproxy; then
+        write_pids "$CP_PID" "$APACHE_PID"
+        flood_suite x
+        stop_cookieproxy
+    fi
+    if has_sys a; then CP_STATUS="$A_STATUS"; fi
     stop_apache
 fi
 

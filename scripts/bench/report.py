@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-NAMES = {"a": "CookieProxy", "b": "nft SYNPROXY", "c": "kernel syncookies", "d": "haproxy (tcp)", "e": "direct Apache"}
+NAMES = {"a": "CookieProxy", "x": "CookieProxy --xdp-syn", "b": "nft SYNPROXY", "c": "kernel syncookies", "d": "haproxy (tcp)", "e": "direct Apache"}
 MIB = 1024 * 1024
 
 
@@ -90,7 +90,7 @@ def main():
     L.append("| system | flood | offered SYN/s | SYN+ACK/s | answered | server CPU µs / SYN+ACK | CPU1 busy | "
              "legit during: ok / p50 / p99 ms | legit after: ok / p50 / p99 ms |")
     L.append("|---|---|---:|---:|---:|---:|---:|---|---|")
-    systems = [s for s in "abc" if any(r["system"] == s for r in floods)]
+    systems = [s for s in "axbc" if any(r["system"] == s for r in floods)]
     if na_a and "a" not in systems:
         L.append(f"| {NAMES['a']} | all | {na_a} | | | | | | |")
     for s in systems:
@@ -111,6 +111,7 @@ def main():
     L.append("|---|---|---:|")
     for kind, rate in [("trafgen", 0), ("hping", 0)]:
         a, b, c = pick(floods, "a", kind, rate), pick(floods, "b", kind, rate), pick(floods, "c", kind, rate)
+        x = pick(floods, "x", kind, rate)
         lab = flood_label({"kind": kind, "rate_target": rate})
 
         def g(r, *path):
@@ -121,8 +122,10 @@ def main():
                 x = x.get(p) if isinstance(x, dict) else None
             return x
 
-        for who, r in (("CookieProxy", a), ("kernel syncookies", c)):
-            na = na_a if who == "CookieProxy" else None
+        for who, r in (("CookieProxy", a), ("CookieProxy --xdp-syn", x), ("kernel syncookies", c)):
+            if who == "CookieProxy --xdp-syn" and r is None:
+                continue
+            na = na_a if who.startswith("CookieProxy") else None
             L.append(f"| {who} / SYNPROXY CPU per SYN+ACK | {lab} | "
                      f"{na or ratio(g(r, 'cpu_us_per_answered'), g(b, 'cpu_us_per_answered'))} |")
             L.append(f"| {who} / SYNPROXY fraction answered | {lab} | "
@@ -198,8 +201,8 @@ def plot(floods, png, doc):
     import matplotlib.pyplot as plt
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.8))
-    colors = {"a": "tab:green", "b": "tab:blue", "c": "tab:orange"}
-    for s in "abc":
+    colors = {"a": "tab:green", "x": "tab:olive", "b": "tab:blue", "c": "tab:orange"}
+    for s in "axbc":
         pts = sorted([r for r in floods if r["system"] == s and r["kind"] in ("none", "trafgen")],
                      key=lambda r: r["offered_pps"])
         if not pts:

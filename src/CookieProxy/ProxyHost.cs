@@ -310,10 +310,18 @@ public static class ProxyHost
         }
         finally
         {
-            slotTimer?.Dispose();
+            if (slotTimer is not null)
+            {
+                using var timerDone = new ManualResetEvent(false);
+                if (slotTimer.Dispose(timerDone))
+                {
+                    timerDone.WaitOne(TimeSpan.FromSeconds(2)); // a running slot update finishes before the maps close
+                }
+            }
+            // The final counters line reads the XDP program's counters: before the program goes.
+            stats?.Dispose();
             // Detached before the capture stops: from here SYNs reach the host stack's drop rule (or it).
             ((IDisposable?)xdpSyn)?.Dispose();
-            stats?.Dispose();
             foreach (CaptureWorker w in workers)
             {
                 w.Dispose();

@@ -59,6 +59,9 @@ public sealed class XdpSynTests : LabTestBase
         Assert.Equal(0, s["xdp_internal_errors"]);
 
         StopProxy();
+        // A clean exit: the final counters (which read the program's map) were written before it was detached.
+        Assert.DoesNotContain("Unhandled exception", ProxyLog());
+        Assert.Matches(@"cookieproxy final: .* xdp_synack=\d+", ProxyLog());
         Assert.DoesNotContain("xdp", LinkDetails());
         Assert.Equal("timeout", TryConnect(timeoutSeconds: 2)); // the lab's hide rule is back in charge
     }
