@@ -163,10 +163,11 @@ public static class XdpSynProgram
     public static byte[] ConfigValue(ulong k0, ulong k1, uint slot)
     {
         var value = new byte[ConfigValueSize];
-        BinaryPrimitives.WriteUInt64LittleEndian(value, k0 ^ 0x736f6d6570736575UL);
-        BinaryPrimitives.WriteUInt64LittleEndian(value.AsSpan(8), k1 ^ 0x646f72616e646f6dUL);
-        BinaryPrimitives.WriteUInt64LittleEndian(value.AsSpan(16), k0 ^ 0x6c7967656e657261UL);
-        BinaryPrimitives.WriteUInt64LittleEndian(value.AsSpan(24), k1 ^ 0x7465646279746573UL);
+        (ulong v0, ulong v1, ulong v2, ulong v3) = Crypto.SipHash.InitialState(new Crypto.SipKey(k0, k1));
+        BinaryPrimitives.WriteUInt64LittleEndian(value, v0);
+        BinaryPrimitives.WriteUInt64LittleEndian(value.AsSpan(8), v1);
+        BinaryPrimitives.WriteUInt64LittleEndian(value.AsSpan(16), v2);
+        BinaryPrimitives.WriteUInt64LittleEndian(value.AsSpan(24), v3);
         BinaryPrimitives.WriteUInt32LittleEndian(value.AsSpan(ConfigSlotOffset), slot);
         return value;
     }
@@ -543,40 +544,39 @@ public static class XdpSynProgram
             a.Load(BPF_W, EbpfReg.R3, Ctx, XdpMdDataEnd);
         }
 
+        /// <summary>result = the largest index i &gt; floor with value &gt;= table[i], else floor (the tables ascend).</summary>
+        private void TableIndex(EbpfReg value, EbpfReg result, int[] table, int floor)
+        {
+            EbpfAssembler a = _a;
+            var done = a.NewLabel();
+            a.Mov64(result, floor);
+            for (int i = table.Length - 1; i > floor; i--)
+            {
+                var lower = a.NewLabel();
+                a.Jump(BPF_JLT, value, table[i], lower);
+                a.Mov64(result, i);
+                a.Goto(done);
+                a.Mark(lower);
+            }
+            a.Mark(done);
+        }
+
         /// <summary>SynCookieCodec.ComposeIsn's option bits before the MAC mask: CookieTables.EncodeWindowScale
         /// &lt;&lt; 4 | EncodeMss &lt;&lt; 1 | SACK; and the TSval's E bit; and our TCP header length.</summary>
         private void EncodeCookieOptions()
         {
             EbpfAssembler a = _a;
-            // MSS index: the largest table entry not above the client's MSS, else 0.
-            var mssDone = a.NewLabel();
+            // CookieTables.EncodeMss: the largest entry not above the client's MSS, else 0.
             a.Load(BPF_DW, EbpfReg.R1, EbpfReg.R10, SlotMss);
-            a.Mov64(EbpfReg.R0, 0);
-            for (int i = _s.MssTable.Length - 1; i > 0; i--)
-            {
-                var lower = a.NewLabel();
-                a.Jump(BPF_JLT, EbpfReg.R1, _s.MssTable[i], lower);
-                a.Mov64(EbpfReg.R0, i);
-                a.Goto(mssDone);
-                a.Mark(lower);
-            }
-            a.Mark(mssDone);
+            TableIndex(EbpfReg.R1, EbpfReg.R0, _s.MssTable.Select(v => (int)v).ToArray(), floor: 0);
             a.Lsh64(EbpfReg.R0, 1);
 
-            // Window-scale index: 0 for none, else the largest entry not above the shift, at least 1.
+            // CookieTables.EncodeWindowScale: 0 for none, else the largest entry not above the shift, at least 1.
             var wsDone = a.NewLabel();
             a.Load(BPF_DW, EbpfReg.R1, EbpfReg.R10, SlotWs);
             a.Mov64(EbpfReg.R2, 0);
             a.Jump(BPF_JEQ, EbpfReg.R1, WsNone, wsDone);
-            a.Mov64(EbpfReg.R2, 1);
-            for (int i = _s.WindowScaleTable.Length - 1; i > 1; i--)
-            {
-                var lower = a.NewLabel();
-                a.Jump(BPF_JLT, EbpfReg.R1, _s.WindowScaleTable[i], lower);
-                a.Mov64(EbpfReg.R2, i);
-                a.Goto(wsDone);
-                a.Mark(lower);
-            }
+            TableIndex(EbpfReg.R1, EbpfReg.R2, _s.WindowScaleTable.Select(v => (int)v).ToArray(), floor: 1);
             a.Mark(wsDone);
             a.Lsh64(EbpfReg.R2, 4);
             a.Or64(EbpfReg.R0, EbpfReg.R2);

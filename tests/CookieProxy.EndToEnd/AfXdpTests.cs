@@ -22,32 +22,15 @@ public sealed class AfXdpTests : LabTestBase
     {
     }
 
-    private string LinkDetails()
-    {
-        CommandResult r = CommandRunner.Run("ip", ["-n", LabFixture.ServerNs, "-d", "link", "show", LabFixture.ServerDev], ShortTimeout, Log);
-        Assert.True(r.Succeeded, r.ToString());
-        return r.StdOut;
-    }
-
-    private void AssertDownload(string name, string? source = null)
-    {
-        string file = Path.Combine(Lab.LabDir, "afxdp-" + name);
-        File.Delete(file);
-        string[] from = source is null ? [] : ["--interface", source];
-        CommandResult r = InClient(TimeSpan.FromSeconds(60), ["curl", "-fsS", "--max-time", "30", .. from, "-o", file, $"http://{LabFixture.ServerIp}/{name}"]);
-        Assert.True(r.Succeeded, r.ToString() + "\nproxy log:\n" + ProxyLog());
-        Assert.Equal(Lab.ExpectedSha256(name), Hashing.Sha256OfFile(file));
-    }
-
     [LabFact]
     public void Curl_downloads_and_uploads_through_the_af_xdp_backend_and_stop_detaches_the_program()
     {
         StartProxy("--capture", "afxdp");
         Assert.Contains("af_xdp-copy-generic", ProxyLog());
-        Assert.Contains("xdpgeneric", LinkDetails());
+        Assert.Contains("xdpgeneric", ServerLinkDetails());
 
-        AssertDownload("index.html");
-        AssertDownload("1m.bin");
+        AssertDownloadIntact("index.html", tag: "afxdp");
+        AssertDownloadIntact("1m.bin", tag: "afxdp");
         string source = Path.Combine(Lab.CacheDir, "10m.bin");
         CommandResult up = InClient(TimeSpan.FromSeconds(90), "curl", "-fsS", "--max-time", "60", "--data-binary", "@" + source,
             "-H", "Content-Type: application/octet-stream", $"http://{LabFixture.ServerIp}/cgi-bin/upload");
@@ -60,7 +43,7 @@ public sealed class AfXdpTests : LabTestBase
         Assert.True(direct.Succeeded, direct.ToString());
 
         StopProxy();
-        Assert.DoesNotContain("xdp", LinkDetails());
+        Assert.DoesNotContain("xdp", ServerLinkDetails());
         Assert.Equal("timeout", TryConnect(timeoutSeconds: 2)); // the lab's hide rule is back in charge
     }
 
@@ -76,7 +59,7 @@ public sealed class AfXdpTests : LabTestBase
             "-c", FloodMaxCount.ToString(), "-a", FloodSource, LabFixture.ServerIp))
         {
             Thread.Sleep(1000);
-            AssertDownload("1m.bin", "198.18.1.77");
+            AssertDownloadIntact("1m.bin", "198.18.1.77", "afxdp");
             Assert.Equal("connected", TryConnect("198.18.1.78"));
             CommandResult done = flood.WaitForExit(TimeSpan.FromSeconds(FloodSeconds + 10), Log);
             Assert.False(done.TimedOut, done.ToString());

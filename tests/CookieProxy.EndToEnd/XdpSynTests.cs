@@ -22,32 +22,15 @@ public sealed class XdpSynTests : LabTestBase
     {
     }
 
-    private string LinkDetails()
-    {
-        CommandResult r = CommandRunner.Run("ip", ["-n", LabFixture.ServerNs, "-d", "link", "show", LabFixture.ServerDev], ShortTimeout, Log);
-        Assert.True(r.Succeeded, r.ToString());
-        return r.StdOut;
-    }
-
-    private void AssertDownload(string name, string? source = null)
-    {
-        string file = Path.Combine(Lab.LabDir, "xdpsyn-" + name);
-        File.Delete(file);
-        string[] from = source is null ? [] : ["--interface", source];
-        CommandResult r = InClient(TimeSpan.FromSeconds(60), ["curl", "-fsS", "--max-time", "30", .. from, "-o", file, $"http://{LabFixture.ServerIp}/{name}"]);
-        Assert.True(r.Succeeded, r.ToString() + "\nproxy log:\n" + ProxyLog());
-        Assert.Equal(Lab.ExpectedSha256(name), Hashing.Sha256OfFile(file));
-    }
-
     [LabFact]
     public void Curl_connects_through_kernel_answered_syns_and_stop_detaches_the_program()
     {
         StartProxy("--xdp-syn", "generic");
         Assert.Contains("SYNs answered in XDP (generic mode", ProxyLog());
-        Assert.Contains("xdpgeneric", LinkDetails());
+        Assert.Contains("xdpgeneric", ServerLinkDetails());
 
-        AssertDownload("index.html");
-        AssertDownload("1m.bin");
+        AssertDownloadIntact("index.html", tag: "xdpsyn");
+        AssertDownloadIntact("1m.bin", tag: "xdpsyn");
         string source = Path.Combine(Lab.CacheDir, "10m.bin");
         CommandResult up = InClient(TimeSpan.FromSeconds(90), "curl", "-fsS", "--max-time", "60", "--data-binary", "@" + source,
             "-H", "Content-Type: application/octet-stream", $"http://{LabFixture.ServerIp}/cgi-bin/upload");
@@ -62,7 +45,7 @@ public sealed class XdpSynTests : LabTestBase
         // A clean exit: the final counters (which read the program's map) were written before it was detached.
         Assert.DoesNotContain("Unhandled exception", ProxyLog());
         Assert.Matches(@"cookieproxy final: .* xdp_synack=\d+", ProxyLog());
-        Assert.DoesNotContain("xdp", LinkDetails());
+        Assert.DoesNotContain("xdp", ServerLinkDetails());
         Assert.Equal("timeout", TryConnect(timeoutSeconds: 2)); // the lab's hide rule is back in charge
     }
 
@@ -78,7 +61,7 @@ public sealed class XdpSynTests : LabTestBase
             "-c", FloodMaxCount.ToString(), "-a", FloodSource, LabFixture.ServerIp))
         {
             Thread.Sleep(1000);
-            AssertDownload("1m.bin", "198.18.1.77");
+            AssertDownloadIntact("1m.bin", "198.18.1.77", "xdpsyn");
             Assert.Equal("connected", TryConnect("198.18.1.78"));
             CommandResult done = flood.WaitForExit(TimeSpan.FromSeconds(FloodSeconds + 10), Log);
             Assert.False(done.TimedOut, done.ToString());

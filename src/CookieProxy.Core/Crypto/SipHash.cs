@@ -220,6 +220,11 @@ public static partial class SipHash
         }
     }
 
+    /// <summary>The state after key setup (v0..v3 = key XOR the constants), for code that hashes elsewhere
+    /// with the same key: the XDP SYN responder keeps it in a map instead of the key.</summary>
+    public static (ulong V0, ulong V1, ulong V2, ulong V3) InitialState(in SipKey key) =>
+        (key.K0 ^ InitV0, key.K1 ^ InitV1, key.K0 ^ InitV2, key.K1 ^ InitV3);
+
     // SipHash initialisation constants: "somepseudorandomlygeneratedbytes" (siphash.c).
     private const ulong InitV0 = 0x736f6d6570736575;
     private const ulong InitV1 = 0x646f72616e646f6d;

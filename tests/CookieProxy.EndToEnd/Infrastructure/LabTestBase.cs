@@ -83,6 +83,25 @@ public abstract class LabTestBase : IDisposable
         _proxyPid = null;
     }
 
+    /// <summary>`ip -d link show` of the server's veth (it names an attached XDP program: xdpgeneric/xdp).</summary>
+    protected string ServerLinkDetails()
+    {
+        CommandResult r = CommandRunner.Run("ip", ["-n", LabFixture.ServerNs, "-d", "link", "show", LabFixture.ServerDev], ShortTimeout, Log);
+        Assert.True(r.Succeeded, r.ToString());
+        return r.StdOut;
+    }
+
+    /// <summary>curl GET of a lab file through the proxy (optionally from another client address), sha256-checked.</summary>
+    protected void AssertDownloadIntact(string name, string? source = null, string tag = "dl")
+    {
+        string file = Path.Combine(Lab.LabDir, $"{tag}-{name}");
+        File.Delete(file);
+        string[] from = source is null ? [] : ["--interface", source];
+        CommandResult r = InClient(TimeSpan.FromSeconds(60), ["curl", "-fsS", "--max-time", "30", .. from, "-o", file, $"http://{LabFixture.ServerIp}/{name}"]);
+        Assert.True(r.Succeeded, r.ToString() + "\nproxy log:\n" + ProxyLog());
+        Assert.Equal(Lab.ExpectedSha256(name), Hashing.Sha256OfFile(file));
+    }
+
     protected string ProxyLog() => File.Exists(Lab.ProxyLogPath) ? File.ReadAllText(Lab.ProxyLogPath) : "(no proxy log)";
 
     protected ProxyStats ReadStats() =>
