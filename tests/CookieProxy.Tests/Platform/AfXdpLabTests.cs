@@ -274,7 +274,7 @@ public sealed class AfXdpLabTests
         PacketDeviceException error = Assert.Throws<PacketDeviceException>(
             () => Unprivileged.Run(() => PacketDeviceFactory.Open("lo", "", CaptureKind.AfXdp, protectedEndpoints: s_protected)));
         _output.WriteLine(error.Message);
-        Assert.Contains("Operation not permitted (errno 1) (AF_XDP needs root", error.Message);
+        Assert.Contains("Operation not permitted (errno 1) (XDP needs root", error.Message);
     }
 
     [RootFact]
