@@ -342,11 +342,9 @@ public static class XdpSynProgram
                 a.Jump32(BPF_JEQ, EbpfReg.R0, 0xff, _passCounted);            // multicast
                 a.Load(BPF_DW, EbpfReg.R0, L3, 8);
                 a.Load(BPF_DW, EbpfReg.R1, L3, 16);
-                var notUnspecified = a.NewLabel();
                 a.Mov64(EbpfReg.R2, EbpfReg.R0);
                 a.Or64(EbpfReg.R2, EbpfReg.R1);
                 a.Jump(BPF_JEQ, EbpfReg.R2, 0, _passCounted);                 // ::
-                a.Mark(notUnspecified);
                 var notMapped = a.NewLabel();
                 a.Jump(BPF_JNE, EbpfReg.R0, 0, notMapped);                     // ::ffff:a.b.c.d aliases IPv4
                 a.Jump32(BPF_JEQ, EbpfReg.R1, AsLoaded32(0x0000ffff), _passCounted);
@@ -375,29 +373,46 @@ public static class XdpSynProgram
             EbpfAssembler a = _a;
             if (!_v6)
             {
-                a.Mov64(EbpfReg.R0, 0);
-                for (int i = 0; i < 5; i++)
-                {
-                    a.Load(BPF_W, EbpfReg.R1, L3, (short)(4 * i));
-                    a.Add64(EbpfReg.R0, EbpfReg.R1);
-                }
-                Fold(EbpfReg.R0, EbpfReg.R1);
+                Ipv4HeaderSum();
                 a.Jump(BPF_JNE, EbpfReg.R0, 0xffff, _passCounted);
             }
+            TcpSum(maxWords: 15, _passCounted);
+            a.Jump(BPF_JNE, EbpfReg.R0, 0xffff, _passCounted);
+        }
+
+        /// <summary>R0 = the folded sum of the IPv4 header's five words as loaded, its checksum field as it
+        /// stands (0xffff when that is right; fill a zeroed field with the complement). Clobbers R1.</summary>
+        private void Ipv4HeaderSum()
+        {
+            EbpfAssembler a = _a;
+            a.Mov64(EbpfReg.R0, 0);
+            for (int i = 0; i < 5; i++)
+            {
+                a.Load(BPF_W, EbpfReg.R1, L3, (short)(4 * i));
+                a.Add64(EbpfReg.R0, EbpfReg.R1);
+            }
+            Fold(EbpfReg.R0, EbpfReg.R1);
+        }
+
+        /// <summary>R0 = the folded sum of the pseudo-header and the R5 bytes of TCP header (at most
+        /// <paramref name="maxWords"/> words), checksum field as it stands; a word past the packet goes to
+        /// <paramref name="fail"/>. Clobbers R1, R2, R4.</summary>
+        private void TcpSum(int maxWords, EbpfAssembler.Label fail)
+        {
+            EbpfAssembler a = _a;
             PseudoHeaderSum(EbpfReg.R5);
             var done = a.NewLabel();
             a.Mov64(EbpfReg.R2, L3);
             a.Add64(EbpfReg.R2, _tcp);
-            for (int i = 0; i < 15; i++)
+            for (int i = 0; i < maxWords; i++)
             {
                 a.Jump(BPF_JLE, EbpfReg.R5, 4 * i, done);
-                Bounds(a, EbpfReg.R2, 4 * (i + 1), _passCounted);
+                Bounds(a, EbpfReg.R2, 4 * (i + 1), fail);
                 a.Load(BPF_W, EbpfReg.R1, EbpfReg.R2, (short)(4 * i));
                 a.Add64(EbpfReg.R0, EbpfReg.R1);
             }
             a.Mark(done);
             Fold(EbpfReg.R0, EbpfReg.R1);
-            a.Jump(BPF_JNE, EbpfReg.R0, 0xffff, _passCounted);
         }
 
         /// <summary>R0 = the pseudo-header's sum as loaded: source, destination, protocol 6 and the TCP length
@@ -423,8 +438,8 @@ public static class XdpSynProgram
             EbpfAssembler a = _a;
             a.Mov64(tmp, sum);
             a.Rsh64(tmp, 32);
-            a.LoadImm64(EbpfReg.R4, 0xffffffff);
-            a.And64(sum, EbpfReg.R4);
+            a.Lsh64(sum, 32);                    // the low 32 bits, without a 64-bit mask constant
+            a.Rsh64(sum, 32);
             a.Add64(sum, tmp);
             for (int i = 0; i < 3; i++)
             {
@@ -815,13 +830,7 @@ public static class XdpSynProgram
                 a.Load(BPF_W, EbpfReg.R1, L3, 16);
                 a.Store(BPF_W, L3, 12, EbpfReg.R1);
                 a.Store(BPF_W, L3, 16, EbpfReg.R0);
-                a.Mov64(EbpfReg.R0, 0);
-                for (int i = 0; i < 5; i++)
-                {
-                    a.Load(BPF_W, EbpfReg.R1, L3, (short)(4 * i));
-                    a.Add64(EbpfReg.R0, EbpfReg.R1);
-                }
-                Fold(EbpfReg.R0, EbpfReg.R1);
+                Ipv4HeaderSum();
                 a.Xor64(EbpfReg.R0, 0xffff);
                 a.Store(BPF_H, L3, 10, EbpfReg.R0);
             }
@@ -890,20 +899,9 @@ public static class XdpSynProgram
                 a.Goto(options);
             }
 
-            // TCP checksum over the pseudo-header and the header, which ends where the frame now ends.
+            // TCP checksum over the pseudo-header and our header (R5 bytes, at most 40: the frame ends there).
             a.Mark(options);
-            PseudoHeaderSum(EbpfReg.R5);
-            var summed = a.NewLabel();
-            a.Mov64(EbpfReg.R2, L3);
-            a.Add64(EbpfReg.R2, t);
-            for (int i = 0; i < 10; i++)
-            {
-                Bounds(a, EbpfReg.R2, 4 * (i + 1), summed);
-                a.Load(BPF_W, EbpfReg.R1, EbpfReg.R2, (short)(4 * i));
-                a.Add64(EbpfReg.R0, EbpfReg.R1);
-            }
-            a.Mark(summed);
-            Fold(EbpfReg.R0, EbpfReg.R1);
+            TcpSum(maxWords: 10, broken);
             a.Xor64(EbpfReg.R0, 0xffff);
             a.Store(BPF_H, L3, (short)(t + 16), EbpfReg.R0);
 
