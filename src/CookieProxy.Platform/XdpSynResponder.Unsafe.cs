@@ -51,11 +51,11 @@ public sealed unsafe class XdpSynResponder : IDisposable
         SafeFdHandle? config = null, counters = null;
         try
         {
-            config = XdpRedirect.CreateMap(interfaceName, BPF_MAP_TYPE_ARRAY, sizeof(uint), XdpSynProgram.ConfigValueSize, 1, "cp_syn_config", "ARRAY");
-            counters = XdpRedirect.CreateMap(interfaceName, BPF_MAP_TYPE_PERCPU_ARRAY, sizeof(uint), 8 * XdpSynProgram.CounterSlots, 1, "cp_syn_counters", "PERCPU_ARRAY");
-            XdpRedirect.UpdateMap(interfaceName, config, 0, XdpSynProgram.ConfigValue(k0, k1, slot), "config");
+            config = BpfObjects.CreateMap(interfaceName, BPF_MAP_TYPE_ARRAY, sizeof(uint), XdpSynProgram.ConfigValueSize, 1, "cp_syn_config", "ARRAY");
+            counters = BpfObjects.CreateMap(interfaceName, BPF_MAP_TYPE_PERCPU_ARRAY, sizeof(uint), 8 * XdpSynProgram.CounterSlots, 1, "cp_syn_counters", "PERCPU_ARRAY");
+            BpfObjects.UpdateMap(interfaceName, config, 0, XdpSynProgram.ConfigValue(k0, k1, slot), "config");
             EbpfInstruction[] code = XdpSynProgram.Build(settings, config.Fd, counters.Fd);
-            SafeFdHandle program = XdpRedirect.LoadProgram(interfaceName, code, "cp_xdp_syn");
+            SafeFdHandle program = BpfObjects.LoadProgram(interfaceName, code, "cp_xdp_syn");
             return new XdpSynResponder(interfaceName, config, counters, program, code.Length, k0, k1, slot);
         }
         catch
@@ -79,7 +79,7 @@ public sealed unsafe class XdpSynResponder : IDisposable
         {
             throw new PacketDeviceException(InterfaceName, $"xdp: no such interface '{InterfaceName}'", Interop.PacketSocket.ENODEV);
         }
-        _link = XdpRedirect.AttachXdp(InterfaceName, _program, ifindex, mode);
+        _link = BpfObjects.AttachXdp(InterfaceName, _program, ifindex, mode);
         Mode = mode;
     }
 
@@ -91,14 +91,14 @@ public sealed unsafe class XdpSynResponder : IDisposable
         {
             return;
         }
-        XdpRedirect.UpdateMap(InterfaceName, _config, 0, XdpSynProgram.ConfigValue(_k0, _k1, slot), "config");
+        BpfObjects.UpdateMap(InterfaceName, _config, 0, XdpSynProgram.ConfigValue(_k0, _k1, slot), "config");
         _slot = slot;
     }
 
     public XdpSynCounters ReadCounters()
     {
         Span<byte> values = new byte[8 * XdpSynProgram.CounterSlots * _cpus];
-        XdpRedirect.LookupMap(InterfaceName, _counters, 0, values, "counters");
+        BpfObjects.LookupMap(InterfaceName, _counters, 0, values, "counters");
         Span<long> sums = stackalloc long[XdpSynProgram.CounterSlots];
         for (int cpu = 0; cpu < _cpus; cpu++)
         {
@@ -115,7 +115,7 @@ public sealed unsafe class XdpSynResponder : IDisposable
     public int TestRun(ReadOnlySpan<byte> frame, out byte[] output)
     {
         var buffer = new byte[frame.Length + 256];
-        int action = XdpRedirect.TestRun(InterfaceName, _program, frame, buffer, out int length);
+        int action = BpfObjects.TestRun(InterfaceName, _program, frame, buffer, out int length);
         output = buffer.AsSpan(0, length).ToArray();
         return action;
     }

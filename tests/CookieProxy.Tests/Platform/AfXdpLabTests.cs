@@ -306,7 +306,7 @@ public sealed class AfXdpLabTests
         a.Load(Ebpf.BPF_W, EbpfReg.R2, EbpfReg.R1, 0);
         a.Load(Ebpf.BPF_H, EbpfReg.R0, EbpfReg.R2, 12);
         a.Exit();
-        PacketDeviceException error = Assert.Throws<PacketDeviceException>(() => XdpRedirect.LoadProgram("lo", a.Build()).Dispose());
+        PacketDeviceException error = Assert.Throws<PacketDeviceException>(() => BpfObjects.LoadProgram("lo", a.Build(), "cp_xdp_redirect").Dispose());
         _output.WriteLine(error.Message);
         Assert.Contains("verifier rejected", error.Message);
         Assert.Contains("invalid access to packet", error.Message);
