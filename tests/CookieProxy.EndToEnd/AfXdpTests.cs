@@ -12,11 +12,6 @@ namespace CookieProxy.EndToEnd;
 [Trait("Tier", "afxdp")]
 public sealed class AfXdpTests : LabTestBase
 {
-    private const string FloodSource = "198.18.1.9";
-    private const int FloodSeconds = 6;
-    private const int FloodMaxCount = 50000;
-    private const int FloodMinCount = 1000;
-
     public AfXdpTests(LabFixture lab, ITestOutputHelper output)
         : base(lab, output)
     {
@@ -31,11 +26,7 @@ public sealed class AfXdpTests : LabTestBase
 
         AssertDownloadIntact("index.html", tag: "afxdp");
         AssertDownloadIntact("1m.bin", tag: "afxdp");
-        string source = Path.Combine(Lab.CacheDir, "10m.bin");
-        CommandResult up = InClient(TimeSpan.FromSeconds(90), "curl", "-fsS", "--max-time", "60", "--data-binary", "@" + source,
-            "-H", "Content-Type: application/octet-stream", $"http://{LabFixture.ServerIp}/cgi-bin/upload");
-        Assert.True(up.Succeeded, up.ToString());
-        Assert.Equal($"{Lab.ExpectedSha256("10m.bin")} 10485760", up.StdOut.Trim());
+        AssertTenMiBUploadIntact();
         WaitForStats(s => s.CookieValid >= 3, TimeSpan.FromSeconds(5), "cookie_valid >= 3");
 
         // The host's own traffic on the same interface still reaches its stack: Apache on 8080 directly.
@@ -52,24 +43,15 @@ public sealed class AfXdpTests : LabTestBase
     {
         StartProxy("--capture", "afxdp");
         Assert.Equal("connected", TryConnect()); // warm up (JIT, first flow)
-        ProxyStats before = WaitForQuietStats(TimeSpan.FromSeconds(6));
-
-        // Bounded in time and count, <= 10 kpps, from one of our own addresses (never --rand-source).
-        using (RunningCommand flood = StartInClient("timeout", FloodSeconds.ToString(), "hping3", "-q", "-S", "-p", "80", "-i", "u100",
-            "-c", FloodMaxCount.ToString(), "-a", FloodSource, LabFixture.ServerIp))
+        (ProxyStats before, ProxyStats after) = RunBoundedSynFlood(() =>
         {
-            Thread.Sleep(1000);
             AssertDownloadIntact("1m.bin", "198.18.1.77", "afxdp");
             Assert.Equal("connected", TryConnect("198.18.1.78"));
-            CommandResult done = flood.WaitForExit(TimeSpan.FromSeconds(FloodSeconds + 10), Log);
-            Assert.False(done.TimedOut, done.ToString());
-        }
-
-        ProxyStats after = WaitForQuietStats(TimeSpan.FromSeconds(10));
+        });
         long syns = after.SynReceived - before.SynReceived;
         long synAcks = after.SynAckSent - before.SynAckSent;
         Log($"flood: {syns} SYNs received, {synAcks} SYN+ACKs sent");
-        Assert.True(syns >= FloodMinCount, $"only {syns} SYNs reached the proxy");
+        Assert.True(syns >= BoundedFloodMinSyns, $"only {syns} SYNs reached the proxy");
         Assert.Equal(syns, synAcks);
     }
 }

@@ -12,11 +12,6 @@ namespace CookieProxy.EndToEnd;
 [Trait("Tier", "xdpsyn")]
 public sealed class XdpSynTests : LabTestBase
 {
-    private const string FloodSource = "198.18.1.9";
-    private const int FloodSeconds = 6;
-    private const int FloodMaxCount = 50000;
-    private const int FloodMinCount = 1000;
-
     public XdpSynTests(LabFixture lab, ITestOutputHelper output)
         : base(lab, output)
     {
@@ -31,11 +26,7 @@ public sealed class XdpSynTests : LabTestBase
 
         AssertDownloadIntact("index.html", tag: "xdpsyn");
         AssertDownloadIntact("1m.bin", tag: "xdpsyn");
-        string source = Path.Combine(Lab.CacheDir, "10m.bin");
-        CommandResult up = InClient(TimeSpan.FromSeconds(90), "curl", "-fsS", "--max-time", "60", "--data-binary", "@" + source,
-            "-H", "Content-Type: application/octet-stream", $"http://{LabFixture.ServerIp}/cgi-bin/upload");
-        Assert.True(up.Succeeded, up.ToString());
-        Assert.Equal($"{Lab.ExpectedSha256("10m.bin")} 10485760", up.StdOut.Trim());
+        AssertTenMiBUploadIntact();
 
         // The kernel sent the SYN+ACKs, user space validated the ACKs: the cookies are the same.
         ProxyStats s = WaitForStats(s => s.CookieValid >= 3 && s["xdp_synack_sent"] >= 3, TimeSpan.FromSeconds(5), "cookie_valid >= 3 from XDP SYN+ACKs");
@@ -54,26 +45,17 @@ public sealed class XdpSynTests : LabTestBase
     {
         StartProxy("--xdp-syn", "generic");
         Assert.Equal("connected", TryConnect()); // warm up (JIT, first flow)
-        ProxyStats before = WaitForQuietStats(TimeSpan.FromSeconds(6));
-
-        // Bounded in time and count, <= 10 kpps, from one of our own addresses (never --rand-source).
-        using (RunningCommand flood = StartInClient("timeout", FloodSeconds.ToString(), "hping3", "-q", "-S", "-p", "80", "-i", "u100",
-            "-c", FloodMaxCount.ToString(), "-a", FloodSource, LabFixture.ServerIp))
+        (ProxyStats before, ProxyStats after) = RunBoundedSynFlood(() =>
         {
-            Thread.Sleep(1000);
             AssertDownloadIntact("1m.bin", "198.18.1.77", "xdpsyn");
             Assert.Equal("connected", TryConnect("198.18.1.78"));
-            CommandResult done = flood.WaitForExit(TimeSpan.FromSeconds(FloodSeconds + 10), Log);
-            Assert.False(done.TimedOut, done.ToString());
-        }
-
-        ProxyStats after = WaitForQuietStats(TimeSpan.FromSeconds(10));
+        });
         long syns = after.SynReceived - before.SynReceived;
         long synAcks = after.SynAckSent - before.SynAckSent;
         long inKernel = after["xdp_synack_sent"] - before["xdp_synack_sent"];
         long userSyns = syns - inKernel;
         Log($"flood: {syns} SYNs, {synAcks} SYN+ACKs, {inKernel} of them from XDP, {userSyns} SYNs answered in user space");
-        Assert.True(syns >= FloodMinCount, $"only {syns} SYNs reached the proxy");
+        Assert.True(syns >= BoundedFloodMinSyns, $"only {syns} SYNs reached the proxy");
         Assert.Equal(syns, synAcks);
         // hping3's bare SYNs are the shape the program answers: all of them in the kernel. (The flood source is a
         // real address of the client namespace, whose stack answers each SYN+ACK with a RST; those do reach

@@ -102,6 +102,40 @@ public abstract class LabTestBase : IDisposable
         Assert.Equal(Lab.ExpectedSha256(name), Hashing.Sha256OfFile(file));
     }
 
+    /// <summary>curl POST of the lab's 10 MiB file through the proxy: the upload CGI answers with the sha256 and
+    /// size it received.</summary>
+    protected void AssertTenMiBUploadIntact()
+    {
+        string source = Path.Combine(Lab.CacheDir, "10m.bin");
+        CommandResult up = InClient(TimeSpan.FromSeconds(90), "curl", "-fsS", "--max-time", "60", "--data-binary", "@" + source,
+            "-H", "Content-Type: application/octet-stream", $"http://{LabFixture.ServerIp}/cgi-bin/upload");
+        Assert.True(up.Succeeded, up.ToString());
+        Assert.Equal($"{Lab.ExpectedSha256("10m.bin")} 10485760", up.StdOut.Trim());
+    }
+
+    /// <summary>Fewer SYNs than this from <see cref="RunBoundedSynFlood"/> means the flood did not happen.</summary>
+    protected const int BoundedFloodMinSyns = 1000;
+
+    /// <summary>
+    /// A bounded hping3 SYN flood: at most 10 kpps and 50,000 SYNs for 6 s, from one of our own client addresses
+    /// (never --rand-source). <paramref name="duringFlood"/> runs a second in. Returns the proxy's counters once
+    /// quiet before and after.
+    /// </summary>
+    protected (ProxyStats Before, ProxyStats After) RunBoundedSynFlood(Action duringFlood)
+    {
+        const int seconds = 6;
+        ProxyStats before = WaitForQuietStats(TimeSpan.FromSeconds(6));
+        using (RunningCommand flood = StartInClient("timeout", seconds.ToString(), "hping3", "-q", "-S", "-p", "80", "-i", "u100",
+            "-c", "50000", "-a", "198.18.1.9", LabFixture.ServerIp))
+        {
+            Thread.Sleep(1000);
+            duringFlood();
+            CommandResult done = flood.WaitForExit(TimeSpan.FromSeconds(seconds + 10), Log);
+            Assert.False(done.TimedOut, done.ToString());
+        }
+        return (before, WaitForQuietStats(TimeSpan.FromSeconds(10)));
+    }
+
     protected string ProxyLog() => File.Exists(Lab.ProxyLogPath) ? File.ReadAllText(Lab.ProxyLogPath) : "(no proxy log)";
 
     protected ProxyStats ReadStats() =>
