@@ -63,8 +63,8 @@ if ! $PY -c 'import matplotlib' 2>/dev/null; then
     done
 fi
 
-SRV=flood-srv
-CLI=flood-cli
+SRV="flood-srv${CP_LAB_ID:+-$CP_LAB_ID}"
+CLI="flood-cli${CP_LAB_ID:+-$CP_LAB_ID}"
 SRV_IP=198.19.0.1
 CLI_IP=198.19.0.2
 STAMP="$(date -u +%Y-%m-%d)"

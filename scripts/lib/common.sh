@@ -4,9 +4,16 @@
 # The repository root: scripts/lib/common.sh -> ../..
 CP_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 
-# Lab topology (see /work/wt/PREAMBLE.md "Lab topology used by everybody").
-CP_NS_SRV=cp-srv
-CP_NS_CLI=cp-cli
+# Lab topology. CP_LAB_ID (letters, digits, '-') suffixes the namespace names and the run-time directory, so
+# several checkouts can run their labs side by side on one machine; unset, the names are the plain ones.
+CP_LAB_ID="${CP_LAB_ID:-}"
+if [[ -n "$CP_LAB_ID" && ! "$CP_LAB_ID" =~ ^[A-Za-z0-9-]{1,12}$ ]]; then
+  printf 'error: CP_LAB_ID must be 1-12 letters, digits or dashes\n' >&2
+  exit 2
+fi
+CP_LAB_SUFFIX="${CP_LAB_ID:+-$CP_LAB_ID}"
+CP_NS_SRV="cp-srv$CP_LAB_SUFFIX"
+CP_NS_CLI="cp-cli$CP_LAB_SUFFIX"
 CP_DEV_SRV=cp-s0
 CP_DEV_CLI=cp-c0
 CP_IP_SRV=198.18.0.1
@@ -20,7 +27,7 @@ CP_NFT_TABLE=cookieproxy_lab
 
 # Run-time state (removed by `lab.sh down`) and the file cache (kept: 100 MiB of random data is
 # created once).
-CP_LABDIR="${CP_LABDIR:-/tmp/cookieproxy-lab}"
+CP_LABDIR="${CP_LABDIR:-/tmp/cookieproxy-lab$CP_LAB_SUFFIX}"
 CP_CACHEDIR="${CP_CACHEDIR:-/var/tmp/cookieproxy-lab-cache}"
 
 cp_log()

@@ -9,8 +9,11 @@ namespace CookieProxy.EndToEnd.Infrastructure;
 /// </summary>
 public sealed class LabFixture : IDisposable
 {
-    public const string ServerNs = "cp-srv";
-    public const string ClientNs = "cp-cli";
+    /// <summary>CP_LAB_ID suffixes the namespace names (as scripts/lib/common.sh does), so labs of several
+    /// checkouts can run side by side.</summary>
+    public static readonly string LabSuffix = Environment.GetEnvironmentVariable("CP_LAB_ID") is { Length: > 0 } id ? "-" + id : "";
+    public static readonly string ServerNs = "cp-srv" + LabSuffix;
+    public static readonly string ClientNs = "cp-cli" + LabSuffix;
     public const string ServerDev = "cp-s0";
     public const string ClientDev = "cp-c0";
     public const string ServerIp = "198.18.0.1";
@@ -26,7 +29,7 @@ public sealed class LabFixture : IDisposable
     {
         RepoRoot = FindRepoRoot();
         LabScript = Path.Combine(RepoRoot, "scripts", "lab.sh");
-        LabDir = Environment.GetEnvironmentVariable("CP_LABDIR") ?? "/tmp/cookieproxy-lab";
+        LabDir = Environment.GetEnvironmentVariable("CP_LABDIR") ?? "/tmp/cookieproxy-lab" + LabSuffix;
         CacheDir = Environment.GetEnvironmentVariable("CP_CACHEDIR") ?? "/var/tmp/cookieproxy-lab-cache";
         string bin = Environment.GetEnvironmentVariable("COOKIEPROXY_BIN") ?? "out/cookieproxy";
         BinaryPath = Path.IsPathRooted(bin) ? bin : Path.Combine(RepoRoot, bin);

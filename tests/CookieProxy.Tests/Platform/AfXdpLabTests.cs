@@ -18,8 +18,8 @@ namespace CookieProxy.Tests.Platform;
 /// </summary>
 public sealed class XdpVethLab : VethPair
 {
-    public const string NsA = "xd-a";
-    public const string NsB = "xd-b";
+    public static readonly string NsA = "xd-a" + VethPair.LabSuffix;
+    public static readonly string NsB = "xd-b" + VethPair.LabSuffix;
     public const string IfA = "xd0";
     public const string IfB = "xd1";
     public static readonly IPAddress AddrA = IPAddress.Parse("198.18.201.1");

@@ -61,6 +61,10 @@ public sealed class RootTheoryAttribute : TheoryAttribute
 /// </summary>
 public abstract class VethPair : IDisposable
 {
+    /// <summary>CP_LAB_ID suffixes the namespace names (as scripts/lib/common.sh does), so labs of several
+    /// checkouts can run side by side.</summary>
+    public static readonly string LabSuffix = Environment.GetEnvironmentVariable("CP_LAB_ID") is { Length: > 0 } id ? "-" + id : "";
+
     private readonly string _nsA;
     private readonly string _ifA;
     private readonly IPAddress _addrA;
@@ -154,8 +158,8 @@ public abstract class VethPair : IDisposable
 /// </summary>
 public sealed class VethLab : VethPair
 {
-    public const string NsA = "plat-a";
-    public const string NsB = "plat-b";
+    public static readonly string NsA = "plat-a" + VethPair.LabSuffix;
+    public static readonly string NsB = "plat-b" + VethPair.LabSuffix;
     public const string IfA = "plat0";
     public const string IfB = "plat1";
     public static readonly byte[] MacA = [0x02, 0x00, 0xc6, 0x12, 0xc8, 0x01];
