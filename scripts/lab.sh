@@ -43,8 +43,8 @@ make_files()
   while read -r name size; do
     if [[ "$(stat -c %s "$CP_CACHEDIR/$name" 2>/dev/null)" != "$size" ]]; then
       cp_log "creating $CP_CACHEDIR/$name ($size bytes)"
-      head -c "$size" /dev/urandom >"$CP_CACHEDIR/$name.tmp"
-      mv "$CP_CACHEDIR/$name.tmp" "$CP_CACHEDIR/$name"
+      head -c "$size" /dev/urandom >"$CP_CACHEDIR/$name.tmp.$$"
+      mv "$CP_CACHEDIR/$name.tmp.$$" "$CP_CACHEDIR/$name"
       rm -f "$CP_CACHEDIR/SHA256SUMS"
     fi
   done <<'EOF'

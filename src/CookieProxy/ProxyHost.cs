@@ -223,20 +223,23 @@ public static class ProxyHost
                 {
                     perThread[i] = new ProxyCounters();
                     workers[i].Counters.AddTo(perThread[i]);
-                    perThread[i].CaptureDropped += workers[i].Device.GetStats().KernelDropped;
+                    perThread[i][Counter.CaptureDropped] += workers[i].Device.GetStats().KernelDropped;
                     // The owner thread writes the pool's counters; read here like the device's, a few operations stale.
                     RingBufferPool pool = workers[i].BufferPool;
-                    perThread[i].RingBuffersCreated = pool.Created;
-                    perThread[i].RingBuffersInUse = pool.Outstanding;
-                    perThread[i].RingBuffersPooled = pool.Pooled;
+                    perThread[i][Counter.RingBuffersCreated] = pool.Created;
+                    perThread[i][Counter.RingBuffersInUse] = pool.Outstanding;
+                    perThread[i][Counter.RingBuffersPooled] = pool.Pooled;
                 }
                 if (xdpSyn is not null && OperatingSystem.IsLinux())
                 {
                     // One program for the interface, not per thread: its counters ride on thread 0's.
                     XdpSynCounters x = xdpSyn.ReadCounters();
-                    perThread[0].XdpSynAckSent = x.SynAckSent;
-                    perThread[0].XdpSynPassed = x.SynPassed;
-                    perThread[0].XdpInternalErrors = x.InternalErrors;
+                    perThread[0][Counter.XdpSynAckSent] = x.SynAckSent;
+                    perThread[0][Counter.XdpSynPassed] = x.SynPassed;
+                    perThread[0][Counter.XdpInternalErrors] = x.InternalErrors;
+                    // syn_received and synack_sent count every SYN, wherever it was answered.
+                    perThread[0][Counter.SynReceived] += x.SynAckSent;
+                    perThread[0][Counter.SynAckSent] += x.SynAckSent;
                 }
                 return perThread;
             }
@@ -289,6 +292,13 @@ public static class ProxyHost
 
             using PosixSignalRegistration sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stopped.Set(); });
             using PosixSignalRegistration sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stopped.Set(); });
+            // SIGHUP's default action ends the process without unwinding, which left the drop rule (and an XDP
+            // program) behind and the port blackholed: an ssh hang-up or `systemctl reload` must never do that.
+            using PosixSignalRegistration sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c =>
+            {
+                c.Cancel = true;
+                log.WriteLine("cookieproxy: SIGHUP: nothing to reload without a config file; still running");
+            });
             if (o.DurationSeconds > 0)
             {
                 stopped.Wait(TimeSpan.FromSeconds(o.DurationSeconds));

@@ -75,7 +75,7 @@ public sealed class SynResponder
         int count = Math.Min(batch.Count, _synFrame.Length);
         for (int i = 0; i < count; i++)
         {
-            _counters.FramesReceived++;
+            _counters[Counter.FramesReceived]++;
             Span<byte> frame = batch[i];
             FrameFlags flags = batch.GetFlags(i);
             // TP_STATUS_CSUM_VALID: the kernel checked it. TP_STATUS_CSUMNOTREADY: a local sender with offload
@@ -102,7 +102,7 @@ public sealed class SynResponder
                 {
                     continue;
                 }
-                _counters.SynReceived++;
+                _counters[Counter.SynReceived]++;
                 // Per-source SYN budget (nmsynproxy's ratehash): sources are spoofable here, so this only
                 // caps what one prefix can make us send; the limiter's table is bounded and seeded.
                 if (_limiter is not null && !_limiter.TryAcceptSyn(p.Flow.SrcAddr, unixMs))
@@ -136,11 +136,11 @@ public sealed class SynResponder
             reason = _codec.Validate(p.Flow, p.Tcp, unixMs, out CookieDecoded cookie);
             if (reason == DropReason.None)
             {
-                _counters.CookieValid++;
+                _counters[Counter.CookieValid]++;
                 handler.OnCookieValid(ref p, frame, listener, cookie);
                 continue;
             }
-            _counters.CookieInvalid++;
+            _counters[Counter.CookieInvalid]++;
             _counters.Drop(reason);
             if (_config.RstInvalid)
             {
@@ -226,7 +226,7 @@ public sealed class SynResponder
         }
         if (tx.Send(batch.GetWithTailRoom(_synFrame[s])[..len]))
         {
-            _counters.SynAckSent++;
+            _counters[Counter.SynAckSent]++;
         }
         else
         {
@@ -241,7 +241,7 @@ public sealed class SynResponder
         int len = RstWriter.RewriteInPlace(frame, p);
         if (len > 0 && tx.Send(frame[..len]))
         {
-            _counters.RstSent++;
+            _counters[Counter.RstSent]++;
         }
     }
 }

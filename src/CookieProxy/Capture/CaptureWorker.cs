@@ -359,10 +359,10 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
 
         private readonly void Count(in TcpRepr segment)
         {
-            _w._counters.SegmentsToClient++;
+            _w._counters[Counter.SegmentsToClient]++;
             if ((segment.Flags & TcpFlags.Rst) != 0)
             {
-                _w._counters.RstSent++;
+                _w._counters[Counter.RstSent]++;
             }
         }
     }

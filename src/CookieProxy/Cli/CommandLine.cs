@@ -317,6 +317,10 @@ public static class CommandLine
                 case "--stats-file":
                     if (!NeedValue(out err)) return ParseResult.Fail(err!);
                     statsFile = value;
+                    if (Path.GetDirectoryName(Path.GetFullPath(value!)) is string dir && !Directory.Exists(dir))
+                    {
+                        return ParseResult.Fail($"--stats-file {value}: directory '{dir}' does not exist");
+                    }
                     break;
                 case "--duration":
                     if (!DoubleValue(0, 86_400 * 365, out duration, out err)) return ParseResult.Fail(err!);

@@ -8,10 +8,28 @@ namespace CookieProxy.Host.Diagnostics;
 /// <summary>
 /// Prints the live counters line on stderr and (optionally) rewrites a JSON file, every interval and once
 /// more at exit. Counters are per capture thread; they are summed here, on read, and the JSON also lists
-/// each thread's share (an unbalanced fanout shows there).
+/// each thread's share (an unbalanced fanout shows there). Both formats walk <see cref="CounterTable"/>.
 /// </summary>
 public sealed class StatsReporter : IDisposable
 {
+    /// <summary>The counters line's fields: a short key each, in this order (the rest are in the JSON).</summary>
+    private static readonly (string Key, Counter Counter, bool OnlyIfNonZero)[] s_line =
+    [
+        ("syn", Counter.SynReceived, false),
+        ("synack", Counter.SynAckSent, false),
+        ("xdp_synack", Counter.XdpSynAckSent, true),
+        ("xdp_passed", Counter.XdpSynPassed, true),
+        ("ack_valid", Counter.CookieValid, false),
+        ("ack_invalid", Counter.CookieInvalid, false),
+        ("flows", Counter.FlowsActive, false),
+        ("created", Counter.FlowsCreated, false),
+        ("rst", Counter.RstSent, false),
+        ("to_backend", Counter.BytesToBackend, false),
+        ("to_client", Counter.BytesToClient, false),
+        ("retrans", Counter.Retransmits, false),
+        ("capture_dropped", Counter.CaptureDropped, true),
+    ];
+
     private readonly Func<ProxyCounters[]> _snapshot;
     private readonly TextWriter _out;
     private readonly string? _file;
@@ -63,7 +81,15 @@ public sealed class StatsReporter : IDisposable
         _lastTicks = ticks;
         if (_file is not null)
         {
-            WriteJson(_file, now, perThread, (ticks - _startTicks) / 1000.0);
+            try
+            {
+                WriteJson(_file, now, perThread, (ticks - _startTicks) / 1000.0);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // The directory went away or filled up: say so once per failure, keep proxying.
+                _out.WriteLine($"cookieproxy: --stats-file {_file}: {e.Message}");
+            }
         }
     }
 
@@ -82,20 +108,18 @@ public sealed class StatsReporter : IDisposable
         var sb = new StringBuilder(256);
         var inv = CultureInfo.InvariantCulture;
         sb.Append(final ? "cookieproxy final:" : "cookieproxy:");
-        sb.Append(inv, $" syn={c.TotalSynReceived} synack={c.TotalSynAckSent}");
-        if (previous is not null)
+        foreach ((string key, Counter counter, bool onlyIfNonZero) in s_line)
         {
-            sb.Append(inv, $" ({(c.TotalSynAckSent - previous.TotalSynAckSent) / seconds:F0}/s)");
-        }
-        if (c.XdpSynAckSent != 0 || c.XdpSynPassed != 0)
-        {
-            sb.Append(inv, $" xdp_synack={c.XdpSynAckSent} xdp_passed={c.XdpSynPassed}");
-        }
-        sb.Append(inv, $" ack_valid={c.CookieValid} ack_invalid={c.CookieInvalid} flows={c.FlowsActive} created={c.FlowsCreated}");
-        sb.Append(inv, $" rst={c.RstSent} to_backend={c.BytesToBackend} to_client={c.BytesToClient} retrans={c.Retransmits}");
-        if (c.CaptureDropped != 0)
-        {
-            sb.Append(inv, $" capture_dropped={c.CaptureDropped}");
+            long value = c.Read(counter);
+            if (onlyIfNonZero && value == 0)
+            {
+                continue;
+            }
+            sb.Append(inv, $" {key}={value}");
+            if (counter == Counter.SynAckSent && previous is not null)
+            {
+                sb.Append(inv, $" ({(value - previous.Read(counter)) / seconds:F0}/s)");
+            }
         }
         long drops = c.TotalDrops;
         sb.Append(inv, $" drops={drops}");
@@ -108,7 +132,7 @@ public sealed class StatsReporter : IDisposable
                 long n = c.Drops(r);
                 if (n != 0)
                 {
-                    sb.Append(first ? "" : " ").Append(inv, $"{r}={n}");
+                    sb.Append(first ? "" : " ").Append(CounterTable.NameOf(r)).Append(inv, $"={n}");
                     first = false;
                 }
             }
@@ -125,33 +149,11 @@ public sealed class StatsReporter : IDisposable
         {
             w.WriteStartObject();
             w.WriteNumber("uptime_s", Math.Round(uptimeSeconds, 3));
-            w.WriteNumber("frames_received", c.FramesReceived);
-            w.WriteNumber("syn_received", c.TotalSynReceived);
-            w.WriteNumber("synack_sent", c.TotalSynAckSent);
-            w.WriteNumber("xdp_synack_sent", c.XdpSynAckSent);
-            w.WriteNumber("xdp_syn_passed", c.XdpSynPassed);
-            w.WriteNumber("xdp_internal_errors", c.XdpInternalErrors);
-            w.WriteNumber("cookie_valid", c.CookieValid);
-            w.WriteNumber("cookie_invalid", c.CookieInvalid);
-            w.WriteNumber("cookie_retransmit", c.CookieRetransmit);
-            w.WriteNumber("rst_sent", c.RstSent);
-            w.WriteNumber("flows_created", c.FlowsCreated);
-            w.WriteNumber("flows_closed", c.FlowsClosed);
-            w.WriteNumber("flows_active", c.FlowsActive);
-            w.WriteNumber("backend_connect_failed", c.BackendConnectFailed);
-            w.WriteNumber("bytes_to_backend", c.BytesToBackend);
-            w.WriteNumber("bytes_to_client", c.BytesToClient);
-            w.WriteNumber("segments_to_client", c.SegmentsToClient);
-            w.WriteNumber("retransmits", c.Retransmits);
-            w.WriteNumber("capture_dropped", c.CaptureDropped);
-            w.WriteNumber("ring_buffers_created", c.RingBuffersCreated);
-            w.WriteNumber("ring_buffers_in_use", c.RingBuffersInUse);
-            w.WriteNumber("ring_buffers_pooled", c.RingBuffersPooled);
-            w.WriteNumber("drops_total", c.TotalDrops);
+            WriteCounters(w, c);
             w.WriteStartObject("drops");
             for (var r = (DropReason)1; r < DropReason.Count; r++)
             {
-                w.WriteNumber(r.ToString(), c.Drops(r));
+                w.WriteNumber(CounterTable.NameOf(r), c.Drops(r));
             }
             w.WriteEndObject();
             w.WriteNumber("threads", perThread.Count);
@@ -159,20 +161,22 @@ public sealed class StatsReporter : IDisposable
             foreach (ProxyCounters t in perThread)
             {
                 w.WriteStartObject();
-                w.WriteNumber("frames_received", t.FramesReceived);
-                w.WriteNumber("syn_received", t.SynReceived);
-                w.WriteNumber("synack_sent", t.SynAckSent);
-                w.WriteNumber("cookie_valid", t.CookieValid);
-                w.WriteNumber("flows_created", t.FlowsCreated);
-                w.WriteNumber("flows_active", t.FlowsActive);
-                w.WriteNumber("capture_dropped", t.CaptureDropped);
-                w.WriteNumber("drops_total", t.TotalDrops);
+                WriteCounters(w, t);
                 w.WriteEndObject();
             }
             w.WriteEndArray();
             w.WriteEndObject();
         }
         File.Move(tmp, path, overwrite: true);
+    }
+
+    private static void WriteCounters(Utf8JsonWriter w, ProxyCounters c)
+    {
+        for (var k = (Counter)0; k < Counter.Count; k++)
+        {
+            w.WriteNumber(CounterTable.NameOf(k), c.Read(k));
+        }
+        w.WriteNumber("drops_total", c.TotalDrops);
     }
 
     public void Dispose()

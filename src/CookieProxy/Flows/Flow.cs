@@ -101,7 +101,7 @@ public sealed class Flow
             {
                 if (Backend.CloseReason is BackendCloseReason.ConnectRefused or BackendCloseReason.ConnectTimeout or BackendCloseReason.ConnectFailed)
                 {
-                    _counters.BackendConnectFailed++;
+                    _counters[Counter.BackendConnectFailed]++;
                 }
                 AbortClient();
             }
@@ -175,7 +175,7 @@ public sealed class Flow
                 return;    // paused at OutputPauseThreshold: the send loop notifies when it drains
             }
             Endpoint.ConsumeReceived(taken);
-            _counters.BytesToBackend += taken;
+            _counters[Counter.BytesToBackend] += taken;
             if (taken < offered)
             {
                 return;
@@ -198,7 +198,7 @@ public sealed class Flow
                 if (received > 0)
                 {
                     Endpoint.CommitSend(received);
-                    _counters.BytesToClient += received;
+                    _counters[Counter.BytesToClient] += received;
                 }
                 if (eof)
                 {

@@ -93,8 +93,8 @@ public sealed class FlowTable : IDisposable
         var endpoint = new TcpEndpoint(Options.Tcp, handshake, nowMs, BufferPool);
         flow = new Flow(WorkQueue, _counters, key, endpoint, backend, backendOptions ?? Options.Backend, replyTemplate, nowMs, Readiness);
         _flows.Add(key, flow);
-        _counters.FlowsCreated++;
-        _counters.FlowsActive++;
+        _counters[Counter.FlowsCreated]++;
+        _counters[Counter.FlowsActive]++;
         flow.Backend.Start();
         _timers.Set(flow, endpoint.NextDeadlineMs);
         return DropReason.None;
@@ -218,7 +218,7 @@ public sealed class FlowTable : IDisposable
             return;
         }
         flow.Removed = true;
-        _counters.Retransmits += flow.Endpoint.Retransmissions;
+        _counters[Counter.Retransmits] += flow.Endpoint.Retransmissions;
         FlowRemoved?.Invoke(flow);
         _flows.Remove(flow.Key);
         _timers.Remove(flow);
@@ -227,8 +227,8 @@ public sealed class FlowTable : IDisposable
         flow.Backend.Dispose();
         // After FlowRemoved, which may still look at the endpoint: its rings go back to the pool for the next flow.
         flow.Endpoint.ReleaseBuffers();
-        _counters.FlowsClosed++;
-        _counters.FlowsActive--;
+        _counters[Counter.FlowsClosed]++;
+        _counters[Counter.FlowsActive]--;
     }
 
     /// <summary>Resets every backend and drops all flows without telling the clients (see <see cref="AbortAll"/>).</summary>

@@ -43,7 +43,7 @@ public class BackendSpliceTests
         Assert.Equal(s_request.Length, h.SendData(flow, client, s_request));
 
         using Socket server = backend.Accept();
-        Assert.True(h.RunUntil(() => h.Counters.BytesToBackend == s_request.Length));
+        Assert.True(h.RunUntil(() => h.Counters[Counter.BytesToBackend] == s_request.Length));
 
         int headerLength = ProxyHeaderWriter.Write(version, new byte[ProxyHeaderWriter.V1MaxLength], flow.Key);
         byte[] received = LoopbackBackend.ReadExactly(server, headerLength + s_request.Length);
@@ -76,7 +76,7 @@ public class BackendSpliceTests
 
         Assert.True(h.RunUntil(() => client.Received.Length == banner.Length, clients: (flow, client)));
         Assert.Equal(banner, client.Received.ToArray());
-        Assert.Equal(banner.Length, h.Counters.BytesToClient);
+        Assert.Equal(banner.Length, h.Counters[Counter.BytesToClient]);
     }
 
     [Fact]
@@ -96,10 +96,10 @@ public class BackendSpliceTests
         Assert.True(client.GotRst);
         Assert.Equal(BackendCloseReason.ConnectRefused, flow.Backend.CloseReason);
         Assert.Equal(SocketError.ConnectionRefused, flow.Backend.SocketError);
-        Assert.Equal(1, h.Counters.BackendConnectFailed);
-        Assert.Equal(1, h.Counters.RstSent);
-        Assert.Equal(1, h.Counters.FlowsClosed);
-        Assert.Equal(0, h.Counters.FlowsActive);
+        Assert.Equal(1, h.Counters[Counter.BackendConnectFailed]);
+        Assert.Equal(1, h.Counters[Counter.RstSent]);
+        Assert.Equal(1, h.Counters[Counter.FlowsClosed]);
+        Assert.Equal(0, h.Counters[Counter.FlowsActive]);
     }
 
     [Fact]
@@ -115,7 +115,7 @@ public class BackendSpliceTests
         Assert.True(h.RunUntil(() => h.Table.Count == 0));
         Assert.True(client.GotRst);
         Assert.Equal(BackendCloseReason.ConnectTimeout, flow.Backend.CloseReason);
-        Assert.Equal(1, h.Counters.BackendConnectFailed);
+        Assert.Equal(1, h.Counters[Counter.BackendConnectFailed]);
     }
 
     [Fact]
@@ -135,7 +135,7 @@ public class BackendSpliceTests
 
         // Half-closed: the client may keep sending (RFC 9293 3.6).
         h.SendData(flow, client, s_request);
-        Assert.True(h.RunUntil(() => h.Counters.BytesToBackend == s_request.Length, clients: (flow, client)));
+        Assert.True(h.RunUntil(() => h.Counters[Counter.BytesToBackend] == s_request.Length, clients: (flow, client)));
         Assert.Equal(s_request, LoopbackBackend.ReadExactly(server, s_request.Length));
 
         // Client FIN: FIN to the backend, then everything closes gracefully and the flow is removed.
@@ -145,8 +145,8 @@ public class BackendSpliceTests
         Assert.Equal(BackendCloseReason.Graceful, flow.Backend.CloseReason);
         Assert.Equal(TcpCloseReason.Graceful, flow.Endpoint.CloseReason);
         Assert.False(client.GotRst);
-        Assert.Equal(0, h.Counters.RstSent);
-        Assert.Equal(1, h.Counters.FlowsClosed);
+        Assert.Equal(0, h.Counters[Counter.RstSent]);
+        Assert.Equal(1, h.Counters[Counter.FlowsClosed]);
     }
 
     [Fact]
@@ -188,8 +188,8 @@ public class BackendSpliceTests
         Assert.True(client.GotRst);
         Assert.Equal(BackendCloseReason.Reset, flow.Backend.CloseReason);
         Assert.Equal(TcpCloseReason.Aborted, flow.Endpoint.CloseReason);
-        Assert.Equal(1, h.Counters.RstSent);
-        Assert.Equal(0, h.Counters.BackendConnectFailed);
+        Assert.Equal(1, h.Counters[Counter.RstSent]);
+        Assert.Equal(0, h.Counters[Counter.BackendConnectFailed]);
     }
 
     [Fact]
@@ -243,7 +243,7 @@ public class BackendSpliceTests
         Assert.True(h.RunUntil(() => h.SendStream(flow, client, data) == data.Length && reader.IsCompleted,
             timeoutMs: 20_000, clients: (flow, client)));
         Assert.Equal(data, await reader);
-        Assert.Equal(data.Length, h.Counters.BytesToBackend);
+        Assert.Equal(data.Length, h.Counters[Counter.BytesToBackend]);
     }
 
     [Fact]
@@ -279,7 +279,7 @@ public class BackendSpliceTests
         Assert.True(h.RunUntil(() => client.Received.Length == data.Length, timeoutMs: 20_000, clients: (flow, client)));
         await writer.WaitAsync(TimeSpan.FromSeconds(5));
         Assert.Equal(data, client.Received.ToArray());
-        Assert.Equal(data.Length, h.Counters.BytesToClient);
+        Assert.Equal(data.Length, h.Counters[Counter.BytesToClient]);
     }
 
     [Theory]
@@ -334,7 +334,7 @@ public class BackendSpliceTests
         Assert.Null(third);
         Assert.Equal(2, h.Table.Count);
         Assert.Equal(1, h.Counters.Drops(DropReason.FlowTableFull));
-        Assert.Equal(2, h.Counters.FlowsCreated);
+        Assert.Equal(2, h.Counters[Counter.FlowsCreated]);
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using CookieProxy.Diagnostics;
 using System.Net.Sockets;
 using CookieProxy.Host.Backend;
 using CookieProxy.Host.Flows;
@@ -80,7 +81,7 @@ public class FlowBufferPoolTests
 
         RunShortFlows(h, backend, count: 60 * concurrency, concurrency);
 
-        Assert.Equal(60 * concurrency, h.Counters.FlowsClosed);
+        Assert.Equal(60 * concurrency, h.Counters[Counter.FlowsClosed]);
         Assert.Equal(2 * concurrency, pool.Created);
         Assert.Equal(2 * 60 * concurrency, pool.Rented);
         Assert.Equal(0, pool.Outstanding);
@@ -125,7 +126,7 @@ public class FlowBufferPoolTests
         Flow flow = h.Open(backend.EndPoint, client);
         h.SendData(flow, client, s_request);
         using Socket server = backend.Accept();
-        Assert.True(h.RunUntil(() => h.Counters.BytesToBackend == s_request.Length, clients: (flow, client)));
+        Assert.True(h.RunUntil(() => h.Counters[Counter.BytesToBackend] == s_request.Length, clients: (flow, client)));
         LoopbackBackend.ReadExactly(server, s_request.Length);
 
         // The backend answers and closes first (HTTP/1.0 style): our FIN goes out and is acknowledged, then

@@ -133,7 +133,7 @@ internal struct TestSink : ITcpSegmentSink
     {
         if ((segment.Flags & TcpFlags.Rst) != 0)
         {
-            _counters.RstSent++;
+            _counters[Counter.RstSent]++;
         }
         _client.OnSegment(segment, payloadHead, payloadTail);
     }

@@ -8,19 +8,17 @@ public class StatsReporterTests
 {
     private static ProxyCounters Thread(long syn, long valid, long flows, long dropped, int noFlowDrops)
     {
-        var c = new ProxyCounters
-        {
-            FramesReceived = syn + valid + noFlowDrops,
-            SynReceived = syn,
-            SynAckSent = syn,
-            CookieValid = valid,
-            FlowsCreated = valid,
-            FlowsActive = flows,
-            CaptureDropped = dropped,
-            RingBuffersCreated = 2 * flows + 4,
-            RingBuffersInUse = 2 * flows,
-            RingBuffersPooled = 4,
-        };
+        var c = new ProxyCounters();
+        c[Counter.FramesReceived] = syn + valid + noFlowDrops;
+        c[Counter.SynReceived] = syn;
+        c[Counter.SynAckSent] = syn;
+        c[Counter.CookieValid] = valid;
+        c[Counter.FlowsCreated] = valid;
+        c[Counter.FlowsActive] = flows;
+        c[Counter.CaptureDropped] = dropped;
+        c[Counter.RingBuffersCreated] = 2 * flows + 4;
+        c[Counter.RingBuffersInUse] = 2 * flows;
+        c[Counter.RingBuffersPooled] = 4;
         for (int i = 0; i < noFlowDrops; i++)
         {
             c.Drop(DropReason.NoFlow);
@@ -55,6 +53,44 @@ public class StatsReporterTests
             Assert.Equal(250, threads[1].GetProperty("syn_received").GetInt64());
             Assert.Equal(7, threads[0].GetProperty("drops_total").GetInt64());
             Assert.Equal(1, threads[1].GetProperty("flows_active").GetInt64());
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
+    public void EveryCounterHasOneUniqueSnakeCaseNameAndHelp()
+    {
+        var names = new HashSet<string>();
+        for (var c = (Counter)0; c < Counter.Count; c++)
+        {
+            CounterInfo info = CounterTable.Of(c);
+            Assert.Matches("^[a-z][a-z0-9_]*$", info.Name);
+            Assert.False(string.IsNullOrWhiteSpace(info.Help), $"{c} has no help text");
+            Assert.True(names.Add(info.Name), $"{info.Name} is used twice");
+        }
+    }
+
+    [Fact]
+    public void TheJsonHasEveryCounterOfTheTable()
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"cp-stats-{Guid.NewGuid():N}.json");
+        try
+        {
+            var c = new ProxyCounters();
+            c[Counter.XdpInternalErrors] = 3;
+            StatsReporter.WriteJson(path, c, [c], 1);
+            using JsonDocument doc = JsonDocument.Parse(File.ReadAllText(path));
+            for (var k = (Counter)0; k < Counter.Count; k++)
+            {
+                Assert.Equal(c.Read(k), doc.RootElement.GetProperty(CounterTable.NameOf(k)).GetInt64());
+            }
+            for (var r = (DropReason)1; r < DropReason.Count; r++)
+            {
+                Assert.Equal(0, doc.RootElement.GetProperty("drops").GetProperty(r.ToString()).GetInt64());
+            }
         }
         finally
         {

@@ -82,7 +82,7 @@ public sealed class XdpSynProgramTests : IDisposable
         var handler = new CountOnlyFlowHandler();
         responder.ProcessBatch(batch, ref handler, dev, Now);
         Assert.True(dev.Sent.Count <= 1);
-        return dev.Sent.Count == 0 || counters.SynAckSent == 0 ? null : dev.Sent[0];
+        return dev.Sent.Count == 0 || counters[Counter.SynAckSent] == 0 ? null : dev.Sent[0];
     }
 
     /// <summary>Runs both; returns true when the program answered (and then the bytes matched).</summary>

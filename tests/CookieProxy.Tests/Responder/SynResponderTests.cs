@@ -74,14 +74,14 @@ public class SynResponderTests
         Assert.True(sa.Tcp.Options.HasTimestamp);
         Assert.Equal(syn.Options.TsVal, sa.Tcp.Options.TsEcr);
         Assert.NotEqual(0, sa.Tcp.Window); // a real window, not SYNPROXY's zero window
-        Assert.Equal(1, _counters.SynReceived);
-        Assert.Equal(1, _counters.SynAckSent);
+        Assert.Equal(1, _counters[Counter.SynReceived]);
+        Assert.Equal(1, _counters[Counter.SynAckSent]);
 
         _dev.Sent.Clear();
         _dev.Inject(Frames.Build(c, AckFor(sa, syn)));
         Run(Now + 200);
         Assert.Equal(1, _handler.Validated);
-        Assert.Equal(1, _counters.CookieValid);
+        Assert.Equal(1, _counters[Counter.CookieValid]);
         Assert.Empty(_dev.Sent);
     }
 
@@ -147,7 +147,7 @@ public class SynResponderTests
         }
         Run();
         Assert.Equal(40, _handler.Validated);
-        Assert.Equal(0, _counters.CookieInvalid);
+        Assert.Equal(0, _counters[Counter.CookieInvalid]);
     }
 
     [Fact]
@@ -159,7 +159,7 @@ public class SynResponderTests
         Run();
         Assert.Empty(_dev.Sent);
         Assert.Equal(0, _handler.Validated);
-        Assert.Equal(1, _counters.CookieInvalid);
+        Assert.Equal(1, _counters[Counter.CookieInvalid]);
         Assert.Equal(1, _counters.Drops(DropReason.CookieInvalid));
     }
 
@@ -176,7 +176,7 @@ public class SynResponderTests
         ParsedPacket rst = Frames.Parse(Assert.Single(_dev.Sent));
         Assert.Equal(TcpFlags.Rst, rst.Tcp.Flags);
         Assert.Equal(0x12345678u, rst.Tcp.Seq.Value);
-        Assert.Equal(1, _counters.RstSent);
+        Assert.Equal(1, _counters[Counter.RstSent]);
     }
 
     [Fact]
@@ -231,7 +231,7 @@ public class SynResponderTests
             }
             Run();
         }
-        Assert.True(_counters.FramesReceived == 300 * 32);
+        Assert.True(_counters[Counter.FramesReceived] == 300 * 32);
     }
 
     [Fact]
@@ -251,7 +251,7 @@ public class SynResponderTests
         // 198.18.1.0/24 gets its burst of 3; 198.18.2.0/24 is untouched.
         Assert.Equal(4, _dev.Sent.Count);
         Assert.Equal(7, _counters.Drops(DropReason.RateLimited));
-        Assert.Equal(11, _counters.SynReceived);
+        Assert.Equal(11, _counters[Counter.SynReceived]);
     }
 
     [Fact]
@@ -260,7 +260,7 @@ public class SynResponderTests
         _dev.FailSends = true;
         _dev.Inject(Frames.Build(Frames.ClientToServer(), Frames.LinuxSyn(7, 7)));
         Run();
-        Assert.Equal(0, _counters.SynAckSent);
+        Assert.Equal(0, _counters[Counter.SynAckSent]);
         Assert.Equal(1, _counters.Drops(DropReason.TxFailed));
     }
 }

@@ -1,0 +1,112 @@
+namespace CookieProxy.Diagnostics;
+
+/// <summary>
+/// Every counter the proxy keeps, defined once. <see cref="CounterTable"/> gives each its stable name, kind and
+/// help text, and every consumer (the counters line, the JSON stats, Prometheus, <c>cookieproxy stats</c>) reads
+/// that table instead of listing the counters again (Linux does the same with <c>snmp4_net_list</c>).
+/// Keep <see cref="Count"/> last; append new counters before it.
+/// </summary>
+public enum Counter : byte
+{
+    FramesReceived,
+    SynReceived,
+    SynAckSent,
+    CookieValid,
+    CookieInvalid,
+    CookieRetransmit,
+    RstSent,
+    FlowsCreated,
+    FlowsClosed,
+    FlowsActive,
+    BackendConnectFailed,
+    BytesToBackend,
+    BytesToClient,
+    SegmentsToClient,
+    Retransmits,
+    CaptureDropped,
+    RingBuffersCreated,
+    RingBuffersInUse,
+    RingBuffersPooled,
+    XdpSynAckSent,
+    XdpSynPassed,
+    XdpInternalErrors,
+
+    Count,
+}
+
+/// <summary>A monotonically growing count, or a level that goes up and down (Prometheus counter / gauge).</summary>
+public enum CounterKind : byte
+{
+    Counter,
+    Gauge,
+}
+
+/// <param name="Name">Stable snake_case name: the JSON key, and the Prometheus name after <c>cookieproxy_</c>
+/// (plus <c>_total</c> for a counter).</param>
+/// <param name="Kind">Counter or gauge.</param>
+/// <param name="Help">One line for Prometheus' HELP and <c>cookieproxy stats</c>.</param>
+public readonly record struct CounterInfo(string Name, CounterKind Kind, string Help);
+
+/// <summary>The name table of <see cref="Counter"/> and <see cref="DropReason"/>.</summary>
+public static class CounterTable
+{
+    private static readonly CounterInfo[] s_counters = Build();
+
+    public static CounterInfo Of(Counter c) => s_counters[(int)c];
+
+    public static string NameOf(Counter c) => s_counters[(int)c].Name;
+
+    /// <summary>A drop reason's stable name (the enum name: the JSON key and the Prometheus <c>reason</c> label).</summary>
+    public static string NameOf(DropReason r) => DropReasonNames[(int)r];
+
+    /// <summary>All drop reason names, indexed by <see cref="DropReason"/>; entry 0 is "None".</summary>
+    public static readonly string[] DropReasonNames = BuildDropReasonNames();
+
+    private static CounterInfo[] Build()
+    {
+        var t = new CounterInfo[(int)Counter.Count];
+        void Set(Counter c, string name, string help, CounterKind kind = CounterKind.Counter) => t[(int)c] = new CounterInfo(name, kind, help);
+
+        Set(Counter.FramesReceived, "frames_received", "Frames read from the capture device.");
+        Set(Counter.SynReceived, "syn_received", "SYNs to a protected endpoint, answered in XDP or in user space.");
+        Set(Counter.SynAckSent, "synack_sent", "Cookie SYN+ACKs sent, by XDP or by user space.");
+        Set(Counter.CookieValid, "cookie_valid", "ACKs whose cookie validated (each creates a flow or is refused by a cap).");
+        Set(Counter.CookieInvalid, "cookie_invalid", "ACKs to a protected endpoint with no flow and no valid cookie.");
+        Set(Counter.CookieRetransmit, "cookie_retransmit", "Cookie ACKs that arrived again for a flow that exists already.");
+        Set(Counter.RstSent, "rst_sent", "RST segments sent to clients.");
+        Set(Counter.FlowsCreated, "flows_created", "Flows created from a valid cookie ACK.");
+        Set(Counter.FlowsClosed, "flows_closed", "Flows removed from the flow table.");
+        Set(Counter.FlowsActive, "flows_active", "Flows in the flow table now.", CounterKind.Gauge);
+        Set(Counter.BackendConnectFailed, "backend_connect_failed", "Backend connects that failed or timed out.");
+        Set(Counter.BytesToBackend, "bytes_to_backend", "Client payload bytes written to backends.");
+        Set(Counter.BytesToClient, "bytes_to_client", "Backend bytes read for clients.");
+        Set(Counter.SegmentsToClient, "segments_to_client", "TCP segments (or super-frames) sent to clients.");
+        Set(Counter.Retransmits, "retransmits", "Segments retransmitted to clients.");
+        Set(Counter.CaptureDropped, "capture_dropped", "Frames the kernel dropped before the capture thread read them (ring full).");
+        Set(Counter.RingBuffersCreated, "ring_buffers_created", "Flow ring buffers the pool allocated.");
+        Set(Counter.RingBuffersInUse, "ring_buffers_in_use", "Flow ring buffers held by flows now.", CounterKind.Gauge);
+        Set(Counter.RingBuffersPooled, "ring_buffers_pooled", "Free flow ring buffers kept for the next flows.", CounterKind.Gauge);
+        Set(Counter.XdpSynAckSent, "xdp_synack_sent", "SYN+ACKs the XDP program sent (part of synack_sent).");
+        Set(Counter.XdpSynPassed, "xdp_syn_passed", "SYNs to a protected endpoint the XDP program passed up to user space.");
+        Set(Counter.XdpInternalErrors, "xdp_internal_errors", "XDP program errors (map lookups that cannot fail did).");
+
+        for (int i = 0; i < t.Length; i++)
+        {
+            if (t[i].Name is null)
+            {
+                throw new InvalidOperationException($"Counter {(Counter)i} has no entry in CounterTable.");
+            }
+        }
+        return t;
+    }
+
+    private static string[] BuildDropReasonNames()
+    {
+        var names = new string[(int)DropReason.Count];
+        for (int i = 0; i < names.Length; i++)
+        {
+            names[i] = ((DropReason)i).ToString();
+        }
+        return names;
+    }
+}
