@@ -30,6 +30,8 @@ public enum Counter : byte
     XdpSynAckSent,
     XdpSynPassed,
     XdpInternalErrors,
+    PcapSampled,
+    PcapSampleLost,
 
     Count,
 }
@@ -89,6 +91,8 @@ public static class CounterTable
         Set(Counter.XdpSynAckSent, "xdp_synack_sent", "SYN+ACKs the XDP program sent (part of synack_sent).");
         Set(Counter.XdpSynPassed, "xdp_syn_passed", "SYNs to a protected endpoint the XDP program passed up to user space.");
         Set(Counter.XdpInternalErrors, "xdp_internal_errors", "XDP program errors (map lookups that cannot fail did).");
+        Set(Counter.PcapSampled, "pcap_sampled", "Dropped frames copied for the sampled pcap (--sample-pcap).");
+        Set(Counter.PcapSampleLost, "pcap_sample_lost", "Dropped frames picked for the sampled pcap but lost: the writer was behind.");
 
         for (int i = 0; i < t.Length; i++)
         {

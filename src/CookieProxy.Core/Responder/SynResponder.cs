@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using CookieProxy.Cookies;
 using CookieProxy.Crypto;
 using CookieProxy.Diagnostics;
@@ -37,10 +38,19 @@ public sealed class SynResponder
     private readonly ulong[] _v6Macs;
     private readonly SourceLimiter? _limiter;
 
+    // Observability (`cookieproxy top`, --sample-pcap): per-listener counts always (one array increment per
+    // event); the source sketch and the drop sampler cost a null check each when off.
+    private readonly ListenerCounters _listenerCounters;
+    private readonly SourceSketch? _sketch;
+    private readonly DropSampler? _sampler;
+
     public SynResponder(ResponderConfig config, SynCookieCodec codec, ProtectedEndpoints endpoints, ProxyCounters counters,
-        int maxBatch = 64, SourceLimiter? limiter = null)
+        int maxBatch = 64, SourceLimiter? limiter = null, SourceSketch? sketch = null, DropSampler? sampler = null)
     {
         _limiter = limiter;
+        _sketch = sketch;
+        _sampler = sampler;
+        _listenerCounters = new ListenerCounters(endpoints.Count);
         _config = config;
         _codec = codec;
         _endpoints = endpoints;
@@ -59,6 +69,27 @@ public sealed class SynResponder
 
     public ProxyCounters Counters => _counters;
 
+    /// <summary>Per-listener counts (indexed like <see cref="ProtectedEndpoints"/>), written by the owner thread.</summary>
+    public ListenerCounters ListenerCounters => _listenerCounters;
+
+    /// <summary>The sampled top SYN sources of this thread, if the host asked for them.</summary>
+    public SourceSketch? Sketch => _sketch;
+
+    /// <summary>The dropped-frame sampler (--sample-pcap), if on.</summary>
+    public DropSampler? Sampler => _sampler;
+
+    public SourceLimiter? Limiter => _limiter;
+
+    public ProtectedEndpoints Endpoints => _endpoints;
+
+    /// <summary>Counts a drop and offers the frame to the sampler: for drops with the frame in hand.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Drop(DropReason reason, ReadOnlySpan<byte> frame)
+    {
+        _counters.Drop(reason);
+        _sampler?.OnDrop(frame, reason);
+    }
+
     public SynCookieCodec Codec => _codec;
 
     /// <summary>Our window-scale shift, as announced in every SYN+ACK (the flow's RecvWindowScale).</summary>
@@ -73,6 +104,11 @@ public sealed class SynResponder
     {
         int synCount = 0;
         int count = Math.Min(batch.Count, _synFrame.Length);
+        _sketch?.Advance(unixMs);
+        if (_endpoints.Count > _listenerCounters.Listeners)
+        {
+            _listenerCounters.EnsureListeners(_endpoints.Count);
+        }
         for (int i = 0; i < count; i++)
         {
             _counters[Counter.FramesReceived]++;
@@ -84,13 +120,13 @@ public sealed class SynResponder
             DropReason reason = PacketParser.Parse(frame, out ParsedPacket p, verify);
             if (reason != DropReason.None)
             {
-                _counters.Drop(reason);
+                Drop(reason, frame);
                 continue;
             }
             int listener = _endpoints.Find(p.Flow.DstAddr, p.Flow.DstPort);
             if (listener < 0)
             {
-                _counters.Drop(DropReason.NotProtected);
+                Drop(DropReason.NotProtected, frame);
                 continue;
             }
 
@@ -103,11 +139,14 @@ public sealed class SynResponder
                     continue;
                 }
                 _counters[Counter.SynReceived]++;
+                _listenerCounters.Increment(listener, ListenerCounter.SynReceived);
+                _sketch?.OnSyn(p.Flow.SrcAddr);
                 // Per-source SYN budget (nmsynproxy's ratehash): sources are spoofable here, so this only
                 // caps what one prefix can make us send; the limiter's table is bounded and seeded.
                 if (_limiter is not null && !_limiter.TryAcceptSyn(p.Flow.SrcAddr, unixMs))
                 {
-                    _counters.Drop(DropReason.RateLimited);
+                    _listenerCounters.Increment(listener, ListenerCounter.SynRateLimited);
+                    Drop(DropReason.RateLimited, frame);
                     continue;
                 }
                 _synFrame[synCount] = i;
@@ -123,13 +162,13 @@ public sealed class SynResponder
             if ((f & TcpFlags.Rst) != 0)
             {
                 // RFC 9293 3.10.7.1: never answer a RST.
-                _counters.Drop(DropReason.NoFlow);
+                Drop(DropReason.NoFlow, frame);
                 continue;
             }
             if ((f & TcpFlags.Syn) != 0)
             {
                 // SYN+ACK towards a protected endpoint: nothing we started.
-                _counters.Drop(DropReason.TcpBadFlags);
+                Drop(DropReason.TcpBadFlags, frame);
                 continue;
             }
 
@@ -137,11 +176,13 @@ public sealed class SynResponder
             if (reason == DropReason.None)
             {
                 _counters[Counter.CookieValid]++;
+                _listenerCounters.Increment(listener, ListenerCounter.CookieValid);
                 handler.OnCookieValid(ref p, frame, listener, cookie);
                 continue;
             }
             _counters[Counter.CookieInvalid]++;
-            _counters.Drop(reason);
+            _listenerCounters.Increment(listener, ListenerCounter.CookieInvalid);
+            Drop(reason, frame);    // before SendReset rewrites the frame
             if (_config.RstInvalid)
             {
                 SendReset(p, frame, tx);
@@ -221,7 +262,7 @@ public sealed class SynResponder
         int len = SynAckWriter.RewriteInPlace(batch.GetWithTailRoom(_synFrame[s]), syn, isn, ours, _synAckWindow);
         if (len == 0)
         {
-            _counters.Drop(DropReason.FrameTooShort);
+            Drop(DropReason.FrameTooShort, batch[_synFrame[s]]);
             return;
         }
         if (tx.Send(batch.GetWithTailRoom(_synFrame[s])[..len]))
@@ -230,7 +271,7 @@ public sealed class SynResponder
         }
         else
         {
-            _counters.Drop(DropReason.TxFailed);
+            _counters.Drop(DropReason.TxFailed);    // not sampled: the frame is our SYN+ACK by now
         }
     }
 

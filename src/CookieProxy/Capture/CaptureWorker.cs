@@ -62,8 +62,12 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
             _flows.Readiness = this;
         }
         bool limited = limiter?.Config.ConnectionLimitEnabled == true;
+        ListenerCounters perListener = responder.ListenerCounters;
+        ProtectedEndpoints endpoints = responder.Endpoints;
         _flows.FlowRemoved = flow =>
         {
+            // `cookieproxy top`: flows per listener (created - closed); a listener removed since is not counted.
+            perListener.Increment(endpoints.Find(flow.Key.DstAddr, flow.Key.DstPort), ListenerCounter.FlowsClosed);
             if (limited)
             {
                 limiter!.CloseConnection(flow.Key.SrcAddr);
@@ -249,13 +253,14 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
             bool limited = limiter?.Config.ConnectionLimitEnabled == true;
             if (limited && !limiter!.TryOpenConnection(packet.Flow.SrcAddr, _w._unixMs))
             {
-                _w._counters.Drop(DropReason.RateLimited);
+                _w._responder.Drop(DropReason.RateLimited, frame);    // counted and sampled before the RST rewrites it
                 _w._responder.SendReset(packet, frame, _w._device);
                 return;
             }
             DropReason refused = _w._flows.TryAdd(packet.Flow, handshake, l.Backend, path, _w._nowMs, out Flow? flow, l.BackendOptions);
             if (refused != DropReason.None)
             {
+                _w._responder.Sampler?.OnDrop(frame, refused);    // the table counted it
                 if (limited)
                 {
                     limiter!.CloseConnection(packet.Flow.SrcAddr);
@@ -264,6 +269,7 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
                 _w._responder.SendReset(packet, frame, _w._device);
                 return;
             }
+            _w._responder.ListenerCounters.Increment(listener, ListenerCounter.FlowsCreated);
             flow!.Endpoint.LocalPort = packet.Tcp.DstPort;
             flow.Endpoint.RemotePort = packet.Tcp.SrcPort;
             if (_w._device.OffloadMaxFrameBytes > 0)
