@@ -41,6 +41,8 @@ public sealed class SynResponder
     // Observability (`cookieproxy top`, --sample-pcap): per-listener counts always (one array increment per
     // event); the source sketch and the drop sampler cost a null check each when off.
     private readonly ListenerCounters _listenerCounters;
+    private int[] _listenerSlots = [];            // listener index -> slot, for the endpoints below
+    private ProtectedEndpoints? _slotsFor;
     private readonly SourceSketch? _sketch;
     private readonly DropSampler? _sampler;
 
@@ -50,7 +52,7 @@ public sealed class SynResponder
         _limiter = limiter;
         _sketch = sketch;
         _sampler = sampler;
-        _listenerCounters = new ListenerCounters(endpoints.Count);
+        _listenerCounters = new ListenerCounters();
         _config = config;
         _codec = codec;
         _endpoints = endpoints;
@@ -82,6 +84,34 @@ public sealed class SynResponder
 
     public ProtectedEndpoints Endpoints => _endpoints;
 
+    /// <summary>Counts a per-listener event (owner thread); <paramref name="listener"/> indexes <see cref="Endpoints"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void CountListener(int listener, ListenerCounter c)
+    {
+        if (!ReferenceEquals(_slotsFor, _endpoints) || _listenerSlots.Length != _endpoints.Count)
+        {
+            MapListenerSlots();    // the endpoints changed (start, a reload)
+        }
+        int[] slots = _listenerSlots;
+        if ((uint)listener < (uint)slots.Length)
+        {
+            _listenerCounters.Increment(slots[listener], c);
+        }
+    }
+
+    /// <summary>The endpoints changed (start, a reload): each listener index gets its endpoint's counter slot.</summary>
+    private void MapListenerSlots()
+    {
+        ProtectedEndpoints endpoints = _endpoints;
+        var slots = new int[endpoints.Count];
+        for (int i = 0; i < slots.Length; i++)
+        {
+            slots[i] = _listenerCounters.SlotFor(endpoints.Endpoints[i]);
+        }
+        _listenerSlots = slots;
+        _slotsFor = endpoints;
+    }
+
     /// <summary>Counts a drop and offers the frame to the sampler: for drops with the frame in hand.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Drop(DropReason reason, ReadOnlySpan<byte> frame)
@@ -109,10 +139,6 @@ public sealed class SynResponder
         int synCount = 0;
         int count = Math.Min(batch.Count, _synFrame.Length);
         _sketch?.Advance(unixMs);
-        if (_endpoints.Count > _listenerCounters.Listeners)
-        {
-            _listenerCounters.EnsureListeners(_endpoints.Count);
-        }
         for (int i = 0; i < count; i++)
         {
             _counters[Counter.FramesReceived]++;
@@ -143,7 +169,7 @@ public sealed class SynResponder
                     continue;
                 }
                 _counters[Counter.SynReceived]++;
-                _listenerCounters.Increment(listener, ListenerCounter.SynReceived);
+                CountListener(listener, ListenerCounter.SynReceived);
                 _sketch?.OnSyn(p.Flow.SrcAddr);
                 if (Draining)
                 {
@@ -154,7 +180,7 @@ public sealed class SynResponder
                 // caps what one prefix can make us send; the limiter's table is bounded and seeded.
                 if (_limiter is not null && !_limiter.TryAcceptSyn(p.Flow.SrcAddr, unixMs))
                 {
-                    _listenerCounters.Increment(listener, ListenerCounter.SynRateLimited);
+                    CountListener(listener, ListenerCounter.SynRateLimited);
                     Drop(DropReason.RateLimited, frame);
                     continue;
                 }
@@ -185,12 +211,12 @@ public sealed class SynResponder
             if (reason == DropReason.None)
             {
                 _counters[Counter.CookieValid]++;
-                _listenerCounters.Increment(listener, ListenerCounter.CookieValid);
+                CountListener(listener, ListenerCounter.CookieValid);
                 handler.OnCookieValid(ref p, frame, listener, cookie);
                 continue;
             }
             _counters[Counter.CookieInvalid]++;
-            _listenerCounters.Increment(listener, ListenerCounter.CookieInvalid);
+            CountListener(listener, ListenerCounter.CookieInvalid);
             Drop(reason, frame);    // before SendReset rewrites the frame
             if (_config.RstInvalid)
             {

@@ -65,12 +65,10 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
             _flows.Readiness = this;
         }
         bool limited = limiter?.Config.ConnectionLimitEnabled == true;
-        ListenerCounters perListener = responder.ListenerCounters;
-        ProtectedEndpoints endpoints = responder.Endpoints;
         _flows.FlowRemoved = flow =>
         {
-            // `cookieproxy top`: flows per listener (created - closed); a listener removed since is not counted.
-            perListener.Increment(endpoints.Find(flow.Key.DstAddr, flow.Key.DstPort), ListenerCounter.FlowsClosed);
+            // `cookieproxy top`: flows per listener (created - closed).
+            responder.CountListener(responder.Endpoints.Find(flow.Key.DstAddr, flow.Key.DstPort), ListenerCounter.FlowsClosed);
             if (limited)
             {
                 limiter!.CloseConnection(flow.Key.SrcAddr);
@@ -287,7 +285,7 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
                 _w._responder.SendReset(packet, frame, _w._device);
                 return;
             }
-            _w._responder.ListenerCounters.Increment(listener, ListenerCounter.FlowsCreated);
+            _w._responder.CountListener(listener, ListenerCounter.FlowsCreated);
             flow!.Endpoint.LocalPort = packet.Tcp.DstPort;
             flow.Endpoint.RemotePort = packet.Tcp.SrcPort;
             if (_w._device.OffloadMaxFrameBytes > 0)

@@ -1,3 +1,4 @@
+using System.Net;
 using System.Text.Json;
 using CookieProxy.Diagnostics;
 using CookieProxy.Limits;
@@ -94,21 +95,22 @@ public static class ControlJson
         for (int i = 0; i < now.ListenerInfo.Count; i++)
         {
             ListenerInfo info = now.ListenerInfo[i];
+            IPEndPoint ep = info.Listen;
             w.WriteStartObject();
-            w.WriteString("listen", info.Listen);
+            w.WriteString("listen", ep.ToString());
             w.WriteString("backend", info.Backend);
             for (var c = (ListenerCounter)0; c < ListenerCounter.Count; c++)
             {
-                w.WriteNumber(ListenerCounterName(c), now.Listeners.Read(i, c));
+                w.WriteNumber(ListenerCounterName(c), now.Listeners.Read(ep, c));
             }
-            w.WriteNumber("flows_active", FlowsActive(now.Listeners, i));
+            w.WriteNumber("flows_active", FlowsActive(now.Listeners, ep));
             w.WriteStartObject("rates");
             if (earlier is not null)
             {
                 double seconds = now.SecondsSince(earlier);
                 for (var c = (ListenerCounter)0; c < ListenerCounter.Count; c++)
                 {
-                    w.WriteNumber(ListenerCounterName(c), Rate(now.Listeners.Read(i, c), earlier.Listeners.Read(i, c), seconds));
+                    w.WriteNumber(ListenerCounterName(c), Rate(now.Listeners.Read(ep, c), earlier.Listeners.Read(ep, c), seconds));
                 }
             }
             w.WriteEndObject();
@@ -117,7 +119,7 @@ public static class ControlJson
         w.WriteEndArray();
     }
 
-    public static long FlowsActive(ListenerCounters l, int listener) =>
+    public static long FlowsActive(ListenerCounters l, IPEndPoint listener) =>
         Math.Max(0, l.Read(listener, ListenerCounter.FlowsCreated) - l.Read(listener, ListenerCounter.FlowsClosed));
 
     /// <summary>The stable snake_case name of a per-listener counter (JSON key and Prometheus name part).</summary>
@@ -158,18 +160,19 @@ public static class ControlJson
         w.WriteEndObject();
 
         w.WriteStartArray("listeners");
-        for (int i = 0; i < now.ListenerInfo.Count; i++)
+        foreach (ListenerInfo info in now.ListenerInfo)
         {
-            double L(ListenerCounter c) => earlier is null ? 0 : Rate(now.Listeners.Read(i, c), earlier.Listeners.Read(i, c), seconds);
+            IPEndPoint ep = info.Listen;
+            double L(ListenerCounter c) => earlier is null ? 0 : Rate(now.Listeners.Read(ep, c), earlier.Listeners.Read(ep, c), seconds);
             w.WriteStartObject();
-            w.WriteString("listen", now.ListenerInfo[i].Listen);
-            w.WriteString("backend", now.ListenerInfo[i].Backend);
+            w.WriteString("listen", ep.ToString());
+            w.WriteString("backend", info.Backend);
             w.WriteNumber("syn_per_s", L(ListenerCounter.SynReceived));
             w.WriteNumber("syn_limited_per_s", L(ListenerCounter.SynRateLimited));
             w.WriteNumber("cookie_valid_per_s", L(ListenerCounter.CookieValid));
             w.WriteNumber("cookie_invalid_per_s", L(ListenerCounter.CookieInvalid));
-            w.WriteNumber("flows_active", FlowsActive(now.Listeners, i));
-            w.WriteNumber("flows_created", now.Listeners.Read(i, ListenerCounter.FlowsCreated));
+            w.WriteNumber("flows_active", FlowsActive(now.Listeners, ep));
+            w.WriteNumber("flows_created", now.Listeners.Read(ep, ListenerCounter.FlowsCreated));
             w.WriteEndObject();
         }
         w.WriteEndArray();

@@ -1,3 +1,4 @@
+using System.Net;
 using System.Reflection;
 using CookieProxy.Diagnostics;
 using CookieProxy.Limits;
@@ -5,8 +6,12 @@ using CookieProxy.Wire;
 
 namespace CookieProxy.Host.Control;
 
-/// <summary>A protected endpoint as the control socket names it.</summary>
-public sealed record ListenerInfo(string Listen, string Backend);
+/// <summary>A protected endpoint and where its connections go, as the control socket names them.</summary>
+public sealed record ListenerInfo(IPEndPoint Listen, string Backend)
+{
+    /// <summary>The backend shown for an endpoint a reload removed (its counts stay).</summary>
+    public const string Removed = "(removed)";
+}
 
 /// <summary>What one capture thread lets the control socket read (each written only by that thread).</summary>
 public sealed record ThreadView(ListenerCounters Listeners, SourceSketch? Sketch, SourceLimiter? Limiter);
@@ -25,9 +30,10 @@ public sealed class StatsSnapshot
 
     public required IReadOnlyList<ProxyCounters> PerThread { get; init; }
 
-    /// <summary>Per-listener counts summed over the threads, indexed like <see cref="ListenerInfo"/>.</summary>
+    /// <summary>Per-listener counts summed over the threads, by endpoint.</summary>
     public required ListenerCounters Listeners { get; init; }
 
+    /// <summary>The listeners now, in configuration order, then any a reload removed that still have counts.</summary>
     public required IReadOnlyList<ListenerInfo> ListenerInfo { get; init; }
 
     /// <summary>Per second of <paramref name="counter"/> since <paramref name="earlier"/> (null: no earlier snapshot yet).</summary>
@@ -85,10 +91,18 @@ public sealed class ProxyView
         {
             c.AddTo(total);
         }
-        var listeners = new ListenerCounters(1);
+        var listeners = new ListenerCounters();
         foreach (ThreadView t in _threads())
         {
             t.Listeners.AddTo(listeners);
+        }
+        var info = new List<ListenerInfo>(_listeners());
+        foreach (IPEndPoint ep in listeners.Endpoints)
+        {
+            if (!info.Exists(l => l.Listen.Equals(ep)))
+            {
+                info.Add(new ListenerInfo(ep, Host.Control.ListenerInfo.Removed));
+            }
         }
         long now = Environment.TickCount64;
         return new StatsSnapshot
@@ -99,7 +113,7 @@ public sealed class ProxyView
             Total = total,
             PerThread = perThread,
             Listeners = listeners,
-            ListenerInfo = _listeners(),
+            ListenerInfo = info,
         };
     }
 

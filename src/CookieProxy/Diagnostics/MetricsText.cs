@@ -49,17 +49,17 @@ public static class MetricsText
         {
             string name = Prefix + "listener_" + ControlJson.ListenerCounterName(lc) + "_total";
             Header(sb, name, ListenerHelp(lc), "counter");
-            for (int i = 0; i < s.ListenerInfo.Count; i++)
+            foreach (ListenerInfo l in s.ListenerInfo)
             {
-                sb.Append(name).Append("{listener=\"").Append(Escape(s.ListenerInfo[i].Listen)).Append("\"} ")
-                    .Append(s.Listeners.Read(i, lc).ToString(inv)).Append('\n');
+                sb.Append(name).Append("{listener=\"").Append(Escape(l.Listen.ToString())).Append("\"} ")
+                    .Append(s.Listeners.Read(l.Listen, lc).ToString(inv)).Append('\n');
             }
         }
         Header(sb, Prefix + "listener_flows_active", "Flows of the listener in the flow tables now.", "gauge");
-        for (int i = 0; i < s.ListenerInfo.Count; i++)
+        foreach (ListenerInfo l in s.ListenerInfo)
         {
-            sb.Append(Prefix).Append("listener_flows_active{listener=\"").Append(Escape(s.ListenerInfo[i].Listen)).Append("\"} ")
-                .Append(ControlJson.FlowsActive(s.Listeners, i).ToString(inv)).Append('\n');
+            sb.Append(Prefix).Append("listener_flows_active{listener=\"").Append(Escape(l.Listen.ToString())).Append("\"} ")
+                .Append(ControlJson.FlowsActive(s.Listeners, l.Listen).ToString(inv)).Append('\n');
         }
 
         Header(sb, Prefix + "capture_threads", "Capture threads sharing the interface.", "gauge");

@@ -17,7 +17,7 @@ internal sealed class FakeProxy
         {
             Counters.Add(new ProxyCounters());
             SourceLimiter? limiter = limiters?[i];
-            Threads.Add(new ThreadView(new ListenerCounters(Listeners.Count),
+            Threads.Add(new ThreadView(new ListenerCounters(),
                 limiter is null ? new SourceSketch(sampleEvery: 1) : new SourceSketch(limiter.Config.Ipv4PrefixLength, limiter.Config.Ipv6PrefixLength, sampleEvery: 1),
                 limiter));
         }
@@ -30,8 +30,8 @@ internal sealed class FakeProxy
 
     public List<ListenerInfo> Listeners { get; } =
     [
-        new("198.18.0.1:80", "127.0.0.1:8080"),
-        new("[2001:db8::1]:443", "127.0.0.1:8443"),
+        new(System.Net.IPEndPoint.Parse("198.18.0.1:80"), "127.0.0.1:8080"),
+        new(System.Net.IPEndPoint.Parse("[2001:db8::1]:443"), "127.0.0.1:8443"),
     ];
 
     public ProxyView View { get; }
@@ -56,7 +56,8 @@ internal sealed class FakeProxy
         IpAddr src = IpAddr.FromIPAddress(System.Net.IPAddress.Parse(source));
         for (int i = 0; i < n; i++)
         {
-            Threads[t].Listeners.Increment(listener, ListenerCounter.SynReceived);
+            ListenerCounters l = Threads[t].Listeners;
+            l.Increment(l.SlotFor(Listeners[listener].Listen), ListenerCounter.SynReceived);
             Threads[t].Sketch!.OnSyn(src);
         }
     }

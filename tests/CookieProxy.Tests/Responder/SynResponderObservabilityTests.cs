@@ -22,10 +22,13 @@ public class SynResponderObservabilityTests
     private readonly ProtectedEndpoints _endpoints = new();
     private CountOnlyFlowHandler _handler;
 
+    private static readonly IPEndPoint Http = IPEndPoint.Parse("198.18.0.1:80");
+    private static readonly IPEndPoint Https = IPEndPoint.Parse("198.18.0.1:443");
+
     public SynResponderObservabilityTests()
     {
-        _endpoints.Add(IPEndPoint.Parse("198.18.0.1:80"));
-        _endpoints.Add(IPEndPoint.Parse("198.18.0.1:443"));
+        _endpoints.Add(Http);
+        _endpoints.Add(Https);
     }
 
     private SynResponder Create(SourceSketch? sketch = null, DropSampler? sampler = null, SourceLimiter? limiter = null) =>
@@ -57,10 +60,10 @@ public class SynResponderObservabilityTests
         Run(responder);
 
         ListenerCounters l = responder.ListenerCounters;
-        Assert.Equal(3, l.Read(0, ListenerCounter.SynReceived));
-        Assert.Equal(1, l.Read(1, ListenerCounter.SynReceived));
-        Assert.Equal(0, l.Read(0, ListenerCounter.CookieInvalid));
-        Assert.Equal(1, l.Read(1, ListenerCounter.CookieInvalid));
+        Assert.Equal(3, l.Read(Http, ListenerCounter.SynReceived));
+        Assert.Equal(1, l.Read(Https, ListenerCounter.SynReceived));
+        Assert.Equal(0, l.Read(Http, ListenerCounter.CookieInvalid));
+        Assert.Equal(1, l.Read(Https, ListenerCounter.CookieInvalid));
 
         // The SYN+ACK of one SYN to port 80, ACKed: a valid cookie on listener 0.
         ParsedPacket sa = Frames.Parse(_dev.Sent[0]);
@@ -75,7 +78,7 @@ public class SynResponderObservabilityTests
         ack.Options.TsEcr = sa.Tcp.Options.TsVal;
         _dev.Inject(Frames.Build(c, ack));
         Run(responder, Now + 100);
-        Assert.Equal(1, l.Read(0, ListenerCounter.CookieValid));
+        Assert.Equal(1, l.Read(Http, ListenerCounter.CookieValid));
     }
 
     [Fact]
@@ -85,7 +88,24 @@ public class SynResponderObservabilityTests
         _endpoints.Add(IPEndPoint.Parse("198.18.0.1:8443"));
         _dev.Inject(Frames.Build(Frames.ClientToServer(), Frames.LinuxSyn(1000, 1, dport: 8443)));
         Run(responder);
-        Assert.Equal(1, responder.ListenerCounters.Read(2, ListenerCounter.SynReceived));
+        Assert.Equal(1, responder.ListenerCounters.Read(IPEndPoint.Parse("198.18.0.1:8443"), ListenerCounter.SynReceived));
+    }
+
+    [Fact]
+    public void NewEndpointsInPlaceOfTheOldKeepEachEndpointsCountsApart()
+    {
+        // What a reload does: a new endpoint set in which the indexes mean other endpoints.
+        var endpoints = new ProtectedEndpoints();
+        endpoints.Add(Https);
+        endpoints.Add(Http);
+        var responder = new SynResponder(new ResponderConfig(), new SynCookieCodec(new SipKey(1, 2)), endpoints, _counters);
+        _dev.Inject(Frames.Build(Frames.ClientToServer(), Frames.LinuxSyn(1000, 1, dport: 80)));
+        Run(responder);
+        responder.CountListener(0, ListenerCounter.FlowsClosed);    // index 0 is :443 here
+
+        Assert.Equal(1, responder.ListenerCounters.Read(Http, ListenerCounter.SynReceived));
+        Assert.Equal(1, responder.ListenerCounters.Read(Https, ListenerCounter.FlowsClosed));
+        Assert.Equal(0, responder.ListenerCounters.Read(Http, ListenerCounter.FlowsClosed));
     }
 
     [Fact]
@@ -106,7 +126,7 @@ public class SynResponderObservabilityTests
         Assert.Equal(1, window.Entries);
         Assert.Equal(IpAddr.FromIPAddress(IPAddress.Parse("198.18.1.0")), top[0].Prefix);
         Assert.Equal(5, top[0].Count);
-        Assert.Equal(3, responder.ListenerCounters.Read(0, ListenerCounter.SynRateLimited));
+        Assert.Equal(3, responder.ListenerCounters.Read(Http, ListenerCounter.SynRateLimited));
         Assert.Equal(2, _dev.Sent.Count);
     }
 
