@@ -144,6 +144,9 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
 
     public ProxyCounters Counters => _counters;
 
+    /// <summary>The thread's responder (its per-listener counts, sketch and limiter, for the control socket).</summary>
+    public SynResponder Responder => _responder;
+
     public IPacketDevice Device => _device;
 
     /// <summary>The flow table's ring buffer pool (its counters, for the stats).</summary>

@@ -1,11 +1,9 @@
 using System.Buffers;
 using System.Text;
 using System.Text.Json;
+using CookieProxy.Host.Services;
 
 namespace CookieProxy.Host.Control;
-
-/// <summary>What a reload did: applied or not, and the lines to show (errors as FILE:LINE, or what changed).</summary>
-public sealed record ReloadResult(bool Applied, IReadOnlyList<string> Messages);
 
 /// <summary>
 /// The control protocol, apart from the socket: one request line in, one JSON line out.
@@ -25,12 +23,12 @@ public sealed class ControlHandler
     private const int History = 4;
 
     private readonly ProxyView _view;
-    private readonly Func<ReloadResult>? _reload;
+    private readonly Func<ReloadOutcome>? _reload;
     private readonly StatsSnapshot?[] _history = new StatsSnapshot?[History];
     private readonly ArrayBufferWriter<byte> _buffer = new(16 * 1024);
     private int _next;
 
-    public ControlHandler(ProxyView view, Func<ReloadResult>? reload)
+    public ControlHandler(ProxyView view, Func<ReloadOutcome>? reload)
     {
         _view = view;
         _reload = reload;
@@ -131,7 +129,7 @@ public sealed class ControlHandler
             }
             case "reload":
             {
-                ReloadResult r = _reload!();
+                ReloadOutcome r = _reload!();
                 w.WriteStartObject();
                 w.WriteBoolean("applied", r.Applied);
                 w.WriteStartArray("messages");

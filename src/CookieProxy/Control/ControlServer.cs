@@ -46,12 +46,24 @@ public sealed class ControlServer : IDisposable
     /// <exception cref="ControlSocketException">The path is in use by a running instance, is not a socket, or cannot be bound.</exception>
     public static ControlServer Start(string path, ControlHandler handler, Action<string> log)
     {
-        string full = System.IO.Path.GetFullPath(path);
-        Socket listener = Bind(full);
-        var server = new ControlServer(full, listener, handler, log);
-        handler.Tick();
-        server._thread.Start();
+        ControlServer server = Open(path, handler, log);
+        server.Start();
         return server;
+    }
+
+    /// <summary>Binds <paramref name="path"/> (as <see cref="Start(string, ControlHandler, Action{string})"/>) without serving yet.</summary>
+    /// <exception cref="ControlSocketException">The path is in use by a running instance, is not a socket, or cannot be bound.</exception>
+    public static ControlServer Open(string path, ControlHandler handler, Action<string> log)
+    {
+        string full = System.IO.Path.GetFullPath(path);
+        return new ControlServer(full, Bind(full), handler, log);
+    }
+
+    /// <summary>Starts the serving thread.</summary>
+    public void Start()
+    {
+        _handler.Tick();
+        _thread.Start();
     }
 
     private static Socket Bind(string path)
@@ -266,7 +278,10 @@ public sealed class ControlServer : IDisposable
     public void Dispose()
     {
         _stop = true;
-        _thread.Join();
+        if (_thread.IsAlive)
+        {
+            _thread.Join();
+        }
         foreach (Client c in _clients)
         {
             c.Socket.Dispose();

@@ -156,7 +156,7 @@ public sealed class ProxyView
         var sources = merged
             .OrderByDescending(kv => kv.Value.Guaranteed).ThenByDescending(kv => kv.Value.Rate)
             .Take(max)
-            .Select(kv => new TopSource(kv.Key, kv.Value.Length, kv.Value.Rate, kv.Value.Guaranteed, LimitOf(threads, kv.Key, nowMs)))
+            .Select(kv => new TopSource(kv.Key, kv.Value.Length, kv.Value.Rate, kv.Value.Guaranteed, LimitOf(threads, kv.Key, kv.Value.Length, nowMs)))
             .ToList();
 
         bool limiterOn = threads.Any(t => t.Limiter is not null);
@@ -175,7 +175,12 @@ public sealed class ProxyView
                 {
                     if (!merged.ContainsKey(busiest[i].Prefix))
                     {
-                        extra[busiest[i].Prefix] = LimitOf(threads, busiest[i].Prefix, nowMs)!.Value;
+                        IpAddr p = busiest[i].Prefix;
+                        SourceLimitConfig c = limiter.Config;
+                        if (LimitOf(threads, p, p.IsV4 ? c.Ipv4PrefixLength : c.Ipv6PrefixLength, nowMs) is SourceLimitState s)
+                        {
+                            extra[p] = s;
+                        }
                     }
                 }
             }
@@ -188,13 +193,16 @@ public sealed class ProxyView
         return new TopSources(sources, window, every, limiterOn, recent);
     }
 
-    /// <summary>A prefix's limiter state over all threads: connections add up, any limited thread counts.</summary>
-    private static SourceLimitState? LimitOf(IReadOnlyList<ThreadView> threads, IpAddr prefix, long nowMs)
+    /// <summary>A prefix's limiter state over all threads: connections add up, any limited thread counts. Null
+    /// when no limiter groups sources by <paramref name="length"/> (a reload changed the prefix lengths since the
+    /// sketch was made: another prefix's state would mislead).</summary>
+    private static SourceLimitState? LimitOf(IReadOnlyList<ThreadView> threads, IpAddr prefix, int length, long nowMs)
     {
         SourceLimitState? combined = null;
         foreach (ThreadView t in threads)
         {
-            if (t.Limiter is not SourceLimiter limiter)
+            if (t.Limiter is not SourceLimiter limiter
+                || (prefix.IsV4 ? limiter.Config.Ipv4PrefixLength : limiter.Config.Ipv6PrefixLength) != length)
             {
                 continue;
             }

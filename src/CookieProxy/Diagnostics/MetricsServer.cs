@@ -39,6 +39,18 @@ public sealed class MetricsServer : IDisposable
     /// <exception cref="SocketException">The address cannot be bound (in use, not ours).</exception>
     public static MetricsServer Start(IPEndPoint endpoint, ProxyView view)
     {
+        MetricsServer server = Open(endpoint, view);
+        server.Start();
+        return server;
+    }
+
+    /// <summary>Starts the serving thread.</summary>
+    public void Start() => _thread.Start();
+
+    /// <summary>Binds <paramref name="endpoint"/> without serving yet.</summary>
+    /// <exception cref="SocketException">The address cannot be bound (in use, not ours).</exception>
+    public static MetricsServer Open(IPEndPoint endpoint, ProxyView view)
+    {
         var listener = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         try
         {
@@ -55,9 +67,7 @@ public sealed class MetricsServer : IDisposable
             listener.Dispose();
             throw;
         }
-        var server = new MetricsServer(listener, view);
-        server._thread.Start();
-        return server;
+        return new MetricsServer(listener, view);
     }
 
     private void Run()
@@ -167,7 +177,10 @@ public sealed class MetricsServer : IDisposable
     public void Dispose()
     {
         _stop = true;
-        _thread.Join();
+        if (_thread.IsAlive)
+        {
+            _thread.Join();
+        }
         _listener.Dispose();
     }
 }

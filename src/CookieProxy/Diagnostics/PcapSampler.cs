@@ -85,10 +85,18 @@ public sealed class PcapSampler : IDisposable
     /// <exception cref="UnauthorizedAccessException">The file cannot be created.</exception>
     public void Start()
     {
-        OpenNewFile();
+        if (_file is null)
+        {
+            Open();
+        }
         _thread = new Thread(Run) { IsBackground = true, Name = "cookieproxy-pcap" };
         _thread.Start();
     }
+
+    /// <summary>Creates the file without starting the writer (rings may still be created).</summary>
+    /// <exception cref="IOException">The file cannot be created.</exception>
+    /// <exception cref="UnauthorizedAccessException">The file cannot be created.</exception>
+    public void Open() => OpenNewFile();
 
     private void Run()
     {
@@ -247,7 +255,10 @@ public sealed class PcapSampler : IDisposable
     {
         _stop.Set();
         _thread?.Join();
-        DrainAll();
+        if (FilesStarted > 0)
+        {
+            DrainAll();    // never opened (start-up failed before): nothing to write, and no file to create now
+        }
         CloseFile();
         _stop.Dispose();
     }

@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.Json;
 using CookieProxy.Diagnostics;
 using CookieProxy.Host.Control;
+using CookieProxy.Host.Services;
 using CookieProxy.Host.Diagnostics;
 
 namespace CookieProxy.Tests.Control;
@@ -191,7 +192,7 @@ public class ControlHandlerTests
         var handler = new ControlHandler(_proxy.View, () =>
         {
             calls++;
-            return new ReloadResult(false, ["cookieproxy.yaml:3: max-conn-per-source: 'x' is not a whole number"]);
+            return new ReloadOutcome(false, ["cookieproxy.yaml:3: max-conn-per-source: 'x' is not a whole number"]);
         });
 
         JsonElement r = Result(handler, "reload");

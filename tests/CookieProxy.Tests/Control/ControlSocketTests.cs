@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using System.Text;
 using CookieProxy.Diagnostics;
 using CookieProxy.Host.Control;
+using CookieProxy.Host.Services;
 
 namespace CookieProxy.Tests.Control;
 
@@ -17,7 +18,7 @@ public sealed class ControlSocketTests : IDisposable
 
     private string SocketPath => Path.Combine(_dir, "run", "cookieproxy.sock");
 
-    private ControlServer Start(Func<ReloadResult>? reload = null) =>
+    private ControlServer Start(Func<ReloadOutcome>? reload = null) =>
         ControlServer.Start(SocketPath, new ControlHandler(_proxy.View, reload), _log.Add);
 
     [Fact]
@@ -155,7 +156,7 @@ public sealed class ControlSocketTests : IDisposable
         using ControlServer server = Start(() =>
         {
             thread = Environment.CurrentManagedThreadId;
-            return new ReloadResult(true, ["listeners: +198.18.0.1:8443"]);
+            return new ReloadOutcome(true, ["listeners: +198.18.0.1:8443"]);
         });
         using ControlClient client = ControlClient.Connect(SocketPath, TimeSpan.FromSeconds(2));
         Assert.True(client.Request("reload").GetProperty("applied").GetBoolean());

@@ -36,7 +36,7 @@ public class StatsAndTopViewTests
     [Fact]
     public void StatsPrintsTotalsAndRatesLikePfctlWithOnlyTheDropReasonsThatHappened()
     {
-        string text = StatsCommand.Render(Result(HandlerWithASecondOfTraffic(), "stats"));
+        string text = StatsView.Render(Result(HandlerWithASecondOfTraffic(), "stats"));
         string[] lines = text.Split('\n');
 
         Assert.StartsWith("cookieproxy ", lines[0]);
@@ -55,7 +55,7 @@ public class StatsAndTopViewTests
     [Fact]
     public void StatsBeforeTheFirstTickSaysThereAreNoRatesYet()
     {
-        string text = StatsCommand.Render(Result(new ControlHandler(_proxy.View, null), "stats"));
+        string text = StatsView.Render(Result(new ControlHandler(_proxy.View, null), "stats"));
         Assert.Contains("no rates yet", text.Split('\n')[0]);
     }
 
@@ -73,7 +73,7 @@ public class StatsAndTopViewTests
         });
         console.Profile.Width = 160;
 
-        console.Write(TopCommand.Build(top, "/run/cookieproxy/cookieproxy.sock"));
+        console.Write(TopView.Build(top, "/run/cookieproxy/cookieproxy.sock"));
         string screen = writer.ToString();
 
         Assert.Contains("Listeners", screen);

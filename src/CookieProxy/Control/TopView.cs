@@ -11,7 +11,7 @@ namespace CookieProxy.Host.Control;
 /// It draws on the terminal's alternate screen and gives the terminal back as it was on q, Esc or Ctrl-C.
 /// <c>--once</c> prints one frame (after a second, so the rates are real) and exits: for scripts and pipes.
 /// </summary>
-public static class TopCommand
+public static class TopView
 {
     public const int Sources = 10;
 

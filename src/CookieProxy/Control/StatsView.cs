@@ -11,7 +11,7 @@ namespace CookieProxy.Host.Control;
 /// by reason, the listeners and the capture threads. <c>--json</c> prints the reply as it came (the --stats-file
 /// document plus rates).
 /// </summary>
-public static class StatsCommand
+public static class StatsView
 {
     public static int Run(string socketPath, bool json, TextWriter output, TextWriter error)
     {
