@@ -81,12 +81,13 @@ public sealed class ControlHandler
             {
                 WriteReply(w, command, sources);
             }
-            catch (Exception e) when (e is InvalidOperationException or ObjectDisposedException)
+            catch (Exception e)
             {
-                // The host is stopping under us (a thread's tables went away): say so rather than die.
-                w.Reset(_buffer);
+                // The host stopping under us (a thread's tables went away), or a bug of ours: this request fails,
+                // the control socket (and the proxy) go on.
                 _buffer.Clear();
-                WriteError(w, $"{command}: {e.Message}");
+                w.Reset(_buffer);
+                WriteError(w, $"{command}: {e.GetType().Name}: {e.Message}");
             }
         }
         w.Flush();

@@ -180,7 +180,13 @@ public sealed class ControlServer : IDisposable
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {
-            _log($"cookieproxy: control socket {Path}: {e.Message}; `cookieproxy stats` will not reach this instance");
+            _log($"control socket {Path}: {e.Message}; `cookieproxy stats` will not reach this instance");
+        }
+        catch (Exception e)
+        {
+            // A bug of ours: the control socket goes, the proxy keeps running (an unhandled exception on this
+            // thread would end the process, and with it every flow).
+            _log($"control socket {Path}: bug: {e}; `cookieproxy stats` will not reach this instance");
         }
     }
 

@@ -59,7 +59,9 @@ public static class TopView
         string? failure = null;
         try
         {
-            console.AlternateScreen(() =>
+            // The alternate screen keeps the shell's screen as it was; a terminal without one gets the view inline.
+            Action<Action> screen = console.Profile.Capabilities.AlternateBuffer ? console.AlternateScreen : run => run();
+            screen(() =>
             {
                 console.Cursor.Hide();
                 try
@@ -155,9 +157,12 @@ public static class TopView
 
         JsonElement src = top.GetProperty("sources");
         bool limiter = src.GetProperty("limiter").GetBoolean();
-        string title = $"Top sources (1 in {Number(src, "sample_every"):0} SYNs sampled, last {Number(src, "window_s"):0.0} s)";
+        double window = Number(src, "window_s");
+        string title = window > 0
+            ? $"Top sources (1 in {Number(src, "sample_every"):0} SYNs sampled, last {window:0.0} s)"
+            : "Top sources";
         var sources = new Table().Border(TableBorder.Simple).Title(title);
-        sources.AddColumn("prefix");
+        sources.AddColumn(new TableColumn("prefix") { Width = 26 });
         sources.AddColumn(new TableColumn("SYN/s").RightAligned());
         sources.AddColumn(new TableColumn("at least").RightAligned());
         if (limiter)

@@ -101,6 +101,11 @@ public sealed class MetricsServer : IDisposable
                 {
                     // The scraper went away or was too slow; the next scrape starts afresh.
                 }
+                catch (Exception e)
+                {
+                    // A bug of ours: this scrape fails, the proxy (and the next scrape) go on.
+                    TryRespond(client, "500 Internal Server Error", e.GetType().Name + "\n");
+                }
             }
         }
     }
@@ -172,6 +177,18 @@ public sealed class MetricsServer : IDisposable
             }
         }
         client.Shutdown(SocketShutdown.Send);
+    }
+
+    private static void TryRespond(Socket client, string status, string text)
+    {
+        try
+        {
+            Respond(client, status, "text/plain", Encoding.UTF8.GetBytes(text), head: false);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            // Gone already.
+        }
     }
 
     public void Dispose()

@@ -100,9 +100,17 @@ public sealed class PcapSampler : IDisposable
 
     private void Run()
     {
-        while (!_stop.Wait(DrainIntervalMs))
+        try
         {
-            DrainAll();
+            while (!_stop.Wait(DrainIntervalMs))
+            {
+                DrainAll();
+            }
+        }
+        catch (Exception e)
+        {
+            // A bug of ours: sampling stops (the rings fill and count pcap_sample_lost), the proxy goes on.
+            _log($"--sample-pcap {_options.Path}: bug: {e}; sampling stopped");
         }
     }
 
@@ -168,7 +176,7 @@ public sealed class PcapSampler : IDisposable
 
     private void Fail(Exception e)
     {
-        _log($"cookieproxy: --sample-pcap {_options.Path}: {e.Message}; sampling pauses for 10 s");
+        _log($"--sample-pcap {_options.Path}: {e.Message}; sampling pauses for 10 s");
         CloseFile();
         _failedUntilMs = Environment.TickCount64 + 10_000;
     }
