@@ -137,6 +137,7 @@ public sealed class ControlServer : IDisposable
         long nextTick = Environment.TickCount64 + 1000;
         try
         {
+            _handler.WarmUp();
             while (!_stop)
             {
                 _readable.Clear();

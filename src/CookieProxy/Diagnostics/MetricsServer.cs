@@ -72,6 +72,9 @@ public sealed class MetricsServer : IDisposable
 
     private void Run()
     {
+        // Compiled before the first scrape (the host runs without tiered compilation; see ControlHandler.WarmUp).
+        MetricsText.Write(_text, _view.Capture(), ProxyView.Version);
+        _text.Clear();
         while (!_stop)
         {
             Socket client;
