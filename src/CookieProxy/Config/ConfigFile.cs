@@ -123,6 +123,35 @@ public static class ConfigFile
                 errors.Add(new ConfigError(path, line, key, UnknownKey(key)));
                 continue;
             }
+            if (option.IsList && value is YamlSequenceNode items)
+            {
+                // A YAML list: each item one value, checked one by one so the error points at its line.
+                var texts = new List<string>();
+                bool ok = true;
+                foreach (YamlNode item in items.Children)
+                {
+                    if (!TryScalar(item, out string? itemText, out string? itemShape))
+                    {
+                        errors.Add(new ConfigError(path, Line(item), key, itemShape!));
+                        ok = false;
+                        continue;
+                    }
+                    ProxyOptions probe = options;
+                    string? itemError = option.TryApply(ref probe, itemText!);
+                    if (itemError is not null)
+                    {
+                        errors.Add(new ConfigError(path, Line(item), key, $"'{itemText}': {itemError}"));
+                        ok = false;
+                        continue;
+                    }
+                    texts.Add(itemText!);
+                }
+                if (ok && option.TryApply(ref options, string.Join(",", texts)) is null)
+                {
+                    origins[key] = line;
+                }
+                continue;
+            }
             if (!TryScalar(value, out string? scalar, out string? shapeError))
             {
                 errors.Add(new ConfigError(path, Line(value), key, shapeError!));
