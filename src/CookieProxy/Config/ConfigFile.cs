@@ -64,7 +64,11 @@ public static class ConfigFile
         }
         catch (YamlException e)
         {
-            errors.Add(new ConfigError(path, (int)e.Start.Line, null, $"not valid YAML: {Clean(e)}"));
+            string message = Clean(e);
+            const string Duplicate = "Duplicate key ";
+            errors.Add(message.StartsWith(Duplicate, StringComparison.Ordinal)
+                ? new ConfigError(path, (int)e.Start.Line, message[Duplicate.Length..], "given twice")
+                : new ConfigError(path, (int)e.Start.Line, null, $"not valid YAML: {message}"));
             return;
         }
         if (yaml.Documents.Count == 0 || yaml.Documents[0].RootNode is YamlScalarNode { Value: null or "" })
