@@ -338,6 +338,7 @@ internal sealed class CaptureService : IHostService, IDrainingService
             LocalMss = o.Mss,
             IdleTimeoutMs = o.IdleTimeoutMs,
             FirstDataTimeoutMs = o.FirstDataTimeoutMs,
+            CongestionControl = o.Congestion,
         },
         Backend = listeners[0].BackendOptions,
     };
