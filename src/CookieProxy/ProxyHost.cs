@@ -180,7 +180,11 @@ public static class ProxyHost
                     return ExitRuntimeError;
                 }
                 SourceLimiter? limiter = limited ? new SourceLimiter(limitConfig) : null;
-                var responder = new SynResponder(responderConfig, codec, endpoints, new ProxyCounters(), limiter: limiter);
+                var counters = new ProxyCounters();
+                SynCache? synCache = o.SynCacheEntries > 0
+                    ? new SynCache(SynCacheConfig.For(o.SynCacheEntries), counters, MonotonicClock.NowMs)
+                    : null;
+                var responder = new SynResponder(responderConfig, codec, endpoints, counters, limiter: limiter, synCache: synCache);
                 var worker = new CaptureWorker(t, device, responder, flowOptions, listeners, o.Verbose, limiter);
                 worker.Faulted += _ => stopped.Set();
                 workers.Add(worker);
@@ -214,6 +218,12 @@ public static class ProxyHost
             foreach (ListenerOptions l in o.Listeners)
             {
                 log.WriteLine($"cookieproxy: protecting {l.Listen} -> {l.Backend}{(l.ProxyProtocol == ProxyProtocol.ProxyProtocolVersion.None ? "" : $" (PROXY {l.ProxyProtocol})")}");
+            }
+            if (o.SynCacheEntries > 0)
+            {
+                SynCacheConfig sc = SynCacheConfig.For(o.SynCacheEntries);
+                log.WriteLine($"cookieproxy: syncache {sc.Capacity} entries per capture thread (SYN+ACK again after 1 s and 3 s), "
+                    + $"pure cookies above {sc.EnterCookiesPerSecond} SYN/s per thread{(o.XdpSyn is null ? "" : "; SYNs answered in XDP are not remembered")}");
             }
 
             ProxyCounters[] Snapshot()

@@ -63,6 +63,9 @@ public static class CommandLine
           --conn-rate-per-source R  new flows per second per source prefix, burst 20 (0 = off)
           --syn-rate-per-source R   SYN+ACKs per second per source prefix (0 = off)
           --source-prefix4 N, --source-prefix6 N   prefix lengths that group sources (default 32 and 64)
+          --syncache N              remember up to N answered SYNs per capture thread and send their SYN+ACK again
+                                    after 1 s and 3 s until the ACK comes, while the thread's SYN rate is below N/4
+                                    per second; above it, or when full, pure cookies (default 4096; 0 = off)
         """;
 
     public static ParseResult Parse(IReadOnlyList<string> args)
@@ -106,6 +109,7 @@ public static class CommandLine
         ushort mss = 1460;
         double statsInterval = 2, duration = 0, connRate = 0;
         int maxPerSource = 0, synRate = 0, prefix4 = 32, prefix6 = 64;
+        int synCache = Responder.SynCacheConfig.DefaultCapacity;
 
         for (int i = 1; i < args.Count; i++)
         {
@@ -307,6 +311,9 @@ public static class CommandLine
                 case "--source-prefix6":
                     if (!IntValue(1, 128, out prefix6, out err)) return ParseResult.Fail(err!);
                     break;
+                case "--syncache":
+                    if (!IntValue(0, Responder.SynCacheConfig.MaxCapacity, out synCache, out err)) return ParseResult.Fail(err!);
+                    break;
                 case "--first-data-timeout":
                     if (!IntValue(0, 86_400, out int fd, out err)) return ParseResult.Fail(err!);
                     firstDataS = fd;
@@ -397,6 +404,7 @@ public static class CommandLine
             SynRatePerSource = synRate,
             SourcePrefixV4 = prefix4,
             SourcePrefixV6 = prefix6,
+            SynCacheEntries = synCache,
         }, null, null);
     }
 

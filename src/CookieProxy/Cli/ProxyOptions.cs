@@ -54,4 +54,8 @@ public sealed class ProxyOptions
     public int SynRatePerSource { get; init; }
     public int SourcePrefixV4 { get; init; } = 32;
     public int SourcePrefixV6 { get; init; } = 64;
+
+    /// <summary>Syncache entries per capture thread (hybrid mode: SYN+ACK retransmission while the SYN rate is low);
+    /// 0 = pure cookies always.</summary>
+    public int SynCacheEntries { get; init; } = Responder.SynCacheConfig.DefaultCapacity;
 }
