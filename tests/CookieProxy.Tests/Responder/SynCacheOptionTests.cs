@@ -6,7 +6,7 @@ namespace CookieProxy.Tests.Responder;
 /// <summary><c>--syncache N</c>: on by default, 0 turns it off, anything out of range names the option.</summary>
 public class SynCacheOptionTests
 {
-    private static ParseResult Parse(string extra) =>
+    private static CliParse Parse(string extra) =>
         CommandLine.Parse(("run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1 " + extra).Split(' ', StringSplitOptions.RemoveEmptyEntries));
 
     [Fact]
@@ -26,12 +26,12 @@ public class SynCacheOptionTests
 
     [Theory]
     [InlineData("--syncache", "--syncache needs a value")]
-    [InlineData("--syncache -1", "--syncache: '-1' is not a whole number in 0..262144")]
-    [InlineData("--syncache 262145", "--syncache: '262145'")]
-    [InlineData("--syncache lots", "--syncache: 'lots'")]
+    [InlineData("--syncache -1", "--syncache '-1': expected a whole number in 0..262144")]
+    [InlineData("--syncache 262145", "--syncache '262145'")]
+    [InlineData("--syncache lots", "--syncache 'lots'")]
     public void ABadSyncacheValueIsAnErrorNamingTheOption(string extra, string message)
     {
-        ParseResult r = Parse(extra);
+        CliParse r = Parse(extra);
         Assert.Null(r.Options);
         Assert.Contains(message, r.Error);
     }
