@@ -86,6 +86,7 @@ internal sealed class CaptureService : IHostService, IDrainingService
             LocalMss = o.Mss,
             IdleTimeoutMs = o.IdleTimeoutMs,
             FirstDataTimeoutMs = o.FirstDataTimeoutMs,
+            CongestionControl = o.Congestion,
         };
         int threads = o.Threads > 0 ? o.Threads : DefaultThreads(o.Capture);
         if (o.Threads == 0 && threads == 1 && Environment.ProcessorCount > 1)

@@ -1,6 +1,7 @@
 using System.Net;
 using CookieProxy.Platform;
 using CookieProxy.ProxyProtocol;
+using CookieProxy.Tcp;
 
 namespace CookieProxy.Host.Cli;
 
@@ -50,6 +51,8 @@ public sealed record ProxyOptions
     /// <summary>AF_PACKET receive ring per capture thread, in MiB (128 KiB blocks).</summary>
     public int RingMegabytes { get; init; } = PacketDeviceOptions.DefaultRingMegabytes;
     public int FlowBufferBytes { get; init; } = 256 * 1024;
+    /// <summary>The client-facing TCP's congestion controller (loss recovery is RACK-TLP + PRR with either).</summary>
+    public TcpCongestionControl Congestion { get; init; } = TcpCongestionControl.Cubic;
     public int ConnectTimeoutMs { get; init; } = 3000;
     public long IdleTimeoutMs { get; init; } = 300_000;
     /// <summary>Reset a validated connection whose client sends no byte within this time (0 = off).

@@ -5,6 +5,7 @@ using System.Net;
 using CookieProxy.Cookies;
 using CookieProxy.Platform;
 using CookieProxy.ProxyProtocol;
+using CookieProxy.Tcp;
 
 namespace CookieProxy.Host.Cli;
 
@@ -86,6 +87,11 @@ public static class RunOptions
     public static readonly RunOption<int> FlowBufferKilobytes = Add(new RunOption<int>("--flow-buffer-kb", "N",
         "per-flow buffer each way (default 256)",
         Int(16, 64 * 1024), o => o.FlowBufferBytes >> 10, (o, v) => o with { FlowBufferBytes = v << 10 }, reloadable: false));
+
+    public static readonly RunOption<TcpCongestionControl> Congestion = Add(new RunOption<TcpCongestionControl>("--congestion", "cubic|newreno",
+        "congestion control of the client-facing TCP: CUBIC (RFC 9438, as Linux) or NewReno (RFC 5681); either way loss "
+        + "recovery is RACK-TLP with PRR (default cubic)",
+        ParseCongestion, o => o.Congestion, (o, v) => o with { Congestion = v }, reloadable: false));
 
     public static readonly RunOption<int> ConnectTimeout = Add(new RunOption<int>("--connect-timeout", "MS",
         "backend connect timeout (default 3000)",
@@ -488,6 +494,18 @@ public static class RunOptions
         }
         error = value is null ? "expected generic or native (or off)" : "";
         return value is not null;
+    }
+
+    private static bool ParseCongestion(string text, out TcpCongestionControl value, out string error)
+    {
+        (bool known, value) = text.ToLowerInvariant() switch
+        {
+            "cubic" => (true, TcpCongestionControl.Cubic),
+            "newreno" or "reno" => (true, TcpCongestionControl.NewReno),
+            _ => (false, TcpCongestionControl.Cubic),
+        };
+        error = known ? "" : "expected cubic or newreno";
+        return known;
     }
 
     private static bool ParseFanout(string text, out FanoutMode? value, out string error)
