@@ -127,7 +127,7 @@ median()
 }
 
 cp_log "lab up (CP_LAB_ID=${CP_LAB_ID:-none}), bridge namespace $NS_BR"
-"$LAB" up >/dev/null
+"$LAB" up --no-ipv6 --no-vlan >/dev/null # IPv4 only: the veths are rewired through the bridge below
 CACHE="$CP_CACHEDIR"
 if [[ "$(stat -c %s "$CACHE/$FILE" 2>/dev/null)" != "$BYTES" ]]; then
   head -c "$BYTES" /dev/urandom >"$CACHE/$FILE.tmp.$$" && mv "$CACHE/$FILE.tmp.$$" "$CACHE/$FILE"
