@@ -39,10 +39,10 @@ public sealed partial class LifecycleTests : LabTestBase
             """);
     }
 
-    private RunningCommand StartDownload(string file, string source = LabFixture.ClientIp)
+    private RunningCommand StartDownload(string file, string source = LabFixture.ClientIp, string rate = RateLimit)
     {
         File.Delete(file);
-        return StartInClient("curl", "-fsS", "--max-time", "60", "--limit-rate", RateLimit, "--interface", source, "-o", file,
+        return StartInClient("curl", "-fsS", "--max-time", "60", "--limit-rate", rate, "--interface", source, "-o", file,
             $"http://{LabFixture.ServerIp}/{Download}");
     }
 
@@ -108,6 +108,39 @@ public sealed partial class LifecycleTests : LabTestBase
         Assert.Equal(Lab.ExpectedSha256(Download), Hashing.Sha256OfFile(file));
         Assert.True(Alive(pid), "SIGHUP ended the process");
         Assert.DoesNotContain("Unhandled exception", ProxyLog());
+    }
+
+    [LabFact]
+    public void A_reload_adds_and_removes_listeners_while_an_established_download_goes_on()
+    {
+        WriteConfig("hide-port: true");
+        int pid = StartProxy("--config", ConfigPath);
+        string file = Path.Combine(Lab.LabDir, "listeners-" + Download);
+        // Slower than the others (about 13 s): two reloads and their checks happen during it.
+        using RunningCommand download = StartDownload(file, rate: "8M");
+        Thread.Sleep(800);
+
+        // Added: 198.18.0.1:81 is protected (captured, answered, hidden from the host's stack) from the reload on.
+        File.WriteAllText(ConfigPath, File.ReadAllText(ConfigPath).Replace("listeners:\n", $"listeners:\n  - listen: {LabFixture.ServerIp}:81\n    backend: 127.0.0.1:8080\n", StringComparison.Ordinal));
+        Signal(pid, "HUP");
+        WaitForLog("listener added: 198.18.0.1:81", TimeSpan.FromSeconds(10));
+        CommandResult added = InClient(TimeSpan.FromSeconds(20), "curl", "-fsS", "-o", "/dev/null", "--max-time", "10",
+            "--interface", "198.18.1.40", $"http://{LabFixture.ServerIp}:81/1m.bin");
+        Assert.True(added.Succeeded, added + "\nproxy log:\n" + ProxyLog());
+        CommandResult rules = InServer(ShortTimeout, "nft", "list", "table", "inet", $"cookieproxy_{pid}");
+        Assert.Contains("tcp dport 81", rules.StdOut);
+
+        // Removed: :80 takes no new connection, while the download on it goes on to the last byte.
+        WriteConfig("hide-port: true");
+        File.WriteAllText(ConfigPath, File.ReadAllText(ConfigPath).Replace($"{LabFixture.ServerIp}:80", $"{LabFixture.ServerIp}:81", StringComparison.Ordinal));
+        Signal(pid, "HUP");
+        WaitForLog("listener removed: 198.18.0.1:80", TimeSpan.FromSeconds(10));
+        Assert.NotEqual("connected", TryConnectNoRetry("198.18.1.41"));
+        Assert.False(download.HasExited, "the download ended before it could be checked: " + download.StdErrSoFar);
+        CommandResult done = download.WaitForExit(TimeSpan.FromSeconds(60), Log);
+        Assert.True(done.Succeeded, done.ToString());
+        Assert.Equal(Lab.ExpectedSha256(Download), Hashing.Sha256OfFile(file));
+        Assert.True(Alive(pid));
     }
 
     [LabFact]
