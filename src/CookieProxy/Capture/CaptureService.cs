@@ -149,7 +149,10 @@ internal sealed class CaptureService : IHostService, IDrainingService
                 throw new HostStartException($"libpcap is not installed ({e.Message}); install libpcap0.8 (Debian) or use --capture afpacket");
             }
             SourceLimiter? limiter = limited ? new SourceLimiter(limitConfig) : null;
-            var responder = new SynResponder(ResponderConfig, codec, Endpoints, new ProxyCounters(), limiter: limiter);
+            var counters = new ProxyCounters();
+            // net: the hybrid syncache, one per thread (--syncache 0: none).
+            SynCache? synCache = o.SynCacheEntries > 0 ? new SynCache(SynCacheConfig.For(o.SynCacheEntries), counters, MonotonicClock.NowMs) : null;
+            var responder = new SynResponder(ResponderConfig, codec, Endpoints, counters, limiter: limiter, synCache: synCache);
             var worker = new CaptureWorker(t, device, responder, flowOptions, listeners, flowLog, limiter);
             worker.Faulted += OnFaulted;
             _workers.Add(worker);
@@ -168,7 +171,10 @@ internal sealed class CaptureService : IHostService, IDrainingService
 
         string sharing = threads == 1 ? "" : $", fanout by {deviceOptions.Fanout}";
         Description = $"{_workers[0].Device.Backend}, {threads} thread{(threads == 1 ? "" : "s")}{sharing}, "
-            + $"tx offload {(_workers[0].Device.OffloadMaxFrameBytes > 0 ? "on" : "off")}";
+            + $"tx offload {(_workers[0].Device.OffloadMaxFrameBytes > 0 ? "on" : "off")}, "
+            + (o.SynCacheEntries > 0 // net: the syncache's size and hand-over rate
+                ? $"syncache {o.SynCacheEntries}/thread (pure cookies above {SynCacheConfig.For(o.SynCacheEntries).EnterCookiesPerSecond} SYN/s per thread)"
+                : "syncache off");
     }
 
     public void Start()
