@@ -348,8 +348,8 @@ public static class ProxyHost
     /// --max-buffer-mb, so the more threads, the less of them one heavy source (steered to one thread) can
     /// use. More can still be asked for explicitly.
     /// </remarks>
-    public static int DefaultThreads(CaptureKind capture) =>
-        capture is CaptureKind.Pcap or CaptureKind.AfXdp || !OperatingSystem.IsLinux() ? 1 : Math.Clamp(Environment.ProcessorCount, 1, MaxDefaultThreads);
+    public static int DefaultThreads(CaptureKind capture, HostOs? os = null) =>
+        capture is CaptureKind.Pcap or CaptureKind.AfXdp || !(os ?? HostOs.Current).IsLinux ? 1 : Math.Clamp(Environment.ProcessorCount, 1, MaxDefaultThreads);
 
     public const int MaxDefaultThreads = 8;
 

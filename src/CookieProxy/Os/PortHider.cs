@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using CookieProxy.Host.Cli;
+using CookieProxy.Platform;
 
 namespace CookieProxy.Host.Os;
 
@@ -33,9 +34,12 @@ public sealed class PortHider : IDisposable
 
     public string Method { get; }
 
-    public static PortHider Install(string interfaceName, IReadOnlyList<ListenerOptions> listeners)
+    /// <param name="os">The OS to choose for (<see cref="HostOs.Current"/>; tests simulate macOS).</param>
+    /// <param name="pfctl">pfctl(8) for the pf path (tests pass a fake).</param>
+    public static PortHider Install(string interfaceName, IReadOnlyList<ListenerOptions> listeners, HostOs? os = null,
+        PfRules.Pfctl? pfctl = null)
     {
-        if (OperatingSystem.IsLinux())
+        if ((os ?? HostOs.Current).IsLinux)
         {
             if (TryRun("nft", "--version", null, out _))
             {
@@ -74,19 +78,9 @@ public sealed class PortHider : IDisposable
             });
         }
 
-        // macOS / FreeBSD / OpenBSD: a pf anchor. The main ruleset must reference it:
-        //   anchor "cookieproxy"   (pf.conf), then `pfctl -e`.
-        var pf = new StringBuilder();
-        foreach (ListenerOptions l in listeners)
-        {
-            string af = l.Listen.AddressFamily == AddressFamily.InterNetworkV6 ? "inet6" : "inet";
-            pf.Append(CultureInfoInvariant($"block drop in quick on {interfaceName} {af} proto tcp from any to {l.Listen.Address} port {l.Listen.Port}\n"));
-        }
-        if (!TryRun("pfctl", "-a cookieproxy -f -", pf.ToString(), out string pfErr))
-        {
-            throw new InvalidOperationException($"--hide-port: pfctl failed: {pfErr.Trim()}");
-        }
-        return new PortHider("pf anchor cookieproxy", () => TryRun("pfctl", "-a cookieproxy -F rules", null, out _));
+        // macOS / FreeBSD: a pf anchor, checked to be referenced by the main ruleset (Os/PfRules.cs).
+        Action flush = PfRules.Install(interfaceName, listeners.Select(l => l.Listen), pfctl ?? PfRules.SystemPfctl);
+        return new PortHider($"pf anchor {PfRules.AnchorName}", flush);
     }
 
     /// <summary>
@@ -153,7 +147,7 @@ public sealed class PortHider : IDisposable
 
     private static bool TryRun(string file, string args, string? stdin, out string stderr) => TryRun(file, args, stdin, out stderr, out _);
 
-    private static bool TryRun(string file, string args, string? stdin, out string stderr, out string stdout)
+    internal static bool TryRun(string file, string args, string? stdin, out string stderr, out string stdout)
     {
         stdout = "";
         try
