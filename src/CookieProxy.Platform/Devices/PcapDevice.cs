@@ -10,16 +10,20 @@ namespace CookieProxy.Platform;
 /// drains with pcap_next_ex. Works wherever libpcap gives a selectable descriptor (Linux, macOS, FreeBSD).
 /// </summary>
 /// <remarks>
-/// SharpPcap opens, configures, filters and receives. Four calls stay on our own binding (Interop.Pcap.cs),
-/// each because SharpPcap's way costs the hot path or gets a value wrong (numbers: PcapBenchmarks):
+/// SharpPcap opens, configures, filters and receives; where its usual call costs the hot path or gets a value wrong,
+/// we take another of its calls or keep our own binding (Interop.Pcap.cs) for that call only. Numbers from
+/// bench/CookieProxy.Benchmarks/PcapBenchmarks.cs (BenchmarkDotNet short job, 2-core build machine):
 /// <list type="bullet">
-/// <item>Receive uses <see cref="PcapDevice.GetNextPacketPointers"/>, SharpPcap's own zero-copy call, not
-/// <c>GetNextPacket(out PacketCapture)</c>: that one allocates a PcapHeader, a PosixTimeval and a one-element
-/// pollfd array for every packet (216 B per packet in the benchmark) and waits up to 500 ms in its own poll.</item>
+/// <item>Receive uses <see cref="SharpPcap.LibPcap.PcapDevice.GetNextPacketPointers"/>, SharpPcap's own zero-copy
+/// call, not <c>GetNextPacket(out PacketCapture)</c>: that one allocates a PcapHeader, a PosixTimeval and a
+/// one-element pollfd array for every packet (96 B per frame in PcapBenchmarks, where this device allocates 0 B),
+/// and it polls the descriptor before reading, but libpcap keeps the rest of a TPACKET_V3 block in user space,
+/// where poll() does not see it: with 64 frames queued it returned ReadTimeout after 32, the others still
+/// buffered. We drain first, then poll.</item>
 /// <item>Send is pcap_inject: SharpPcap's <c>SendPacket(ReadOnlySpan&lt;byte&gt;)</c> allocates nothing when the
 /// frame goes out, but throws a PcapException with a formatted message for every frame the interface refuses
-/// (ENOBUFS under a flood on BSD BPF, ENETDOWN): 1.2 KB and ~25 µs per refused frame in the benchmark, where a
-/// refused SYN+ACK must be a counter.</item>
+/// (ENOBUFS when a flood fills a BSD interface queue, EMSGSIZE, ENETDOWN): 600 B and ~5.7 µs per refused frame in
+/// PcapBenchmarks, against 0 B and ~0.8 µs for pcap_inject, where a refused SYN+ACK must only be a counter.</item>
 /// <item>pcap_stats: SharpPcap reads struct pcap_stat with pointer-sized fields, but libpcap's are u_int, so on
 /// 64-bit Unix its DroppedPackets is really ps_ifdrop and the kernel drops are never seen.</item>
 /// <item>pcap_setdirection and pcap_get_selectable_fd, which SharpPcap does not expose (it only reads the
