@@ -29,8 +29,9 @@ public static class PacketDeviceFactory
             case CaptureKind.Pcap:
                 if (fanoutGroup >= 0)
                 {
-                    throw new PacketDeviceException(interfaceName,
-                        "libpcap capture cannot share frames between threads (no fanout); use --capture afpacket or one thread");
+                    throw new PacketDeviceException(interfaceName, os.IsLinux
+                        ? "libpcap capture cannot share frames between threads (no fanout); use --capture afpacket or one thread"
+                        : $"libpcap capture cannot share frames between threads (no fanout), and it is the only capture on {os.Name}; use --threads 1");
                 }
                 return new PcapDevice(interfaceName, filter, options);
 

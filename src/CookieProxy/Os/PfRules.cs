@@ -48,7 +48,7 @@ public static class PfRules
         ArgumentNullException.ThrowIfNull(endpoints);
         if (interfaceName is not null && !IsInterfaceName(interfaceName))
         {
-            throw new ArgumentException($"'{interfaceName}' is not an interface name pf accepts (letters, digits, '_', '.', '-')", nameof(interfaceName));
+            throw new ArgumentException($"'{interfaceName}' is not an interface name pf accepts (a letter, then letters, digits, '_', '.', '-'; at most 15)", nameof(interfaceName));
         }
         string on = interfaceName is null ? "" : $"on {interfaceName} ";
         var sb = new StringBuilder();
@@ -168,7 +168,7 @@ public static class PfRules
 
     private static bool IsInterfaceName(string name)
     {
-        if (name.Length is 0 or > 15)
+        if (name.Length is 0 or > 15 || !char.IsAsciiLetter(name[0]))
         {
             return false;
         }
