@@ -82,9 +82,9 @@ public sealed class SimulatedMacOsStartupTests
     [Fact]
     public void TheDefaultThreadCountOnMacOsIsOne()
     {
-        Assert.Equal(1, ProxyHost.DefaultThreads(CaptureKind.Auto, HostOs.SimulatedMacOS));
-        Assert.Equal(Math.Clamp(Environment.ProcessorCount, 1, ProxyHost.MaxDefaultThreads),
-            ProxyHost.DefaultThreads(CaptureKind.Auto, HostOs.Current));
+        Assert.Equal(1, CaptureService.DefaultThreads(CaptureKind.Auto, HostOs.SimulatedMacOS));
+        Assert.Equal(Math.Clamp(Environment.ProcessorCount, 1, CaptureService.MaxDefaultThreads),
+            CaptureService.DefaultThreads(CaptureKind.Auto, HostOs.Current));
     }
 
     [Fact]
