@@ -20,10 +20,10 @@ namespace CookieProxy.Tests.Oracle;
 public sealed class ResponderFramesOracleTests
 {
     private const long Now = 1_763_700_000_000;
-    private static readonly IPEndPoint s_v4 = IPEndPoint.Parse("198.18.0.1:80");
-    private static readonly IPEndPoint s_v6 = IPEndPoint.Parse("[fd00:198:18::1]:443");
-    private const string ClientV4 = "198.18.0.2";
-    private const string ClientV6 = "fd00:198:18::2";
+    private static readonly IPEndPoint s_v4 = OracleTemplates.ServerV4;
+    private static readonly IPEndPoint s_v6 = OracleTemplates.ServerV6;
+    private const string ClientV4 = OracleTemplates.ClientV4;
+    private const string ClientV6 = OracleTemplates.ClientV6;
 
     private readonly MemoryPacketDevice _device = new();
     private readonly FrameBatch _batch = new(64);
@@ -52,50 +52,6 @@ public sealed class ResponderFramesOracleTests
         public bool TryDeliver(ref ParsedPacket packet, Span<byte> frame, int listener) => false;
 
         public void OnCookieValid(ref ParsedPacket packet, Span<byte> frame, int listener, in CookieDecoded cookie) => Validated++;
-    }
-
-    /// <summary>Untagged, one 802.1Q tag (VID 100, PCP 5), QinQ (S-tag 0x88A8 VID 7 over C-tag VID 100).</summary>
-    public enum Tagging
-    {
-        None,
-        Dot1Q,
-        QinQ,
-    }
-
-    private static L2L3Template ClientTemplate(bool v6, Tagging tagging)
-    {
-        L2L3Template t = Frames.ClientToServer(v6 ? ClientV6 : ClientV4, v6 ? s_v6.Address.ToString() : s_v4.Address.ToString());
-        switch (tagging)
-        {
-            case Tagging.Dot1Q:
-                t.VlanCount = 1;
-                t.OuterVlanTpid = 0x8100;
-                t.OuterVlanTci = (5 << 13) | 100;
-                break;
-            case Tagging.QinQ:
-                t.VlanCount = 2;
-                t.OuterVlanTpid = 0x88A8;
-                t.OuterVlanTci = 7;
-                t.InnerVlanTci = (3 << 13) | 100;
-                break;
-        }
-        return t;
-    }
-
-    private static void AssertTags(Tagging tagging, OracleFrame o)
-    {
-        switch (tagging)
-        {
-            case Tagging.None:
-                Assert.Empty(o.Tags);
-                break;
-            case Tagging.Dot1Q:
-                Assert.Equal([new OracleTag(EthernetType.VLanTaggedFrame, 100, 5)], o.Tags);
-                break;
-            case Tagging.QinQ:
-                Assert.Equal([new OracleTag(EthernetType.ProviderBridging, 7, 0), new OracleTag(EthernetType.VLanTaggedFrame, 100, 3)], o.Tags);
-                break;
-        }
     }
 
     private byte[] Exchange(byte[] frame)
@@ -128,7 +84,7 @@ public sealed class ResponderFramesOracleTests
     [MemberData(nameof(SynVariants))]
     public void TheCookieSynAckSaysWhatWeMeantAndItsSeqIsTheCookie(bool v6, Tagging tagging, bool timestamps, bool sack, bool windowScale)
     {
-        L2L3Template client = ClientTemplate(v6, tagging);
+        L2L3Template client = OracleTemplates.Client(v6, tagging);
         TcpRepr syn = Frames.LinuxSyn(40000, 0x11223344, dport: (ushort)(v6 ? s_v6.Port : s_v4.Port), timestamps: timestamps);
         syn.Options.SackPermitted = sack;
         syn.Options.WindowScale = (sbyte)(windowScale ? 7 : -1);
@@ -140,7 +96,7 @@ public sealed class ResponderFramesOracleTests
         // Layer 2: back to the client's MAC, from the one it addressed, with its tags.
         Assert.Equal("020000000002", o.DestinationMac);
         Assert.Equal("020000000001", o.SourceMac);
-        AssertTags(tagging, o);
+        OracleTemplates.AssertTags(tagging, o);
         // Layer 3: addresses swapped, our TTL, exact length, a valid header checksum.
         Assert.Equal(v6 ? 6 : 4, o.IpVersion);
         Assert.Equal(IPAddress.Parse(v6 ? s_v6.Address.ToString() : s_v4.Address.ToString()), o.Source);
@@ -195,7 +151,7 @@ public sealed class ResponderFramesOracleTests
     [InlineData(true, Tagging.QinQ)]
     public void TheRstForAnAckWithoutAValidCookieTakesItsSeqFromTheAck(bool v6, Tagging tagging)
     {
-        L2L3Template client = ClientTemplate(v6, tagging);
+        L2L3Template client = OracleTemplates.Client(v6, tagging);
         var bogus = new TcpRepr
         {
             SrcPort = 41000,
@@ -216,7 +172,7 @@ public sealed class ResponderFramesOracleTests
         Assert.Equal(bogus.DstPort, o.SourcePort);
         Assert.Equal(bogus.SrcPort, o.DestinationPort);
         Assert.Equal(IPAddress.Parse(v6 ? ClientV6 : ClientV4), o.Destination);
-        AssertTags(tagging, o);
+        OracleTemplates.AssertTags(tagging, o);
         Assert.Null(o.Mss);
         Assert.Empty(o.Payload);
         Assert.Equal(20, o.TcpHeaderLength);
