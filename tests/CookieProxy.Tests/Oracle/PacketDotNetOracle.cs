@@ -44,6 +44,7 @@ public sealed record OracleFrame(
     uint? TsVal,
     uint? TsEcr,
     int SackBlocks,
+    bool OptionsUnread,
     byte[] Payload)
 {
     /// <summary>Both checksums (IPv4 header and TCP with its pseudo-header) are right.</summary>
@@ -75,8 +76,20 @@ public static class PacketDotNetOracle
         uint? tsVal = null;
         uint? tsEcr = null;
         int sackBlocks = 0;
-        // PacketDotNet leaves the collection null for a header without options.
-        foreach (TcpOption option in tcp.OptionsCollection ?? [])
+        // PacketDotNet leaves the collection null for a header without options, and refuses to parse the options
+        // of a segment with URG set (NotImplementedException): then the options stay unread, and say so.
+        List<TcpOption>? options;
+        bool optionsUnread = false;
+        try
+        {
+            options = tcp.OptionsCollection;
+        }
+        catch (NotImplementedException)
+        {
+            options = null;
+            optionsUnread = true;
+        }
+        foreach (TcpOption option in options ?? [])
         {
             switch (option)
             {
@@ -145,6 +158,7 @@ public static class PacketDotNetOracle
             tsVal,
             tsEcr,
             sackBlocks,
+            optionsUnread,
             tcp.PayloadData ?? []);
     }
 }
