@@ -159,6 +159,21 @@ public static class PfRules
         return () => pfctl($"-a {AnchorName} -F rules", null, out _, out _);
     }
 
+    /// <summary>Replaces the anchor's rules with those for <paramref name="endpoints"/> (a reload): null, or why not.</summary>
+    public static string? Load(string interfaceName, IEnumerable<IPEndPoint> endpoints, Pfctl pfctl)
+    {
+        string rules;
+        try
+        {
+            rules = AnchorRules(interfaceName, endpoints);
+        }
+        catch (ArgumentException e)
+        {
+            return e.Message;
+        }
+        return pfctl($"-a {AnchorName} -f -", rules, out _, out string error) ? null : $"pfctl: {OneLine(error)}";
+    }
+
     /// <summary>Runs pfctl with <paramref name="arguments"/> (and <paramref name="stdin"/>); true on exit 0.</summary>
     public delegate bool Pfctl(string arguments, string? stdin, out string stdout, out string stderr);
 

@@ -102,6 +102,20 @@ public sealed class SimulatedMacOsStartupTests
         Assert.Equal(["-s info", "-s rules", "-a cookieproxy -f -", "-a cookieproxy -F rules"], pfctl.Calls);
     }
 
+    [Fact]
+    public void AReloadOnMacOsSwapsTheAnchorRulesWhole()
+    {
+        var pfctl = new PfRulesTests.FakePfctl("Status: Enabled for 0 days 00:00:05\n", "anchor \"cookieproxy\" all\n");
+        ListenerOptions[] before = [new(IPEndPoint.Parse("198.18.0.1:80"), IPEndPoint.Parse("127.0.0.1:8080"), ProxyProtocolVersion.None)];
+        ListenerOptions[] after = [new(IPEndPoint.Parse("198.18.0.1:443"), IPEndPoint.Parse("127.0.0.1:8443"), ProxyProtocolVersion.None)];
+        using PortHider hider = PortHider.Install("en0", before, HostOs.SimulatedMacOS, pfctl.Run);
+
+        Assert.Null(hider.Update(after));
+
+        Assert.Equal("-a cookieproxy -f -", pfctl.Calls[^1]);
+        Assert.Equal("block drop in quick on en0 inet proto tcp from any to 198.18.0.1 port 443\n", pfctl.LastStdin);
+    }
+
     [RootFact]
     public void OnMacOsTheCaptureThreadWaitsWithPollNotEpoll()
     {
