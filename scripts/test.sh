@@ -90,6 +90,18 @@ if [[ -n "${COOKIEPROXY_E2E_FILTER:-}" ]]; then
 fi
 run_tests e2e -- "${e2e_args[@]}"
 
+# The Debian package: dpkg -i, systemd-analyze verify, the daemon as its user with exactly the unit's
+# capabilities protecting the lab's port, dpkg --purge. Its "N passed, N failed" line joins the totals.
+cp_log "scripts/package-deb.sh --test"
+package_summary="$(bash scripts/package-deb.sh --test 2>&1 | tee /dev/stderr | tail -1)"
+if [[ "$package_summary" =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+  passed=$((passed + BASH_REMATCH[1]))
+  failed=$((failed + BASH_REMATCH[2]))
+else
+  cp_log "scripts/package-deb.sh --test ended without its summary line; counting 1 failure"
+  failed=$((failed + 1))
+fi
+
 echo "test results (trx): $results"
 echo "$passed passed, $failed failed"
 if ((failed > 0 || broken)); then
