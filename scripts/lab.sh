@@ -711,6 +711,10 @@ cmd_proxy_start()
   # proxy-stop sends SIGTERM and waits 5 s before SIGKILL: keep the drain shorter than that.
   ((has_drain)) || args+=(--drain-timeout 2)
   args+=(--stats-interval 1 --stats-file "$STATS_FILE" "$@")
+  # COOKIEPROXY_RUN_ARGS: extra run options for every proxy the lab starts, e.g. "--capture pcap" to run the
+  # end-to-end tiers on the libpcap device.
+  # shellcheck disable=SC2206 # word splitting intended
+  [[ -n "${COOKIEPROXY_RUN_ARGS:-}" ]] && args+=(${COOKIEPROXY_RUN_ARGS})
 
   rm -f "$STATS_FILE"
   cp_log "starting: $bin ${args[*]}"
