@@ -76,7 +76,7 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
         _flowLog = flowLog;
         _batch = new FrameBatch(64);
         _flows = new FlowTable(flowOptions, _counters, device.Wake);
-        _readiness = TryOpenReadiness(device);
+        _readiness = TryOpenReadiness(device, HostOs.Current);
         if (_readiness is not null)
         {
             _flows.Readiness = this;
@@ -100,9 +100,9 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
     public int Index { get; }
 
     /// <summary>Backend readability on this thread's own epoll set (Linux, and a device that can wait on it).</summary>
-    private static SocketReadiness? TryOpenReadiness(IPacketDevice device)
+    internal static SocketReadiness? TryOpenReadiness(IPacketDevice device, HostOs os)
     {
-        if (!OperatingSystem.IsLinux())
+        if (!os.IsLinux)
         {
             return null;
         }
