@@ -12,6 +12,9 @@ cp_require_root
 packages=(
   apache2 hping3 nftables iptables curl iproute2 ethtool wrk tcpdump iputils-ping procps psmisc
   netsniff-ng haproxy python3 ca-certificates coreutils
+  # The XDP programs (native/*.c): clang for the BPF target at build time, the libbpf and kernel UAPI
+  # headers, and libbpf1 (libbpf.so.1), which loads them at run time.
+  clang llvm libbpf-dev libbpf1 linux-libc-dev
 )
 
 # Debian 13 renamed the runtime library (64-bit time_t transition); take whichever this release has.
@@ -77,8 +80,9 @@ for svc in apache2 haproxy; do
   fi
 done
 
-for tool in ip nft tc ethtool apache2 curl hping3 tcpdump wrk python3 ping; do
+for tool in ip nft tc ethtool apache2 curl hping3 tcpdump wrk python3 ping clang; do
   cp_have "$tool" || cp_die "$tool still missing after install"
 done
 [[ -x /usr/bin/python3 ]] || cp_die "/usr/bin/python3 missing (the lab's upload CGI uses it)"
+[[ -f /usr/include/bpf/bpf_helpers.h ]] || cp_die "/usr/include/bpf/bpf_helpers.h missing (libbpf-dev: the XDP programs need it)"
 cp_log "dependencies ok"

@@ -137,8 +137,8 @@ public static class ProxyHost
         var workers = new List<CaptureWorker>();
         PortHider? hider = null;
         StatsReporter? stats = null;
-        XdpSynResponder? xdpSyn = null;
-        Timer? slotTimer = null;
+        // The SYN path in the kernel (XdpSynPath owns it); its live-flow map goes to every capture thread.
+        using var xdpSyn = XdpSynPath.Create(o.XdpSyn, o.Interface, log, codec);
         using var stopped = new ManualResetEventSlim();
         int exit = ExitOk;
         try
@@ -181,7 +181,7 @@ public static class ProxyHost
                 }
                 SourceLimiter? limiter = limited ? new SourceLimiter(limitConfig) : null;
                 var responder = new SynResponder(responderConfig, codec, endpoints, new ProxyCounters(), limiter: limiter);
-                var worker = new CaptureWorker(t, device, responder, flowOptions, listeners, o.Verbose, limiter);
+                var worker = new CaptureWorker(t, device, responder, flowOptions, listeners, o.Verbose, limiter, xdpSyn.LiveFlows);
                 worker.Faulted += _ => stopped.Set();
                 workers.Add(worker);
             }
@@ -230,57 +230,15 @@ public static class ProxyHost
                     perThread[i][Counter.RingBuffersInUse] = pool.Outstanding;
                     perThread[i][Counter.RingBuffersPooled] = pool.Pooled;
                 }
-                if (xdpSyn is not null && OperatingSystem.IsLinux())
-                {
-                    // One program for the interface, not per thread: its counters ride on thread 0's.
-                    XdpSynCounters x = xdpSyn.ReadCounters();
-                    perThread[0][Counter.XdpSynAckSent] = x.SynAckSent;
-                    perThread[0][Counter.XdpSynPassed] = x.SynPassed;
-                    perThread[0][Counter.XdpInternalErrors] = x.InternalErrors;
-                    // syn_received and synack_sent count every SYN, wherever it was answered.
-                    perThread[0][Counter.SynReceived] += x.SynAckSent;
-                    perThread[0][Counter.SynAckSent] += x.SynAckSent;
-                }
+                // One program for the interface, not per thread: its counters ride on thread 0's.
+                xdpSyn.AddCounters(perThread[0]);
                 return perThread;
             }
-            // 4. Optionally the SYN path in the kernel. The capture rings are open already, so the ACKs to its
-            // SYN+ACKs wait there until the threads start.
-            if (o.XdpSyn is XdpAttachMode xdpMode)
+            // 4. The SYN path in the kernel (--xdp-syn, auto by default). The capture rings are open already, so the
+            // ACKs to its SYN+ACKs wait there until the threads start.
+            if (!xdpSyn.Start(workers[0].Device, endpoints.Endpoints, responderConfig, limitConfig, Math.Max(1, o.MaxFlows)))
             {
-                if (!OperatingSystem.IsLinux())
-                {
-                    log.WriteLine("cookieproxy: --xdp-syn needs Linux (XDP)");
-                    return ExitUsage;
-                }
-                try
-                {
-                    xdpSyn = XdpSynResponder.Load(o.Interface, XdpSynSettings.For(responderConfig, endpoints.Endpoints),
-                        key.K0, key.K1, codec.SlotAt(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()));
-                    xdpSyn.Attach(xdpMode);
-                }
-                catch (PacketDeviceException e)
-                {
-                    log.WriteLine($"cookieproxy: --xdp-syn: {e.Message}");
-                    return ExitRuntimeError;
-                }
-                XdpSynResponder responder = xdpSyn;
-                // The program's slot follows the clock within a second; a cookie then lives at least
-                // SlotSeconds - 1 (the validator accepts the slot before the current one).
-                slotTimer = new Timer(_ =>
-                {
-                    try
-                    {
-                        if (OperatingSystem.IsLinux())
-                        {
-                            responder.SetSlot(codec.SlotAt(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()));
-                        }
-                    }
-                    catch (PacketDeviceException e)
-                    {
-                        log.WriteLine($"cookieproxy: --xdp-syn: {e.Message}");
-                    }
-                }, null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
-                log.WriteLine($"cookieproxy: SYNs answered in XDP ({xdpMode.ToString().ToLowerInvariant()} mode, {xdpSyn.InstructionCount} instructions) on {o.Interface}");
+                return ExitRuntimeError;
             }
 
             stats = new StatsReporter(Snapshot, log, o.StatsIntervalSeconds, o.StatsFile);
@@ -320,18 +278,11 @@ public static class ProxyHost
         }
         finally
         {
-            if (slotTimer is not null)
-            {
-                using var timerDone = new ManualResetEvent(false);
-                if (slotTimer.Dispose(timerDone))
-                {
-                    timerDone.WaitOne(TimeSpan.FromSeconds(2)); // a running slot update finishes before the maps close
-                }
-            }
+
             // The final counters line reads the XDP program's counters: before the program goes.
             stats?.Dispose();
             // Detached before the capture stops: from here SYNs reach the host stack's drop rule (or it).
-            ((IDisposable?)xdpSyn)?.Dispose();
+            xdpSyn.Dispose();
             foreach (CaptureWorker w in workers)
             {
                 w.Dispose();

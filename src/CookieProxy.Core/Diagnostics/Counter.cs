@@ -30,6 +30,9 @@ public enum Counter : byte
     XdpSynAckSent,
     XdpSynPassed,
     XdpInternalErrors,
+    XdpSynLiveFlow,
+    XdpSynOverBudget,
+    XdpLiveFlowUpdateFailed,
 
     Count,
 }
@@ -89,6 +92,9 @@ public static class CounterTable
         Set(Counter.XdpSynAckSent, "xdp_synack_sent", "SYN+ACKs the XDP program sent (part of synack_sent).");
         Set(Counter.XdpSynPassed, "xdp_syn_passed", "SYNs to a protected endpoint the XDP program passed up to user space.");
         Set(Counter.XdpInternalErrors, "xdp_internal_errors", "XDP program errors (map lookups that cannot fail did).");
+        Set(Counter.XdpSynLiveFlow, "xdp_syn_live_flow", "SYNs the XDP program passed up because their 4-tuple has a live flow (part of xdp_syn_passed).");
+        Set(Counter.XdpSynOverBudget, "xdp_syn_over_budget", "SYNs the XDP program dropped: their source prefix was over --syn-rate-per-source.");
+        Set(Counter.XdpLiveFlowUpdateFailed, "xdp_live_flow_update_failed", "Live-flow map updates for the XDP program that failed (the flow went on).");
 
         for (int i = 0; i < t.Length; i++)
         {

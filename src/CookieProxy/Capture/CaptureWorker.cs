@@ -37,6 +37,7 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
     private readonly Thread _thread;
     private readonly bool _verbose;
     private readonly SourceLimiter? _limiter;
+    private readonly ILiveFlowRegistry? _liveFlows;
     private readonly SocketReadiness? _readiness;
     private readonly Dictionary<int, Flow> _armed = new();
     private readonly ulong[] _readyTokens = new ulong[64];
@@ -45,9 +46,10 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
     private long _unixMs;
 
     public CaptureWorker(int index, IPacketDevice device, SynResponder responder, FlowTableOptions flowOptions,
-        ListenerRuntime[] listeners, bool verbose, SourceLimiter? limiter = null)
+        ListenerRuntime[] listeners, bool verbose, SourceLimiter? limiter = null, ILiveFlowRegistry? liveFlows = null)
     {
         _limiter = limiter;
+        _liveFlows = liveFlows; // xdp: the XDP SYN responder's live-flow map (XdpSynPath)
         Index = index;
         _device = device;
         _responder = responder;
@@ -64,6 +66,7 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
         bool limited = limiter?.Config.ConnectionLimitEnabled == true;
         _flows.FlowRemoved = flow =>
         {
+            _liveFlows?.Remove(flow.Key); // xdp: a SYN on this 4-tuple is the XDP program's again
             if (limited)
             {
                 limiter!.CloseConnection(flow.Key.SrcAddr);
@@ -264,6 +267,7 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
                 _w._responder.SendReset(packet, frame, _w._device);
                 return;
             }
+            _w._liveFlows?.Add(packet.Flow); // xdp: from now on a SYN on this 4-tuple goes to the flow (RFC 5961 4)
             flow!.Endpoint.LocalPort = packet.Tcp.DstPort;
             flow.Endpoint.RemotePort = packet.Tcp.SrcPort;
             if (_w._device.OffloadMaxFrameBytes > 0)

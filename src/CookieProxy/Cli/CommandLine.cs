@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Net;
+using CookieProxy.Host.Capture;
 using CookieProxy.Platform;
 using CookieProxy.ProxyProtocol;
 
@@ -34,9 +35,10 @@ public static class CommandLine
                                     afxdp: AF_XDP socket fed by our XDP program, one thread, Linux 5.9+)
           --ring-mb N               AF_PACKET receive ring per capture thread, MiB (default 32: ~250 ms of
                                     slack when sparse, ~250k SYN frames when busy)
-          --xdp-syn generic|native  answer SYNs with cookie SYN+ACKs in an XDP program on the interface (XDP_TX),
-                                    byte for byte what user space sends; unusual SYNs and everything else still
-                                    come up (default: off; generic works on any device, Linux 5.9+)
+          --xdp-syn auto|native|generic|off   answer SYNs with cookie SYN+ACKs in an XDP program on the interface
+                                    (XDP_TX), byte for byte what user space sends; unusual SYNs, SYNs of live flows
+                                    and everything else still come up. auto (default on Linux): native where the
+                                    driver's XDP_TX really sends, else generic, else user space; off: user space
           --no-tx-offload           send flow data as single segments (default: TCP super-frames the kernel or NIC
                                     cuts, via PACKET_VNET_HDR, where the AF_PACKET backend is used)
           --threads N               capture threads sharing the interface through PACKET_FANOUT (AF_PACKET only)
@@ -97,7 +99,7 @@ public static class CommandLine
         IPEndPoint? pendingListen = null;
         string? keyFile = null, statsFile = null;
         bool hide = false, rstInvalid = false, verbose = false, txOffload = true;
-        XdpAttachMode? xdpSyn = null;
+        XdpSynMode xdpSyn = XdpSynMode.Auto;
         var capture = CaptureKind.Auto;
         FanoutMode? fanout = null;
         int threads = 0, slot = Cookies.SynCookieCodec.DefaultSlotSeconds, maxFlows = 100_000, flowKb = 256, connectMs = 3000;
@@ -230,16 +232,19 @@ public static class CommandLine
                     break;
                 case "--xdp-syn":
                     if (!NeedValue(out err)) return ParseResult.Fail(err!);
-                    xdpSyn = value!.ToLowerInvariant() switch
+                    XdpSynMode? mode = value!.ToLowerInvariant() switch
                     {
-                        "generic" or "skb" => XdpAttachMode.Generic,
-                        "native" or "drv" => XdpAttachMode.Native,
+                        "auto" => XdpSynMode.Auto,
+                        "generic" or "skb" => XdpSynMode.Generic,
+                        "native" or "drv" => XdpSynMode.Native,
+                        "off" => XdpSynMode.Off,
                         _ => null,
                     };
-                    if (xdpSyn is null)
+                    if (mode is null)
                     {
-                        return ParseResult.Fail($"--xdp-syn '{value}': expected generic or native");
+                        return ParseResult.Fail($"--xdp-syn '{value}': expected auto, native, generic or off");
                     }
+                    xdpSyn = mode.Value;
                     break;
                 case "--capture":
                     if (!NeedValue(out err)) return ParseResult.Fail(err!);
@@ -351,13 +356,13 @@ public static class CommandLine
         {
             return ParseResult.Fail($"--threads {threads}: AF_XDP capture here uses one socket on queue 0 (one thread); use --capture afpacket for several");
         }
-        if (xdpSyn is not null && capture == CaptureKind.AfXdp)
+        if (xdpSyn is XdpSynMode.Native or XdpSynMode.Generic && capture == CaptureKind.AfXdp)
         {
-            return ParseResult.Fail("--xdp-syn with --capture afxdp: both need the interface's XDP hook; use --capture afpacket (or auto) with --xdp-syn");
+            return ParseResult.Fail($"--xdp-syn {xdpSyn.ToString().ToLowerInvariant()} with --capture afxdp: both need the interface's XDP hook; use --capture afpacket (or auto) with --xdp-syn");
         }
-        if (xdpSyn is not null && synRate > 0)
+        if (xdpSyn is XdpSynMode.Native or XdpSynMode.Generic && capture == CaptureKind.Pcap)
         {
-            return ParseResult.Fail("--xdp-syn with --syn-rate-per-source: the XDP responder answers every SYN and keeps no per-source budget; use one or the other");
+            return ParseResult.Fail($"--xdp-syn {xdpSyn.ToString().ToLowerInvariant()} with --capture pcap: the XDP responder needs Linux and the AF_PACKET capture; use --capture afpacket (or auto)");
         }
         foreach (ListenerOptions l in listeners)
         {
