@@ -154,6 +154,17 @@ internal static partial class Interop
         internal const ushort NETDEV_A_DEV_IFINDEX = 1;
         internal const ushort NETDEV_A_DEV_XDP_FEATURES = 3;
 
+        // rtnetlink (<linux/rtnetlink.h>, <linux/if_link.h>): a veth's peer and whether it runs native XDP
+        internal const int NETLINK_ROUTE = 0;
+        internal const ushort RTM_NEWLINK = 16;
+        internal const ushort RTM_GETLINK = 18;
+        internal const ushort IFLA_LINK = 5;
+        internal const ushort IFLA_LINK_NETNSID = 37;
+        internal const ushort IFLA_XDP = 43;
+        internal const ushort IFLA_TARGET_NETNSID = 46;
+        internal const ushort IFLA_XDP_ATTACHED = 2;
+        internal const ushort IFLA_XDP_DRV_PROG_ID = 5;
+
         // enum netdev_xdp_act
         internal const ulong NETDEV_XDP_ACT_BASIC = 1;       // XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX
         internal const ulong NETDEV_XDP_ACT_REDIRECT = 2;

@@ -227,7 +227,7 @@ internal sealed class XdpSynPath : IDisposable
     }
 
     /// <summary>Once a second: the slot, and whether a native attachment on a veth still reaches the peer
-    /// (its GRO can be switched off at any time; then XDP_TX frames would be dropped): if not, generic.</summary>
+    /// (its XDP program can go at any time; then XDP_TX frames would not arrive): if not, generic.</summary>
     private void Tick()
     {
         if (!OperatingSystem.IsLinux() || Responder is not XdpSynResponder xdp)
@@ -246,7 +246,7 @@ internal sealed class XdpSynPath : IDisposable
                     xdp.Attach(XdpAttachMode.Generic);
                     ActiveMode = XdpAttachMode.Generic;
                 }
-                _log.WriteLine($"cookieproxy: the veth peer of {_interface} lost NAPI (native XDP_TX would be dropped): SYNs now answered in generic XDP");
+                _log.WriteLine($"cookieproxy: the veth peer of {_interface} stopped running native XDP (native XDP_TX would not reach it): SYNs now answered in generic XDP");
             }
         }
         catch (PacketDeviceException e)
