@@ -59,6 +59,9 @@ public sealed unsafe class XdpSynResponder : IDisposable
     /// <summary>The verifier's statistics when loaded with <c>verifierStats</c> (tests), else "".</summary>
     public string VerifierLog => _program.Log;
 
+    /// <summary>The program's fd (tests attach it the old way, by netlink, to make a stale attachment).</summary>
+    internal int ProgramFd => _program.Fd;
+
     /// <summary>The live-flow map, for the capture threads.</summary>
     public ILiveFlowRegistry LiveFlows => _liveFlows;
 
