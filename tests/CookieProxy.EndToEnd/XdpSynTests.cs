@@ -24,7 +24,7 @@ public sealed class XdpSynTests : LabTestBase
     [LabFact]
     public void The_default_command_line_answers_syns_in_xdp_and_curl_connects_through_them()
     {
-        StartProxy();
+        StartXdpProxy();
         Assert.Contains("SYNs answered in XDP on cp-s0 (generic: veth whose peer runs no native XDP", ProxyLog());
         Assert.Contains("xdpgeneric", ServerLinkDetails());
 
@@ -55,7 +55,7 @@ public sealed class XdpSynTests : LabTestBase
         Assert.True(CommandRunner.Run("sh", ["-c", $"{attach} obj {pass} sec xdp"], ShortTimeout, Log).Succeeded);
         try
         {
-            StartProxy();
+            StartXdpProxy();
             Assert.Contains("SYNs answered in XDP on cp-s0 (native: veth whose peer runs native XDP", ProxyLog());
             string link = ServerLinkDetails();
             Assert.Matches(@"mtu \d+ xdp ", link);              // driver mode ("xdp"), not "xdpgeneric"
@@ -98,7 +98,7 @@ public sealed class XdpSynTests : LabTestBase
     [LabFact]
     public void Bounded_flood_is_answered_in_the_kernel_one_synack_per_syn_and_legit_clients_still_get_through()
     {
-        StartProxy();
+        StartXdpProxy();
         Assert.Equal("connected", TryConnect()); // warm up (JIT, first flow)
         (ProxyStats before, ProxyStats after) = RunBoundedSynFlood(() =>
         {
@@ -122,7 +122,7 @@ public sealed class XdpSynTests : LabTestBase
     [LabFact]
     public void A_syn_on_a_live_flow_reaches_the_flow_and_gets_its_challenge_ack()
     {
-        StartProxy();
+        StartXdpProxy();
         // An established connection, then a SYN of our own on its 4-tuple (RFC 5961 4): the program must pass it
         // up, and the flow answers with an ACK for its own sequence space, not a cookie SYN+ACK.
         const string Script = """
@@ -172,7 +172,7 @@ public sealed class XdpSynTests : LabTestBase
     [LabFact]
     public void With_a_syn_rate_per_source_one_source_over_budget_is_cut_and_others_are_answered()
     {
-        StartProxy("--syn-rate-per-source", "20", "--source-prefix4", "32");
+        StartXdpProxy("--syn-rate-per-source", "20", "--source-prefix4", "32");
         Assert.Contains("--syn-rate-per-source 20/s per prefix per CPU", ProxyLog());
         ProxyStats before = WaitForQuietStats(TimeSpan.FromSeconds(6));
         // 600 SYNs in about 0.6 s from one address: 20/s with a burst of 20 lets about 32 through per CPU.
@@ -223,12 +223,25 @@ public sealed class XdpSynTests : LabTestBase
         }
 
         // The next start attaches again: nothing stale in the way.
-        StartProxy();
+        StartXdpProxy();
         Assert.Contains("SYNs answered in XDP", ProxyLog());
         Assert.DoesNotContain("stale", ProxyLog());
         Assert.Equal("connected", TryConnect());
     }
 
     private const string ClientDev = "cp-c0";
+
+    /// <summary>StartProxy, then up to 60 s for the start-up line about the SYN path: lab.sh returns after 5 s
+    /// even if the proxy is still starting, and on a loaded machine JIT plus the verifier can take longer.</summary>
+    private void StartXdpProxy(params string[] args)
+    {
+        StartProxy(args);
+        DateTime end = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (!ProxyLog().Contains("SYNs answered in", StringComparison.Ordinal) && DateTime.UtcNow < end)
+        {
+            Thread.Sleep(200);
+        }
+        Assert.Contains("SYNs answered in", ProxyLog());
+    }
 
 }
