@@ -18,11 +18,27 @@ internal static class XdpMaps
 {
     /// <summary>struct cp_endpoint_key (20 bytes): the address IPv4-mapped for IPv4, the port in network order.</summary>
     [StructLayout(LayoutKind.Sequential)]
-    internal unsafe struct cp_endpoint_key
+    internal unsafe struct cp_endpoint_key : IEquatable<cp_endpoint_key>
     {
         public fixed byte addr[16];
         public ushort port;
         public ushort pad;
+
+        public readonly bool Equals(cp_endpoint_key other)
+        {
+            cp_endpoint_key self = this;
+            return MemoryMarshal.AsBytes(new ReadOnlySpan<cp_endpoint_key>(in self)).SequenceEqual(MemoryMarshal.AsBytes(new ReadOnlySpan<cp_endpoint_key>(in other)));
+        }
+
+        public override readonly bool Equals(object? obj) => obj is cp_endpoint_key k && Equals(k);
+
+        public override readonly int GetHashCode()
+        {
+            cp_endpoint_key self = this;
+            var hash = new HashCode();
+            hash.AddBytes(MemoryMarshal.AsBytes(new ReadOnlySpan<cp_endpoint_key>(in self)));
+            return hash.ToHashCode();
+        }
     }
 
     /// <summary>struct cp_flow_key (36 bytes): client address and port, then ours, as in the SYN.</summary>

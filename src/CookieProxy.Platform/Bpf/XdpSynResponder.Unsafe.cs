@@ -39,13 +39,20 @@ public sealed unsafe class XdpSynResponder : IDisposable
     private cp_syn_config _configValue;
     private SafeFdHandle? _link;
 
-    private XdpSynResponder(string interfaceName, BpfObject obj, cp_syn_config config)
+    private readonly BpfObjectMap _endpoints;
+    private readonly HashSet<cp_endpoint_key> _endpointKeys;
+    private readonly int _endpointCapacity;
+
+    private XdpSynResponder(string interfaceName, BpfObject obj, cp_syn_config config, HashSet<cp_endpoint_key> endpoints, int endpointCapacity)
     {
         InterfaceName = interfaceName;
         _object = obj;
         _program = obj.Program(ProgramName);
         _config = obj.Map("cp_syn_config");
         _counters = obj.Map("cp_syn_counters");
+        _endpoints = obj.Map("cp_endpoints");
+        _endpointKeys = endpoints;
+        _endpointCapacity = endpointCapacity;
         _liveFlows = new LiveFlowMap(obj.Map("cp_live_flows"));
         _configValue = config;
         _cpus = PossibleCpus();
@@ -85,7 +92,7 @@ public sealed unsafe class XdpSynResponder : IDisposable
                 program.SetLogLevel(Interop.Libbpf.BPF_LOG_STATS);
             }
             BpfObjectMap endpoints = obj.Map("cp_endpoints");
-            endpoints.SetMaxEntries((uint)settings.Endpoints.Count);
+            endpoints.SetMaxEntries((uint)settings.EndpointCapacity);
             obj.Map("cp_live_flows").SetMaxEntries((uint)settings.LiveFlowCapacity);
             obj.Map("cp_syn_budget").SetMaxEntries((uint)(settings.Budget?.Buckets ?? 64));
             obj.Load();
@@ -97,14 +104,17 @@ public sealed unsafe class XdpSynResponder : IDisposable
             obj.Map("cp_live_flows").RequireLayout(sizeof(cp_flow_key), sizeof(uint));
             obj.Map("cp_syn_budget").RequireLayout(sizeof(cp_prefix_key), sizeof(cp_budget));
 
+            var keys = new HashSet<cp_endpoint_key>();
             foreach (IPEndPoint endpoint in settings.Endpoints)
             {
                 uint one = 1;
-                endpoints.Update(EndpointKey(endpoint), one);
+                cp_endpoint_key k = EndpointKey(endpoint);
+                endpoints.Update(k, one);
+                keys.Add(k);
             }
             cp_syn_config config = Config(settings, key, slot);
             obj.Map("cp_syn_config").Update(0u, config);
-            return new XdpSynResponder(interfaceName, obj, config);
+            return new XdpSynResponder(interfaceName, obj, config, keys, settings.EndpointCapacity);
         }
         catch (BpfException e)
         {
@@ -208,6 +218,49 @@ public sealed unsafe class XdpSynResponder : IDisposable
                 return;
             }
             Publish(new XdpSynKey(current.k0, current.k1), slot);
+        }
+    }
+
+    /// <summary>
+    /// The protected endpoints from now on (a reload that adds or removes listeners): the new ones are added
+    /// first, then the ones that went are deleted, so an endpoint kept across the change is never missing.
+    /// A SYN to an endpoint the program does not (or no longer) hold goes up to user space. One thread.
+    /// </summary>
+    public void UpdateEndpoints(IReadOnlyList<IPEndPoint> endpoints)
+    {
+        ArgumentNullException.ThrowIfNull(endpoints);
+        var next = new HashSet<cp_endpoint_key>(endpoints.Select(EndpointKey));
+        if (next.Count > _endpointCapacity)
+        {
+            throw new ArgumentException($"{next.Count} protected endpoints, the XDP map holds {_endpointCapacity}.", nameof(endpoints));
+        }
+        lock (_configLock)
+        {
+            try
+            {
+                foreach (cp_endpoint_key key in next)
+                {
+                    if (!_endpointKeys.Contains(key))
+                    {
+                        uint one = 1;
+                        _endpoints.Update(key, one);
+                        _endpointKeys.Add(key);
+                    }
+                }
+                foreach (cp_endpoint_key key in _endpointKeys.Where(k => !next.Contains(k)).ToArray())
+                {
+                    int errno = _endpoints.TryDelete(key);
+                    if (errno != 0 && errno != Interop.Bpf.ENOENT)
+                    {
+                        throw BpfObject.Failure("bpf_map_delete_elem(cp_endpoints)", errno, "");
+                    }
+                    _endpointKeys.Remove(key);
+                }
+            }
+            catch (BpfException e)
+            {
+                throw new PacketDeviceException(InterfaceName, $"xdp: {e.Message}", e.Errno, e);
+            }
         }
     }
 

@@ -55,11 +55,18 @@ public sealed record XdpSynSettings
     /// <summary>Live flows the program can remember (an LRU map: the oldest go first when it is full).</summary>
     public int LiveFlowCapacity { get; init; } = 65536;
 
+    /// <summary>Protected endpoints the map can hold, now and after <see cref="XdpSynResponder.UpdateEndpoints"/>.</summary>
+    public int EndpointCapacity { get; init; } = 1024;
+
     internal void Validate()
     {
         if (Endpoints.Count == 0)
         {
             throw new ArgumentException("At least one protected endpoint is required.", nameof(Endpoints));
+        }
+        if (Endpoints.Count > EndpointCapacity)
+        {
+            throw new ArgumentException($"{Endpoints.Count} protected endpoints, the XDP map holds {EndpointCapacity}.", nameof(Endpoints));
         }
         if (MssTable.Count != 8 || WindowScaleTable.Count != 8)
         {

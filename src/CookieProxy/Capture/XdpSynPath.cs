@@ -3,11 +3,13 @@ using System.Runtime.Versioning;
 using CookieProxy.Cookies;
 using CookieProxy.Crypto;
 using CookieProxy.Diagnostics;
+using CookieProxy.Host.Diagnostics.Logging;
 using CookieProxy.Io;
 using CookieProxy.Limits;
 using CookieProxy.Platform;
 using CookieProxy.Responder;
 using CookieProxy.Wire;
+using Microsoft.Extensions.Logging;
 
 namespace CookieProxy.Host.Capture;
 
@@ -28,26 +30,26 @@ public enum XdpSynMode
 }
 
 /// <summary>
-/// The SYN path in the kernel, seen from the host: decides whether and how the XDP SYN responder runs
-/// (<see cref="XdpSynMode"/>), loads it with the responder's own values, attaches it with the fallbacks of
-/// <c>auto</c>, keeps its slot and key current, re-checks a native veth attachment, hands the capture
-/// threads the live-flow map, adds its counters to the stats and detaches it on dispose. Every failure of
-/// <c>auto</c> ends in the user-space path with the reason in the start-up line; an explicit
-/// <c>native</c>/<c>generic</c> that cannot be had is an error.
+/// The SYN path in the kernel, seen from the host (the logic of <see cref="XdpSynService"/>): decides whether
+/// and how the XDP SYN responder runs (<see cref="XdpSynMode"/>), loads it with the responder's own values,
+/// attaches it with the fallbacks of <c>auto</c>, keeps its slot and key current, re-checks a native veth
+/// attachment, hands the capture threads the live-flow map, adds its counters to the stats and detaches it
+/// on dispose. Every failure of <c>auto</c> ends in the user-space path with the reason in the start-up line;
+/// an explicit <c>native</c>/<c>generic</c> that cannot be had is an error.
 /// </summary>
 internal sealed class XdpSynPath : IDisposable
 {
     private readonly XdpSynMode _mode;
     private readonly string _interface;
-    private readonly TextWriter _log;
-    private readonly SynCookieCodec _codec;
+    private readonly ILogger _log;
+    private readonly Func<SynCookieCodec> _codec;
     private readonly LiveFlowForwarder _liveFlows = new();
     private readonly Lock _lock = new();
     private object? _responder;           // XdpSynResponder (typed object: the type is Linux-only)
     private Timer? _timer;
     private XdpDeviceInfo? _device;
 
-    private XdpSynPath(XdpSynMode mode, string interfaceName, TextWriter log, SynCookieCodec codec)
+    private XdpSynPath(XdpSynMode mode, string interfaceName, ILogger log, Func<SynCookieCodec> codec)
     {
         _mode = mode;
         _interface = interfaceName;
@@ -63,21 +65,21 @@ internal sealed class XdpSynPath : IDisposable
     public XdpAttachMode? ActiveMode { get; private set; }
 
     /// <summary>Before the capture threads start: nothing is loaded yet (see <see cref="Start"/>).</summary>
-    public static XdpSynPath Create(XdpSynMode mode, string interfaceName, TextWriter log, SynCookieCodec codec) =>
+    public static XdpSynPath Create(XdpSynMode mode, string interfaceName, ILogger log, Func<SynCookieCodec> codec) =>
         new(mode, interfaceName, log, codec);
 
     /// <summary>
     /// Loads and attaches the program (after the capture rings are open, so ACKs to its SYN+ACKs wait there)
-    /// and writes the start-up line. False with a message already written when an explicit mode cannot be
-    /// had; <c>auto</c> always returns true (falling back to user space).
+    /// and logs the start-up line. Null when SYNs are answered somewhere (<c>auto</c> always gets there, falling
+    /// back to user space); else why an explicit mode cannot be had.
     /// </summary>
-    public bool Start(IPacketDevice capture, IReadOnlyList<IPEndPoint> endpoints, ResponderConfig responder,
+    public string? Start(IPacketDevice capture, IReadOnlyList<IPEndPoint> endpoints, ResponderConfig responder,
         SourceLimitConfig limits, int liveFlowCapacity)
     {
         if (_mode == XdpSynMode.Off)
         {
-            _log.WriteLine("cookieproxy: SYNs answered in user space (--xdp-syn off)");
-            return true;
+            HostLog.XdpSynUserSpace(_log, "--xdp-syn off");
+            return null;
         }
         string? notHere = !OperatingSystem.IsLinux() ? "XDP needs Linux"
             : capture is AfXdpDevice ? "--capture afxdp holds the interface's XDP hook"
@@ -85,25 +87,20 @@ internal sealed class XdpSynPath : IDisposable
             : null;
         if (notHere is not null)
         {
-            if (_mode != XdpSynMode.Auto)
-            {
-                _log.WriteLine($"cookieproxy: --xdp-syn {Name(_mode)}: {notHere}");
-                return false;
-            }
-            _log.WriteLine($"cookieproxy: SYNs answered in user space (--xdp-syn auto: {notHere})");
-            return true;
+            return Refused(notHere);
         }
-        return OperatingSystem.IsLinux() && StartLinux(endpoints, responder, limits, liveFlowCapacity);
+        return OperatingSystem.IsLinux() ? StartLinux(endpoints, responder, limits, liveFlowCapacity) : null;
     }
 
     [SupportedOSPlatform("linux")]
-    private bool StartLinux(IReadOnlyList<IPEndPoint> endpoints, ResponderConfig responder, SourceLimitConfig limits, int liveFlowCapacity)
+    private string? StartLinux(IReadOnlyList<IPEndPoint> endpoints, ResponderConfig responder, SourceLimitConfig limits, int liveFlowCapacity)
     {
         XdpSynResponder xdp;
+        SynCookieCodec codec = _codec();
         try
         {
             xdp = XdpSynResponder.Load(_interface, Settings(endpoints, responder, limits, liveFlowCapacity),
-                Key(_codec.Key), _codec.SlotAt(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()));
+                Key(codec.Key), codec.SlotAt(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()));
         }
         catch (PacketDeviceException e)
         {
@@ -148,7 +145,7 @@ internal sealed class XdpSynPath : IDisposable
 
         if (removed is not null)
         {
-            _log.WriteLine($"cookieproxy: removed a stale XDP program left on {_interface}: {removed}");
+            HostLog.XdpStaleRemoved(_log, _interface, removed);
         }
         lock (_lock)
         {
@@ -160,20 +157,19 @@ internal sealed class XdpSynPath : IDisposable
         // (the validator accepts the slot before the current one).
         _timer = new Timer(_ => Tick(), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
         string budget = limits.SynLimitEnabled ? $", --syn-rate-per-source {limits.SynsPerSecond}/s per prefix per CPU" : "";
-        _log.WriteLine($"cookieproxy: SYNs answered in XDP on {_interface} ({Name(choice.Mode)}: {choice.Reason}{budget}); "
-            + "the SYNs it passes up are answered in user space");
-        return true;
+        HostLog.XdpSynAttached(_log, _interface, Name(choice.Mode), choice.Reason, budget);
+        return null;
     }
 
-    private bool Refused(string reason)
+    /// <summary>auto: user space, with the reason in the start-up line (null); an explicit mode: the error.</summary>
+    private string? Refused(string reason)
     {
         if (_mode == XdpSynMode.Auto)
         {
-            _log.WriteLine($"cookieproxy: SYNs answered in user space (--xdp-syn auto: {reason})");
-            return true;
+            HostLog.XdpSynUserSpace(_log, $"--xdp-syn auto: {reason}");
+            return null;
         }
-        _log.WriteLine($"cookieproxy: --xdp-syn {Name(_mode)}: {reason}");
-        return false;
+        return $"--xdp-syn {Name(_mode)}: {reason}";
     }
 
     /// <summary>The host's values, handed over as plain numbers: ResponderConfig's options, CookieTables'
@@ -197,13 +193,40 @@ internal sealed class XdpSynPath : IDisposable
 
     internal static XdpSynKey Key(in SipKey key) => new(key.K0, key.K1);
 
-    /// <summary>Key rotation (reload): the program signs with <paramref name="key"/> from now on.</summary>
-    public void UpdateKey(in SipKey key)
+    /// <summary>Key rotation (reload): the program signs with <paramref name="codec"/>'s key from now on. Null when
+    /// done (or when no program runs), else why not.</summary>
+    public string? UpdateKey(SynCookieCodec codec)
     {
         if (OperatingSystem.IsLinux() && Responder is XdpSynResponder xdp)
         {
-            xdp.UpdateKey(Key(key), _codec.SlotAt(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()));
+            try
+            {
+                xdp.UpdateKey(Key(codec.Key), codec.SlotAt(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()));
+            }
+            catch (PacketDeviceException e)
+            {
+                return e.Message;
+            }
         }
+        return null;
+    }
+
+    /// <summary>Listeners added or removed (reload): the program's endpoint map follows. Null when done (or when no
+    /// program runs), else why not.</summary>
+    public string? UpdateEndpoints(IReadOnlyList<IPEndPoint> endpoints)
+    {
+        if (OperatingSystem.IsLinux() && Responder is XdpSynResponder xdp)
+        {
+            try
+            {
+                xdp.UpdateEndpoints(endpoints);
+            }
+            catch (Exception e) when (e is PacketDeviceException or ArgumentException)
+            {
+                return e.Message;
+            }
+        }
+        return null;
     }
 
     /// <summary>While true the program passes every SYN up (see <see cref="XdpSynResponder.SetPassSyns"/>).</summary>
@@ -236,7 +259,7 @@ internal sealed class XdpSynPath : IDisposable
         }
         try
         {
-            xdp.SetSlot(_codec.SlotAt(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()));
+            xdp.SetSlot(_codec().SlotAt(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()));
             if (ActiveMode == XdpAttachMode.Native && _device is { IsVeth: true }
                 && XdpDeviceInfo.Of(_interface).NativeTxDelivers == false)
             {
@@ -246,12 +269,12 @@ internal sealed class XdpSynPath : IDisposable
                     xdp.Attach(XdpAttachMode.Generic);
                     ActiveMode = XdpAttachMode.Generic;
                 }
-                _log.WriteLine($"cookieproxy: the veth peer of {_interface} stopped running native XDP (native XDP_TX would not reach it): SYNs now answered in generic XDP");
+                HostLog.XdpSynMovedToGeneric(_log, _interface);
             }
         }
         catch (PacketDeviceException e)
         {
-            _log.WriteLine($"cookieproxy: --xdp-syn: {e.Message}");
+            HostLog.XdpSynUpdateFailed(_log, e.Message);
         }
     }
 
@@ -282,21 +305,41 @@ internal sealed class XdpSynPath : IDisposable
         counters[Counter.SynAckSent] += x.SynAckSent;
     }
 
+    /// <summary>Drain: the program goes off the hook (its counters stay readable), so SYNs reach the draining
+    /// capture threads, which leave them unanswered.</summary>
+    public void Detach()
+    {
+        StopTimer();
+        lock (_lock)
+        {
+            if (OperatingSystem.IsLinux() && _responder is XdpSynResponder xdp)
+            {
+                xdp.Detach();
+                ActiveMode = null;
+            }
+        }
+    }
+
+    private void StopTimer()
+    {
+        Timer? timer = Interlocked.Exchange(ref _timer, null);
+        if (timer is not null)
+        {
+            using var done = new ManualResetEvent(false);
+            if (timer.Dispose(done))
+            {
+                done.WaitOne(TimeSpan.FromSeconds(2));     // a running tick finishes before the maps change
+            }
+        }
+    }
+
     private static string Name(XdpSynMode mode) => mode.ToString().ToLowerInvariant();
 
     private static string Name(XdpAttachMode mode) => mode == XdpAttachMode.Native ? "native" : "generic";
 
     public void Dispose()
     {
-        if (_timer is not null)
-        {
-            using var done = new ManualResetEvent(false);
-            if (_timer.Dispose(done))
-            {
-                done.WaitOne(TimeSpan.FromSeconds(2));     // a running tick finishes before the maps close
-            }
-            _timer = null;
-        }
+        StopTimer();
         object? responder;
         lock (_lock)
         {
