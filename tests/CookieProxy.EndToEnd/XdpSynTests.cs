@@ -134,7 +134,17 @@ public sealed class XdpSynTests : LabTestBase
                 return ~s & 0xffff
             c = socket.create_connection(("198.18.0.1", 80), 3)
             sport = c.getsockname()[1]
-            time.sleep(0.3)
+            # Our ACK has to reach the proxy's capture thread and make the flow first (slow on a loaded machine).
+            import json
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                try:
+                    if json.load(open(sys.argv[2])).get("flows_active", 0) >= 1:
+                        break
+                except (OSError, ValueError):
+                    pass
+                time.sleep(0.1)
+            time.sleep(0.2)
             sniff = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
             sniff.bind((sys.argv[1], 0))
             sniff.settimeout(0.2)
@@ -158,7 +168,7 @@ public sealed class XdpSynTests : LabTestBase
             print(" ".join("%02x" % f for f in seen) or "none")
             c.close()
             """;
-        CommandResult r = InClient(TimeSpan.FromSeconds(20), "python3", "-c", Script, ClientDev);
+        CommandResult r = InClient(TimeSpan.FromSeconds(30), "python3", "-c", Script, ClientDev, Lab.StatsPath);
         Assert.True(r.Succeeded, r.ToString());
         string[] flags = r.StdOut.Trim().Split(' ');
         Log($"segments from the proxy after our SYN: {r.StdOut.Trim()}");
@@ -218,8 +228,8 @@ public sealed class XdpSynTests : LabTestBase
         if (signal != "KILL")
         {
             Assert.Equal(0, done.ExitCode);
-            Assert.Matches(@"cookieproxy final: .* xdp_synack=\d+", done.StdErr);
-            Assert.DoesNotContain("Unhandled exception", done.StdErr);
+            Assert.Matches(@"cookieproxy final: .* xdp_synack=\d+", done.StdOut + done.StdErr);
+            Assert.DoesNotContain("Unhandled exception", done.StdOut + done.StdErr);
         }
 
         // The next start attaches again: nothing stale in the way.
