@@ -12,8 +12,8 @@ cp_require_root
 packages=(
   apache2 hping3 nftables iptables curl iproute2 ethtool wrk tcpdump iputils-ping procps psmisc
   netsniff-ng haproxy python3 ca-certificates coreutils
-  # The XDP programs (native/*.c): clang for the BPF target at build time, the libbpf and kernel UAPI
-  # headers, and libbpf1 (libbpf.so.1), which loads them at run time.
+  # The XDP programs (native/*.c) and the lab's VLAN tagger (scripts/lab-vlan-tag.bpf.c): clang for the BPF
+  # target at build time, the libbpf and kernel UAPI headers, and libbpf1 (libbpf.so.1), which loads ours at run time.
   clang llvm libbpf-dev libbpf1 linux-libc-dev
 )
 

@@ -33,6 +33,15 @@ public enum Counter : byte
     XdpSynLiveFlow,
     XdpSynOverBudget,
     XdpLiveFlowUpdateFailed,
+    SynCacheAdded,
+    SynCacheRetransmits,
+    SynCacheAcked,
+    SynCacheReset,
+    SynCacheExpired,
+    SynCacheOverflow,
+    SynCacheModeChanges,
+    SynCacheEntries,
+    SynCacheFloodMode,
 
     Count,
 }
@@ -95,6 +104,15 @@ public static class CounterTable
         Set(Counter.XdpSynLiveFlow, "xdp_syn_live_flow", "SYNs the XDP program passed up because their 4-tuple has a live flow (part of xdp_syn_passed).");
         Set(Counter.XdpSynOverBudget, "xdp_syn_over_budget", "SYNs the XDP program dropped: their source prefix was over --syn-rate-per-source.");
         Set(Counter.XdpLiveFlowUpdateFailed, "xdp_live_flow_update_failed", "Live-flow map updates for the XDP program that failed (the flow went on).");
+        Set(Counter.SynCacheAdded, "syncache_added", "Answered SYNs the syncache remembered (to retransmit their SYN+ACK).");
+        Set(Counter.SynCacheRetransmits, "syncache_retransmits", "SYN+ACKs the syncache sent again (part of synack_sent).");
+        Set(Counter.SynCacheAcked, "syncache_acked", "Syncache entries ended by their validated ACK.");
+        Set(Counter.SynCacheReset, "syncache_reset", "Syncache entries ended by the client's RST.");
+        Set(Counter.SynCacheExpired, "syncache_expired", "Syncache entries dropped after their last retransmission, no ACK seen.");
+        Set(Counter.SynCacheOverflow, "syncache_overflow", "SYNs answered with a pure cookie because the syncache was full.");
+        Set(Counter.SynCacheModeChanges, "syncache_mode_changes", "Switches between remembering SYNs and pure cookies.");
+        Set(Counter.SynCacheEntries, "syncache_entries", "SYNs the syncache holds now.", CounterKind.Gauge);
+        Set(Counter.SynCacheFloodMode, "syncache_flood_mode", "Capture threads answering pure cookies now (SYN rate above the syncache threshold).", CounterKind.Gauge);
 
         for (int i = 0; i < t.Length; i++)
         {
