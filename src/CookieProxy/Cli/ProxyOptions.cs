@@ -1,4 +1,5 @@
 using System.Net;
+using CookieProxy.Limits;
 using CookieProxy.Platform;
 using CookieProxy.ProxyProtocol;
 using CookieProxy.Tcp;
@@ -73,6 +74,12 @@ public sealed record ProxyOptions
     public int SynRatePerSource { get; init; }
     public int SourcePrefixV4 { get; init; } = 32;
     public int SourcePrefixV6 { get; init; } = 64;
+
+    /// <summary>Sources exempt from the per-source limits.</summary>
+    public SourcePrefixSet AllowSource { get; init; } = SourcePrefixSet.Empty;
+
+    /// <summary>Sources whose SYNs and cookie ACKs are dropped (SourceDenied).</summary>
+    public SourcePrefixSet DenySource { get; init; } = SourcePrefixSet.Empty;
 
     /// <summary>Syncache entries per capture thread (hybrid mode: SYN+ACK retransmission while the SYN rate is low);
     /// 0 = pure cookies always.</summary>
