@@ -11,7 +11,7 @@ namespace CookieProxy.Host.Capture;
 /// remembered there and their SYN+ACKs retransmitted) or answers them in the kernel (a flood: pure cookies), then
 /// writes that into the program's config. Only with --xdp-syn on and --syncache above 0.
 /// </summary>
-internal sealed partial class SynCacheXdpService : IHostService, IDrainingService
+internal sealed class SynCacheXdpService : IHostService, IDrainingService
 {
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(100);
 
@@ -66,11 +66,11 @@ internal sealed partial class SynCacheXdpService : IHostService, IDrainingServic
                 {
                     if (pass)
                     {
-                        SyncacheXdpCalm(_log);
+                        SynCacheLog.XdpCalm(_log);
                     }
                     else
                     {
-                        SyncacheXdpFlood(_log);
+                        SynCacheLog.XdpFlood(_log);
                     }
                 }
             }
@@ -107,11 +107,4 @@ internal sealed partial class SynCacheXdpService : IHostService, IDrainingServic
             }
         }
     }
-
-    // 9100-9199: the syncache (helper net).
-    [LoggerMessage(9101, LogLevel.Information, "syncache: SYN flood: the XDP program answers SYNs with pure cookies")]
-    private static partial void SyncacheXdpFlood(ILogger logger);
-
-    [LoggerMessage(9102, LogLevel.Information, "syncache: calm again: the XDP program passes SYNs up to be remembered")]
-    private static partial void SyncacheXdpCalm(ILogger logger);
 }
