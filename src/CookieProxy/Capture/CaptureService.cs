@@ -30,6 +30,7 @@ internal sealed class CaptureService : IHostService, IDrainingService
 
     private ProxyOptions _o;
     private int _settingsVersion;
+    private FanoutMode _fanout = FanoutMode.FlowHash;
     private readonly List<System.Net.IPEndPoint> _retired = [];
     private readonly Func<SynCookieCodec> _codec;
     private readonly HostLifetime _lifetime;
@@ -106,6 +107,7 @@ internal sealed class CaptureService : IHostService, IDrainingService
         // spreads a source's flows over the threads and makes its limits per thread.
         bool limited = limitConfig.SynLimitEnabled || limitConfig.ConnectionLimitEnabled;
         FanoutMode fanoutMode = o.Fanout ?? (limited ? FanoutMode.SourcePrefix : FanoutMode.FlowHash);
+        _fanout = fanoutMode;
         if (threads > 1 && limited && fanoutMode == FanoutMode.FlowHash)
         {
             HostLog.FanoutFlowLimits(_log, threads);
@@ -295,6 +297,9 @@ internal sealed class CaptureService : IHostService, IDrainingService
         _retired.AddRange(retired);
         return null;
     }
+
+    /// <summary>True when a source's limits are exact: one thread, or the threads share the traffic by source prefix.</summary>
+    public bool LimitsExact => _workers.Count <= 1 || _fanout == FanoutMode.SourcePrefix;
 
     /// <summary>Endpoints a reload removed: protected still (their flows finish), no new connection.</summary>
     public IReadOnlyList<System.Net.IPEndPoint> Retired => _retired;
