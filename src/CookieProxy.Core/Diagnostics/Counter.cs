@@ -44,6 +44,7 @@ public enum Counter : byte
     SynCacheFloodMode,
     PcapSampled,
     PcapSampleLost,
+    SynCacheXdpFlood,
 
     Count,
 }
@@ -117,6 +118,7 @@ public static class CounterTable
         Set(Counter.SynCacheFloodMode, "syncache_flood_mode", "Capture threads answering pure cookies now (SYN rate above the syncache threshold).", CounterKind.Gauge);
         Set(Counter.PcapSampled, "pcap_sampled", "Dropped frames copied for the sampled pcap (--sample-pcap).");
         Set(Counter.PcapSampleLost, "pcap_sample_lost", "Dropped frames picked for the sampled pcap but lost: the writer was behind.");
+        Set(Counter.SynCacheXdpFlood, "syncache_xdp_flood", "1 while the XDP program answers SYNs itself because all SYNs together are above the syncache's rate (0: it passes them up to be remembered).", CounterKind.Gauge);
 
         for (int i = 0; i < t.Length; i++)
         {

@@ -201,10 +201,8 @@ internal sealed class CaptureService : IHostService, IDrainingService
         string sharing = threads > 1 ? $", fanout by {deviceOptions.Fanout}"
             : _workers[0].Device is PcapDevice ? " (libpcap has no fanout: one core)" : "";
         Description = $"{_workers[0].Device.Backend}, {threads} thread{(threads == 1 ? "" : "s")}{sharing}, "
-            + $"tx offload {(_workers[0].Device.OffloadMaxFrameBytes > 0 ? "on" : "off")}, "
-            + (o.SynCacheEntries > 0 // net: the syncache's size and hand-over rate
-                ? $"syncache {o.SynCacheEntries}/thread (pure cookies above {SynCacheConfig.For(o.SynCacheEntries).EnterCookiesPerSecond} SYN/s per thread)"
-                : "syncache off");
+            + $"tx offload {(_workers[0].Device.OffloadMaxFrameBytes > 0 ? "on" : "off")}";
+        SynCacheLog.Configured(_log, o.SynCacheEntries); // net: the syncache's size and hand-over rate
     }
 
     public void Start()
