@@ -18,7 +18,7 @@
 #                               [--levels "0 impaired"] [--seed S] [--keep-lab]
 #   defaults: 5 runs, 16 MiB, 3% loss, 1% duplication, 10% reordering each way; levels "0 impaired".
 #   $COOKIEPROXY_BIN picks the binary (default out/cookieproxy); $CP_LAB_ID suffixes the namespaces.
-# Run it under /work/coord/bin/cpu-bench (or alone on the machine) for numbers worth reporting.
+# Run it alone on the machine for numbers worth reporting.
 set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"

@@ -5,7 +5,7 @@ namespace CookieProxy.Tests.Crypto;
 /// <summary>
 /// The 64 SipHash-2-4 test vectors of the reference implementation (veorq/SipHash vectors.h,
 /// vectors_sip64; procedure of test.c): key 00 01 .. 0f, message 00 01 .. (L-1) for L = 0..63,
-/// expected output as 8 bytes in hex, read little-endian. Transcribed from /work/shared/REFERENCES.md section 4.
+/// expected output as 8 bytes in hex, read little-endian. Transcribed from vectors.h.
 /// </summary>
 internal static class SipHashReferenceVectors
 {
