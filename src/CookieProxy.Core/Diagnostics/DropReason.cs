@@ -42,8 +42,6 @@ public enum DropReason : byte
 
     // Policy
     NotProtected,
-    SynWithPayload,
-    SynBatchOverflow,
     RateLimited,
 
     // Cookie validation
@@ -56,10 +54,13 @@ public enum DropReason : byte
     NoFlow,
     FlowTableFull,
     BufferLimit,
-    BackendUnavailable,
 
     // Transmit
     TxFailed,
+
+    // Flows (appended)
+    /// <summary>A validated connection refused because its source prefix already holds its share of the flow table.</summary>
+    SourceFlowLimit,
 
     Count,
 }

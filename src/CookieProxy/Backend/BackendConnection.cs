@@ -112,7 +112,8 @@ public sealed class BackendConnection : IDisposable
     /// <summary>The socket error that ended the connection (Success for graceful/aborted, TimedOut for a connect timeout).</summary>
     public SocketError SocketError => (SocketError)_socketError;
 
-    /// <summary>Set when a loop died of an exception that is not a socket error (a bug); the connection was reset.</summary>
+    /// <summary>Set when a loop died of an exception that is not a socket error (a bug); the connection was reset.
+    /// The flow table reports it (stack logged, loop_faults counted).</summary>
     public Exception? UnexpectedException { get; private set; }
 
     /// <summary>True for the close reasons that must reset the client (everything but Graceful).</summary>
@@ -136,6 +137,24 @@ public sealed class BackendConnection : IDisposable
         }
         _started = true;
         ThreadPool.UnsafeQueueUserWorkItem(static c => _ = c.ConnectAsync(), this, preferLocal: false);
+    }
+
+    /// <summary>The connect task is never awaited: anything it throws that is not a socket outcome is a bug, and is
+    /// reported (<see cref="UnexpectedException"/>), never left to the unobserved-task handler.</summary>
+    private async Task ConnectAsync()
+    {
+        try
+        {
+            await ConnectCoreAsync().ConfigureAwait(false);
+        }
+        catch (ObjectDisposedException) when (State == BackendState.Closed)
+        {
+            // Aborted while the connect completed: the reason is already recorded and the owner notified.
+        }
+        catch (Exception e)
+        {
+            Fail(e);
+        }
     }
 
     // ----- owner thread: client → backend -----
@@ -321,7 +340,7 @@ public sealed class BackendConnection : IDisposable
 
     // ----- thread pool -----
 
-    private async Task ConnectAsync()
+    private async Task ConnectCoreAsync()
     {
         using var timeout = new CancellationTokenSource(_options.ConnectTimeout);
         try
@@ -506,11 +525,15 @@ public sealed class BackendConnection : IDisposable
         }
     }
 
-    /// <summary>Our own bug in a loop (not a socket error): reset rather than leave the flow hanging, and keep the exception.</summary>
+    /// <summary>
+    /// Our own bug in a loop (not a socket error): reset rather than leave the flow hanging, and keep the exception
+    /// for the owner, which logs it with its stack and counts it (loop_faults) the next time it settles the flow.
+    /// </summary>
     private void Fail(Exception e)
     {
-        UnexpectedException = e;
+        UnexpectedException ??= e;
         Close(BackendCloseReason.Reset, SocketError.SocketError, abortive: true);
+        _notify();    // also when the connection had closed already: the owner must still see the bug
     }
 
     /// <summary>One-shot: records the reason, resets if abortive, closes the socket, notifies the owner.</summary>

@@ -55,7 +55,11 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
         _listeners = listeners;
         _verbose = verbose;
         _batch = new FrameBatch(64);
-        _flows = new FlowTable(flowOptions, _counters, device.Wake);
+        _flows = new FlowTable(flowOptions, _counters, device.Wake)
+        {
+            // A bug caught in one flow (the flow is reset, the others go on): logged with its stack, counted as loop_faults.
+            FaultLog = text => Console.Error.WriteLine($"cookieproxy[{index}]: bug: {text}"),
+        };
         _readiness = TryOpenReadiness(device);
         if (_readiness is not null)
         {

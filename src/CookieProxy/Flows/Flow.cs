@@ -24,10 +24,18 @@ public sealed class Flow
     private readonly FlowWorkQueue _queue;
     private readonly ProxyCounters _counters;
 
+    private readonly long _backendFirstDataTimeoutMs;
+    private readonly long _backendLingerMs;
+
     private bool _clientAborted;
     private bool _backendAborted;
     private bool _backendInputDone;
     private bool _clientSendClosed;
+    private bool _backendAnswered;
+    /// <summary>When the first client bytes reached the backend (long.MaxValue = not yet): the backend's first-data clock.</summary>
+    private long _requestSentMs = long.MaxValue;
+    /// <summary>When the endpoint was seen CLOSED while the backend was still open (long.MaxValue = not so).</summary>
+    private long _clientClosedMs = long.MaxValue;
 
     // Owned by FlowWorkQueue / FlowTimerHeap / FlowTable.
     internal int Queued;
@@ -37,16 +45,31 @@ public sealed class Flow
     internal bool Removed;
     internal bool SettlePending;
     internal int ReadinessFd = -1;
+    internal long ReportedRetransmits;
+    // Owned by FlowTable: the idle list (least recently active first) and the source-share accounting.
+    internal Flow? IdlePrev;
+    internal Flow? IdleNext;
+    internal bool InIdleList;
+    internal long IdleListMs;
+    internal bool FaultReported;
 
+    /// <param name="backendFirstDataTimeoutMs">Reset both sides when the backend sends nothing this long after it got
+    /// the client's first bytes (0 = never): a backend that accepts and never answers.</param>
+    /// <param name="backendLingerMs">Reset the backend when the client side has closed and the backend still has not
+    /// taken the client's last bytes (and closed) this long after (0 = never).</param>
     internal Flow(FlowWorkQueue queue, ProxyCounters counters, in FlowKey key, TcpEndpoint endpoint, EndPoint backend,
-        BackendOptions backendOptions, object? replyTemplate, long nowMs, IBackendReadiness? readiness = null)
+        BackendOptions backendOptions, object? replyTemplate, long nowMs, IBackendReadiness? readiness = null,
+        long backendFirstDataTimeoutMs = 0, long backendLingerMs = 0)
     {
         _queue = queue;
         _counters = counters;
+        _backendFirstDataTimeoutMs = backendFirstDataTimeoutMs;
+        _backendLingerMs = backendLingerMs;
         Key = key;
         Endpoint = endpoint;
         ReplyTemplate = replyTemplate;
         CreatedMs = nowMs;
+        LastActivityMs = nowMs;
 
         Span<byte> header = stackalloc byte[ProxyHeaderWriter.MaxLength(ProxyProtocolVersion.V2) + ProxyHeaderWriter.V1MaxLength];
         int headerLength = ProxyHeaderWriter.Write(backendOptions.ProxyProtocol, header, key);
@@ -65,8 +88,45 @@ public sealed class Flow
 
     public long CreatedMs { get; }
 
-    /// <summary>Earliest time the endpoint has timer work (long.MaxValue = none).</summary>
-    public long NextDeadlineMs => Endpoint.NextDeadlineMs;
+    /// <summary>Last time bytes moved between the client and the backend, either way (creation at first): the
+    /// flow table evicts the least recently active flow first when it is full.</summary>
+    public long LastActivityMs { get; private set; }
+
+    /// <summary>Earliest time the flow has timer work: the endpoint's timers and the flow's own backend deadlines
+    /// (long.MaxValue = none).</summary>
+    public long NextDeadlineMs
+    {
+        get
+        {
+            long deadline = Endpoint.NextDeadlineMs;
+            if (BackendDeadlineMs is long backendDeadline)
+            {
+                deadline = Math.Min(deadline, backendDeadline);
+            }
+            return deadline;
+        }
+    }
+
+    /// <summary>When the backend's first-data or linger time runs out, if one is running.</summary>
+    private long? BackendDeadlineMs
+    {
+        get
+        {
+            if (Backend.State == BackendState.Closed || _backendAborted)
+            {
+                return null;
+            }
+            if (_clientClosedMs != long.MaxValue && _backendLingerMs > 0)
+            {
+                return _clientClosedMs + _backendLingerMs;
+            }
+            if (!_backendAnswered && _requestSentMs != long.MaxValue && _backendFirstDataTimeoutMs > 0 && !Endpoint.IsClosed)
+            {
+                return _requestSentMs + _backendFirstDataTimeoutMs;
+            }
+            return null;
+        }
+    }
 
     /// <summary>Both sides are done: the endpoint is CLOSED and the backend socket is closed. Remove and dispose.</summary>
     public bool IsFinished => Endpoint.IsClosed && Backend.State == BackendState.Closed;
@@ -92,7 +152,15 @@ public sealed class Flow
     /// (see <see cref="TcpEndpoint.ExpandSendBuffer"/>); 0 or less keeps its size.</param>
     public void Pump(long nowMs, int sendBufferLimit = 0)
     {
-        _ = nowMs;
+        if (BackendDeadlineMs is long deadline && nowMs >= deadline)
+        {
+            // Silent backend (nothing within the first-data time of the request), or one that never took the last
+            // bytes of a client that has gone: reset both sides (RST, never FIN: the response is not complete).
+            _counters[Counter.BackendTimeouts]++;
+            AbortClient();
+            AbortBackend();
+            return;
+        }
 
         // The backend failed (refused, connect timeout, RST, socket error): reset the client (RST mirrors RST).
         if (Backend.Failed && Backend.CloseReason != BackendCloseReason.Aborted)
@@ -114,6 +182,10 @@ public sealed class Flow
             AbortBackend();
             return;
         }
+        if (Endpoint.IsClosed && _clientClosedMs == long.MaxValue && Backend.State != BackendState.Closed)
+        {
+            _clientClosedMs = nowMs;    // closed gracefully: the backend still has to take the last bytes (linger)
+        }
 
         if (Backend.State == BackendState.Connecting)
         {
@@ -122,8 +194,20 @@ public sealed class Flow
             return;
         }
 
-        MoveClientToBackend();
-        MoveBackendToClient(sendBufferLimit);
+        long toBackend = MoveClientToBackend();
+        long toClient = MoveBackendToClient(sendBufferLimit);
+        if (toBackend > 0 || toClient > 0)
+        {
+            LastActivityMs = nowMs;
+            if (toBackend > 0 && _requestSentMs == long.MaxValue)
+            {
+                _requestSentMs = nowMs;
+            }
+            if (toClient > 0)
+            {
+                _backendAnswered = true;
+            }
+        }
 
         // Client FIN and every byte before it handed over: FIN to the backend once the output drains.
         if (Endpoint.ReceiveFinished)
@@ -163,8 +247,10 @@ public sealed class Flow
         }
     }
 
-    private void MoveClientToBackend()
+    /// <summary>Client bytes into the backend's output; returns how many moved.</summary>
+    private long MoveClientToBackend()
     {
+        long moved = 0;
         while (Endpoint.ReceiveAvailable > 0)
         {
             Endpoint.PeekReceived(out ReadOnlySpan<byte> head, out ReadOnlySpan<byte> tail);
@@ -172,19 +258,23 @@ public sealed class Flow
             int taken = Backend.WriteOutput(head, tail);
             if (taken == 0)
             {
-                return;    // paused at OutputPauseThreshold: the send loop notifies when it drains
+                break;    // paused at OutputPauseThreshold: the send loop notifies when it drains
             }
             Endpoint.ConsumeReceived(taken);
             _counters[Counter.BytesToBackend] += taken;
+            moved += taken;
             if (taken < offered)
             {
-                return;
+                break;
             }
         }
+        return moved;
     }
 
-    private void MoveBackendToClient(int sendBufferLimit)
+    /// <summary>Backend bytes into the endpoint's send buffer; returns how many moved (EOF counts as an answer).</summary>
+    private long MoveBackendToClient(int sendBufferLimit)
     {
+        long moved = 0;
         // At most twice: once into the space the buffer has, once more if that filled it and autotuning grew it.
         for (int pass = 0; pass < 2 && !_backendInputDone; pass++)
         {
@@ -199,11 +289,13 @@ public sealed class Flow
                 {
                     Endpoint.CommitSend(received);
                     _counters[Counter.BytesToClient] += received;
+                    moved += received;
                 }
                 if (eof)
                 {
                     _backendInputDone = true;
-                    return;
+                    _backendAnswered = true;
+                    return moved;
                 }
             }
             // Full (a closed endpoint offers no space either and never grows): the backend may have more than
@@ -211,9 +303,10 @@ public sealed class Flow
             // socket (its window closes) until the client's ACKs free space.
             if (received < space || sendBufferLimit <= 0 || Endpoint.ExpandSendBuffer(sendBufferLimit) == 0)
             {
-                return;
+                return moved;
             }
         }
+        return moved;
     }
 
     private void NotifyOwner() => _queue.Enqueue(this);

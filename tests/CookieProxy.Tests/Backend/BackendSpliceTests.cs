@@ -7,6 +7,7 @@ using CookieProxy.Host.Backend;
 using CookieProxy.Host.Flows;
 using CookieProxy.ProxyProtocol;
 using CookieProxy.Tcp;
+using CookieProxy.Tests.ProxyProtocol;
 
 namespace CookieProxy.Tests.Backend;
 
@@ -17,6 +18,7 @@ public class BackendSpliceTests
         TimeSpan? connectTimeout = null, int maxFlows = 64, long? totalBytes = null) => new()
     {
         MaxFlows = maxFlows,
+        MaxFlowsPerSource = int.MaxValue,    // every harness client has the same source address
         MaxBufferedBytesTotal = totalBytes ?? 1L << 30,
         Backend = new BackendOptions
         {
