@@ -229,6 +229,7 @@ public static class ProxyHost
                     perThread[i][Counter.RingBuffersCreated] = pool.Created;
                     perThread[i][Counter.RingBuffersInUse] = pool.Outstanding;
                     perThread[i][Counter.RingBuffersPooled] = pool.Pooled;
+                    perThread[i][Counter.RingBuffersDecommitted] = pool.ColdPooled;
                 }
                 if (xdpSyn is not null && OperatingSystem.IsLinux())
                 {

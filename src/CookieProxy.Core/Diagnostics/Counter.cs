@@ -32,6 +32,8 @@ public enum Counter : byte
     BackendTimeouts,
     FlowsEvicted,
     LoopFaults,
+    FlowBufferBytes,
+    RingBuffersDecommitted,
 
     Count,
 }
@@ -94,6 +96,10 @@ public static class CounterTable
             "Flows reset because the backend sent nothing within --first-data-timeout of the request, or never took a closed client's last bytes.");
         Set(Counter.FlowsEvicted, "flows_evicted", "Idle flows reset to make room for a new connection (flow table or buffer cap reached).");
         Set(Counter.LoopFaults, "loop_faults", "Bugs caught in a backend or flow loop (logged with their stack; the flow was reset).");
+        Set(Counter.FlowBufferBytes, "flow_buffer_bytes",
+            "Memory the flows' buffers may occupy now (touched ring pages, promised windows, pipes), held under --max-buffer-mb.", CounterKind.Gauge);
+        Set(Counter.RingBuffersDecommitted, "ring_buffers_decommitted",
+            "Free ring buffers kept with their pages given back to the kernel (part of ring_buffers_pooled).", CounterKind.Gauge);
 
         for (int i = 0; i < t.Length; i++)
         {

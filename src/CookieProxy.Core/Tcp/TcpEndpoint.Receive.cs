@@ -68,6 +68,11 @@ public sealed partial class TcpEndpoint
         }
 
         _recvRing.Consume(count);
+        if (_ooo.Count == 0)
+        {
+            _recvRing.Rewind();    // TcpEndpoint.Memory.cs: an emptied ring restarts at its first page
+        }
+
         if (_state is TcpState.TimeWait or TcpState.Closed)
         {
             if (_recvRing.Count == 0)
@@ -81,7 +86,7 @@ public sealed partial class TcpEndpoint
             // and the new window is at least twice what the client still has (Linux's rule), or the
             // advertised window was zero: the client would otherwise stall until its persist timer.
             int remaining = ReceiveWindowRemaining;
-            int candidate = Math.Min(_recvRing.Free, ushort.MaxValue << _rcvWndShift);
+            int candidate = Math.Min(Math.Min(_recvRing.Free, ReceiveWindowLimit), ushort.MaxValue << _rcvWndShift);
             if (candidate - remaining >= SwsThreshold && (remaining == 0 || candidate >= 2 * remaining))
             {
                 _ackNow = true;
@@ -277,7 +282,7 @@ public sealed partial class TcpEndpoint
     /// </summary>
     private ushort NextWindowField()
     {
-        SeqNumber candidate = _rcvNxt + _recvRing.Free;
+        SeqNumber candidate = _rcvNxt + Math.Min(_recvRing.Free, ReceiveWindowLimit);    // the host's memory budget (TcpEndpoint.Memory.cs)
         SeqNumber edge = _rcvAdvEdge < _rcvNxt ? _rcvNxt : _rcvAdvEdge;
         if (candidate - edge >= SwsThreshold)
         {

@@ -162,9 +162,13 @@ public sealed class BackendConnection : IDisposable
     /// <summary>
     /// Copies as much of <paramref name="head"/> then <paramref name="tail"/> as the output threshold allows into
     /// the output pipe and wakes the send loop. Returns the count taken (0 while connecting, paused or shut down).
-    /// When it takes less than offered, the owner is notified once the send loop drains to the resume threshold.
+    /// When the threshold makes it take less than offered, the owner is notified once the send loop drains to the
+    /// resume threshold.
     /// </summary>
-    public int WriteOutput(ReadOnlySpan<byte> head, ReadOnlySpan<byte> tail)
+    /// <param name="maxQueued">At most this many bytes go into the pipe (the flow table's memory budget; what the
+    /// kernel takes at once is not queued and not limited). Held back by this alone, nobody is notified: the table
+    /// revisits budget-starved flows itself.</param>
+    public int WriteOutput(ReadOnlySpan<byte> head, ReadOnlySpan<byte> tail, int maxQueued = int.MaxValue)
     {
         int offered = head.Length + tail.Length;
         if (offered == 0 || _outputCompleted || State != BackendState.Connected)
@@ -200,7 +204,8 @@ public sealed class BackendConnection : IDisposable
         }
 
         long room = _options.OutputPauseThreshold - Volatile.Read(ref _outputPending);
-        int take = (int)Math.Clamp(room, 0, offered);
+        bool budgetBound = maxQueued < room;
+        int take = (int)Math.Clamp(Math.Min(room, Math.Max(maxQueued, 0)), 0, offered);
         if (take > 0)
         {
             PipeWriter writer = _output.Writer;
@@ -215,7 +220,9 @@ public sealed class BackendConnection : IDisposable
             _ = flush.Result;
         }
 
-        if (take < offered)
+        // Held back by the budget with little queued, a drain notify would come at once and find the budget still
+        // spent (a busy loop): the table revisits such flows when memory frees instead.
+        if (take < offered && (!budgetBound || Volatile.Read(ref _outputPending) > _options.OutputResumeThreshold))
         {
             ArmOutputWait();
         }

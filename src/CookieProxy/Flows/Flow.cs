@@ -52,6 +52,9 @@ public sealed class Flow
     internal bool InIdleList;
     internal long IdleListMs;
     internal bool FaultReported;
+    /// <summary>The table's memory budget held this flow back in its last pump (FlowTable revisits it when memory frees).</summary>
+    internal bool Starved;
+    internal bool InStarvedList;
 
     /// <param name="backendFirstDataTimeoutMs">Reset both sides when the backend sends nothing this long after it got
     /// the client's first bytes (0 = never): a backend that accepts and never answers.</param>
@@ -145,12 +148,24 @@ public sealed class Flow
     }
 
     /// <summary>
+    /// Memory this flow may occupy as things stand: the endpoint's touched ring pages once its advertised window
+    /// is filled (<see cref="TcpEndpoint.MemoryFootprint"/>), plus the output pipe's blocks. The flow table holds
+    /// the sum of these under --max-buffer-mb.
+    /// </summary>
+    public long MemoryFootprint => Endpoint.MemoryFootprint + PipeFootprint;
+
+    private long PipeFootprint => Backend.OutputPending is long pending and > 0 ? pending + BlockMemoryPool.BlockSize : 0;
+
+    /// <summary>
     /// Owner thread: moves bytes both ways as far as the buffers allow and mirrors closes. Never blocks or awaits.
     /// Call <c>Endpoint.Dispatch</c> afterwards to emit what it queued.
     /// </summary>
     /// <param name="sendBufferLimit">The largest send buffer the table's memory budget allows this flow now
     /// (see <see cref="TcpEndpoint.ExpandSendBuffer"/>); 0 or less keeps its size.</param>
-    public void Pump(long nowMs, int sendBufferLimit = 0)
+    /// <param name="allowance">Bytes of new memory the table's budget grants this pump: client bytes queued in the
+    /// output pipe (beyond what the kernel takes at once) and backend bytes written into the send buffer each use
+    /// it up. Returns what is left (the table opens the receive window by at most that much).</param>
+    public long Pump(long nowMs, int sendBufferLimit = 0, long allowance = long.MaxValue)
     {
         if (BackendDeadlineMs is long deadline && nowMs >= deadline)
         {
@@ -159,7 +174,7 @@ public sealed class Flow
             _counters[Counter.BackendTimeouts]++;
             AbortClient();
             AbortBackend();
-            return;
+            return allowance;
         }
 
         // The backend failed (refused, connect timeout, RST, socket error): reset the client (RST mirrors RST).
@@ -173,14 +188,14 @@ public sealed class Flow
                 }
                 AbortClient();
             }
-            return;
+            return allowance;
         }
 
         // The client went away without a graceful close (RST, retransmit limit, idle timeout): reset the backend.
         if (Endpoint.IsClosed && Endpoint.CloseReason != TcpCloseReason.Graceful)
         {
             AbortBackend();
-            return;
+            return allowance;
         }
         if (Endpoint.IsClosed && _clientClosedMs == long.MaxValue && Backend.State != BackendState.Closed)
         {
@@ -191,11 +206,11 @@ public sealed class Flow
         {
             // Client bytes wait in the endpoint, which keeps advertising the window it has left; the
             // PROXY header goes first once connected.
-            return;
+            return allowance;
         }
 
-        long toBackend = MoveClientToBackend();
-        long toClient = MoveBackendToClient(sendBufferLimit);
+        long toBackend = MoveClientToBackend(ref allowance);
+        long toClient = MoveBackendToClient(sendBufferLimit, ref allowance);
         if (toBackend > 0 || toClient > 0)
         {
             LastActivityMs = nowMs;
@@ -224,6 +239,7 @@ public sealed class Flow
 
         // When both directions have ended with FIN the backend closes itself (Graceful) and notifies us; the
         // table then sees IsFinished once the endpoint is CLOSED too (after LAST-ACK or TIME-WAIT).
+        return allowance;
     }
 
     /// <summary>Owner thread: RST to the client on its next Dispatch (backend failure, or our own decision, e.g. shutdown).</summary>
@@ -248,14 +264,20 @@ public sealed class Flow
     }
 
     /// <summary>Client bytes into the backend's output; returns how many moved.</summary>
-    private long MoveClientToBackend()
+    private long MoveClientToBackend(ref long allowance)
     {
         long moved = 0;
         while (Endpoint.ReceiveAvailable > 0)
         {
             Endpoint.PeekReceived(out ReadOnlySpan<byte> head, out ReadOnlySpan<byte> tail);
             int offered = head.Length + tail.Length;
-            int taken = Backend.WriteOutput(head, tail);
+            long pendingBefore = Backend.OutputPending;
+            int taken = Backend.WriteOutput(head, tail, (int)Math.Min(allowance, int.MaxValue));
+            allowance = Math.Max(0, allowance - Math.Max(0, Backend.OutputPending - pendingBefore));
+            if (taken < offered && allowance == 0)
+            {
+                Starved = true;    // held back by the budget, not (only) by the backend: revisit when memory frees
+            }
             if (taken == 0)
             {
                 break;    // paused at OutputPauseThreshold: the send loop notifies when it drains
@@ -272,14 +294,24 @@ public sealed class Flow
     }
 
     /// <summary>Backend bytes into the endpoint's send buffer; returns how many moved (EOF counts as an answer).</summary>
-    private long MoveBackendToClient(int sendBufferLimit)
+    private long MoveBackendToClient(int sendBufferLimit, ref long allowance)
     {
         long moved = 0;
         // At most twice: once into the space the buffer has, once more if that filled it and autotuning grew it.
         for (int pass = 0; pass < 2 && !_backendInputDone; pass++)
         {
             Endpoint.GetSendSpace(out Span<byte> head, out Span<byte> tail);
+            int room = Endpoint.SendSpaceWithin(allowance);
+            bool clipped = head.Length + tail.Length > room;
+            if (clipped)
+            {
+                // The memory budget is spent: the backend's bytes wait in its socket (its window closes).
+                tail = tail[..Math.Max(0, Math.Min(tail.Length, room - head.Length))];
+                head = head[..Math.Min(head.Length, room)];
+                Starved = true;
+            }
             int space = head.Length + tail.Length;
+            long footprintBefore = Endpoint.MemoryFootprint;
             int received = 0;
             if (space > 0)
             {
@@ -290,6 +322,7 @@ public sealed class Flow
                     Endpoint.CommitSend(received);
                     _counters[Counter.BytesToClient] += received;
                     moved += received;
+                    allowance = Math.Max(0, allowance - (Endpoint.MemoryFootprint - footprintBefore));
                 }
                 if (eof)
                 {
@@ -301,7 +334,7 @@ public sealed class Flow
             // Full (a closed endpoint offers no space either and never grows): the backend may have more than
             // the buffer holds. Grow it if the window is bigger than the buffer, else the backend waits in its
             // socket (its window closes) until the client's ACKs free space.
-            if (received < space || sendBufferLimit <= 0 || Endpoint.ExpandSendBuffer(sendBufferLimit) == 0)
+            if (clipped || received < space || sendBufferLimit <= 0 || Endpoint.ExpandSendBuffer(sendBufferLimit) == 0)
             {
                 return moved;
             }

@@ -19,6 +19,14 @@ namespace CookieProxy.Host.Flows;
 /// <see cref="Flow.LastActivityMs"/> (a flow that moves bytes goes to its tail, in O(1)), so thousands of idle or
 /// dribbling connections delay nobody: they are the first to go.
 /// </para>
+/// <para>
+/// Memory: the table holds the sum of its flows' <see cref="Flow.MemoryFootprint"/> (touched ring pages once the
+/// advertised windows fill, plus output pipes) under <see cref="FlowTableOptions.MaxBufferedBytesTotal"/>. Each
+/// settle grants a flow only what the budget has left (the window it may open, pipe and send-buffer bytes), keeping
+/// <see cref="FlowTableOptions.NewFlowReserveBytes"/> for the first windows of newcomers; held-back flows are
+/// revisited when memory frees. Under pressure, emptied rings of idle flows give their pages back first, then idle
+/// flows are evicted. Like Linux's tcp_mem: the cap bounds what the process really holds, not a nominal buffer size.
+/// </para>
 /// </summary>
 public sealed class FlowTable : IDisposable
 {
@@ -28,6 +36,8 @@ public sealed class FlowTable : IDisposable
     private readonly List<Flow> _processed = new();
     /// <summary>Flows evicted since the last settle pass: out of the table, their client RST still to dispatch.</summary>
     private readonly List<Flow> _evicted = new();
+    /// <summary>Flows the memory budget held back (Flow.Starved): settled again once the table is below its growth cap.</summary>
+    private readonly List<Flow> _starved = new();
     private readonly Dictionary<IpAddr, int> _perSource = new();
     private readonly ProxyCounters _counters;
     private readonly ulong _v4LoMask;
@@ -36,6 +46,8 @@ public sealed class FlowTable : IDisposable
     private Flow? _idleHead;
     private Flow? _idleTail;
     private long _bufferedBytes;
+    private int _peakFlows;
+    private long _lastNowMs;
     private bool _disposed;
 
     /// <param name="wake">Wakes the owner thread from its wait for frames (the capture device's Wake); called from thread-pool threads.</param>
@@ -48,7 +60,10 @@ public sealed class FlowTable : IDisposable
         _flows = new Dictionary<FlowKey, Flow>(Math.Min(options.MaxFlows, 4096));
         // One pool per table, i.e. per capture thread: flows are created and removed only on the owner
         // thread, so it needs no locks. It serves rings of the receive size; a different send size is allocated.
-        BufferPool = new RingBufferPool(options.Tcp.ReceiveBufferSize, options.MaxPooledRings);
+        Func<byte[], int, bool>? decommit = options.DecommitFreeRings && CookieProxy.Platform.PinnedPages.IsSupported
+            ? CookieProxy.Platform.PinnedPages.TryDecommit
+            : null;
+        BufferPool = new RingBufferPool(options.Tcp.ReceiveBufferSize, options.MaxPooledRings, options.MaxColdPooledRings, decommit);
         _v4LoMask = 0xFFFF_FFFF_0000_0000UL | (options.SourcePrefixV4 == 0 ? 0UL : uint.MaxValue << (32 - options.SourcePrefixV4));
         _v6HiMask = options.SourcePrefixV6 == 0 ? 0UL : options.SourcePrefixV6 >= 64 ? ulong.MaxValue : ulong.MaxValue << (64 - options.SourcePrefixV6);
         _v6LoMask = options.SourcePrefixV6 <= 64 ? 0UL : options.SourcePrefixV6 == 128 ? ulong.MaxValue : ulong.MaxValue << (128 - options.SourcePrefixV6);
@@ -64,8 +79,12 @@ public sealed class FlowTable : IDisposable
     /// <summary>The endpoints' ring buffer arrays: rented by <see cref="TryAdd"/>, returned when a flow ends.</summary>
     public RingBufferPool BufferPool { get; }
 
-    /// <summary>Bytes held by all flows as of their last pump (the figure the total cap is checked against).</summary>
+    /// <summary>Memory all flows may hold as of their last settle, the sum of <see cref="Flow.MemoryFootprint"/> (the
+    /// figure the total cap is checked against).</summary>
     public long BufferedBytes => _bufferedBytes;
+
+    /// <summary>Flows waiting for memory to free (the budget held them back).</summary>
+    public int StarvedCount => _starved.Count;
 
     /// <summary>Earliest timer of any flow; the capture loop should not sleep past it (long.MaxValue = none).</summary>
     public long NextDeadlineMs => _timers.MinDeadlineMs;
@@ -111,9 +130,12 @@ public sealed class FlowTable : IDisposable
         flow = new Flow(WorkQueue, _counters, key, endpoint, backend, backendOptions ?? Options.Backend, replyTemplate, nowMs, Readiness,
             Options.Tcp.FirstDataTimeoutMs, Options.BackendLingerMs);
         _flows.Add(key, flow);
+        _peakFlows = Math.Max(_peakFlows, _flows.Count);
+        _lastNowMs = nowMs;
         IpAddr prefix = SourcePrefix(key.SrcAddr);
         _perSource[prefix] = _perSource.TryGetValue(prefix, out int held) ? held + 1 : 1;
         IdleAppend(flow);
+        Account(flow);    // its SYN+ACK window is promised already: counted before the next admission of this batch
         _counters[Counter.FlowsCreated]++;
         _counters[Counter.FlowsActive]++;
         flow.Backend.Start();
@@ -151,6 +173,7 @@ public sealed class FlowTable : IDisposable
     public int SettleProcessed<TDispatcher>(long nowMs, ref TDispatcher dispatcher) where TDispatcher : struct, IFlowDispatcher
     {
         DispatchEvicted(nowMs, ref dispatcher);
+        ReviveStarved();
         int count = _processed.Count;
         for (int i = 0; i < count; i++)
         {
@@ -249,11 +272,14 @@ public sealed class FlowTable : IDisposable
         _timers.Remove(flow);
         _bufferedBytes -= flow.AccountedBytes;
         flow.AccountedBytes = 0;
+        _counters[Counter.FlowBufferBytes] = _bufferedBytes;
         flow.Backend.Dispose();
         // After FlowRemoved, which may still look at the endpoint: its rings go back to the pool for the next flow.
         flow.Endpoint.ReleaseBuffers();
         _counters[Counter.FlowsClosed]++;
         _counters[Counter.FlowsActive]--;
+        // A flow still in _starved is skipped there (Removed) and dropped at the next revival.
+        MemoryReclaimer.OnFlowsFell(_flows.Count, ref _peakFlows, _lastNowMs);
     }
 
     /// <summary>Resets every backend and drops all flows without telling the clients (see <see cref="AbortAll"/>).</summary>
@@ -270,17 +296,64 @@ public sealed class FlowTable : IDisposable
             Remove(flow);
         }
         _evicted.Clear();
+        _starved.Clear();
     }
 
+    /// <summary>Established flows grow only while the table holds less than this; the rest is the newcomers' reserve.</summary>
+    private long GrowthCap => Options.MaxBufferedBytesTotal - Options.NewFlowReserveBytes;
+
     /// <summary>
-    /// How large <paramref name="flow"/>'s send buffer may grow now: its size plus whatever the total cap has
-    /// left after keeping room for one more worst-case flow, so autotuning never makes the table refuse a new
-    /// connection it would have admitted with fixed buffers (admission checks the same margin).
+    /// How large <paramref name="flow"/>'s send buffer may grow now: its size plus whatever the growth cap has
+    /// left, so autotuning never eats the reserve that admits new connections.
     /// </summary>
     private int SendBufferLimit(Flow flow)
     {
-        long room = Options.MaxBufferedBytesTotal - Options.WorstCaseBytesPerFlow - _bufferedBytes;
+        long room = GrowthCap - _bufferedBytes;
         return room <= 0 ? 0 : (int)Math.Min(flow.Endpoint.SendBufferCapacity + room, int.MaxValue);
+    }
+
+    /// <summary>Settles (up to a batch of) the flows the budget held back, once the table is clearly below its growth cap.</summary>
+    private void ReviveStarved()
+    {
+        if (_starved.Count == 0 || _bufferedBytes > GrowthCap - Options.NewFlowReserveBytes / 2)
+        {
+            return;
+        }
+        int n = Math.Min(_starved.Count, 256);
+        for (int i = 0; i < n; i++)
+        {
+            Flow flow = _starved[i];
+            flow.InStarvedList = false;
+            MarkForSettle(flow);
+        }
+        _starved.RemoveRange(0, n);
+    }
+
+    /// <summary>Under pressure: the least recently active flows give back the pages of their emptied rings (at most
+    /// 16 looked at per call). True when that freed anything.</summary>
+    private bool TryTrimIdle()
+    {
+        long freed = 0;
+        int looked = 0;
+        for (Flow? flow = _idleHead; flow is not null && looked < 16; flow = flow.IdleNext, looked++)
+        {
+            if (flow.Endpoint.TrimBuffers() > 0)
+            {
+                long before = flow.AccountedBytes;
+                Account(flow);
+                freed += before - flow.AccountedBytes;
+            }
+        }
+        return freed > 0;
+    }
+
+    /// <summary>The flow's footprint into the table's sum.</summary>
+    private void Account(Flow flow)
+    {
+        long bytes = flow.MemoryFootprint;
+        _bufferedBytes += bytes - flow.AccountedBytes;
+        flow.AccountedBytes = bytes;
+        _counters[Counter.FlowBufferBytes] = _bufferedBytes;
     }
 
     /// <summary>The caps, in order: the source's share, a free slot, room in the buffer cap (evicting idle flows for the last two).</summary>
@@ -297,9 +370,9 @@ public sealed class FlowTable : IDisposable
                 return DropReason.FlowTableFull;
             }
         }
-        while (_bufferedBytes > Options.MaxBufferedBytesTotal - Options.WorstCaseBytesPerFlow)
+        while (_bufferedBytes > Options.MaxBufferedBytesTotal - Options.InitialFlowBytes)
         {
-            if (!TryEvictIdle(nowMs))
+            if (!TryTrimIdle() && !TryEvictIdle(nowMs))
             {
                 return DropReason.BufferLimit;
             }
@@ -348,7 +421,23 @@ public sealed class FlowTable : IDisposable
 
     private void SettleCore<TDispatcher>(Flow flow, long nowMs, ref TDispatcher dispatcher) where TDispatcher : struct, IFlowDispatcher
     {
-        flow.Pump(nowMs, SendBufferLimit(flow));
+        _lastNowMs = nowMs;
+        // The budget: what this flow may add now, given what all the others hold.
+        long allowance = GrowthCap - (_bufferedBytes - flow.AccountedBytes) - flow.MemoryFootprint;
+        if (allowance <= 0 && flow.Endpoint.TrimBuffers() > 0)
+        {
+            allowance = GrowthCap - (_bufferedBytes - flow.AccountedBytes) - flow.MemoryFootprint;    // under pressure: emptied rings first
+        }
+        allowance = Math.Max(0, allowance);
+        flow.Starved = false;
+        TcpEndpoint endpoint = flow.Endpoint;
+        endpoint.ReceiveWindowLimit = endpoint.ReceiveWindowWithin(allowance);
+        long left = flow.Pump(nowMs, SendBufferLimit(flow), allowance);
+        endpoint.ReceiveWindowLimit = endpoint.ReceiveWindowWithin(left);
+        if (left < Options.InitialFlowBytes)
+        {
+            flow.Starved = true;    // little or no room to open its window: revisit when memory frees
+        }
         dispatcher.Dispatch(flow, nowMs);
         if (flow.Endpoint.IsClosed && !flow.IsFinished)
         {
@@ -368,9 +457,12 @@ public sealed class FlowTable : IDisposable
             Remove(flow);
             return;
         }
-        long bytes = flow.BufferedBytes(Options.Tcp);
-        _bufferedBytes += bytes - flow.AccountedBytes;
-        flow.AccountedBytes = bytes;
+        Account(flow);
+        if (flow.Starved && !flow.InStarvedList)
+        {
+            flow.InStarvedList = true;
+            _starved.Add(flow);
+        }
         if (flow.LastActivityMs != flow.IdleListMs)
         {
             IdleUnlink(flow);

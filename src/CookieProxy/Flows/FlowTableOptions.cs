@@ -37,6 +37,30 @@ public sealed class FlowTableOptions
     public int MaxPooledRings =>
         (int)Math.Min(Math.Min(RingPoolBytes, MaxBufferedBytesTotal) / Math.Max(Tcp.ReceiveBufferSize, 1), int.MaxValue);
 
+    /// <summary>
+    /// Give the pages of free ring arrays beyond <see cref="MaxPooledRings"/> back to the kernel and keep the arrays
+    /// (Linux; elsewhere they go to the GC as before): the resident memory of a burst is returned when it ends, and
+    /// the next burst reuses the arrays. See <see cref="RingBufferPool"/>.
+    /// </summary>
+    public bool DecommitFreeRings { get; init; } = true;
+
+    /// <summary>
+    /// Decommitted free arrays kept beyond the hot ones: enough for every flow's two rings, but never more address
+    /// space than four times <see cref="MaxBufferedBytesTotal"/> (they cost no memory, only mappings).
+    /// </summary>
+    public int MaxColdPooledRings =>
+        (int)Math.Min(2L * MaxFlows, Math.Min(4 * MaxBufferedBytesTotal / Math.Max(Tcp.ReceiveBufferSize, 1), int.MaxValue));
+
+    /// <summary>
+    /// The part of <see cref="MaxBufferedBytesTotal"/> kept for the first window of new connections: established
+    /// flows grow their windows and buffers only while the table holds less than the rest, so under pressure a
+    /// newcomer still gets in without waiting for an eviction.
+    /// </summary>
+    public long NewFlowReserveBytes => MaxBufferedBytesTotal / 8;
+
+    /// <summary>What a new flow holds before it sends anything: the window our SYN+ACK advertised (unscaled, at most 64 KiB).</summary>
+    public long InitialFlowBytes => Math.Min(Tcp.ReceiveBufferSize, ushort.MaxValue);
+
     public BackendOptions Backend { get; init; } = new();
 
     /// <summary>
