@@ -516,8 +516,8 @@ cmd_proxy_start()
   local pid=$!
   echo "$pid" >"$PROXY_PID"
   # Ready once the first stats file appears (the capture loop is running by then), or dead.
-  if ! cp_wait_until 5 proxy_ready_or_dead "$pid"; then
-    cp_log "warning: no stats file after 5 s; cookieproxy pid $pid keeps running"
+  if ! cp_wait_until 60 proxy_ready_or_dead "$pid"; then
+    cp_log "warning: no stats file after 60 s; cookieproxy pid $pid keeps running"
   fi
   if [[ ! -s "$STATS_FILE" ]]; then
     if ! cp_pid_alive "$pid"; then

@@ -58,6 +58,10 @@ public enum DropReason : byte
     // Transmit
     TxFailed,
 
+    // Operator policy: SYNs and cookie ACKs while draining for shutdown; sources on the deny-source list.
+    Draining,
+    SourceDenied,
+
     // Flows (appended)
     /// <summary>A validated connection refused because its source prefix already holds its share of the flow table.</summary>
     SourceFlowLimit,

@@ -92,8 +92,9 @@ public sealed class FlowTable : IDisposable
     /// <summary>Called on the owner thread as each flow leaves the table (per-source accounting).</summary>
     public Action<Flow>? FlowRemoved { get; set; }
 
-    /// <summary>Where a bug caught in a flow's pump or backend loop is reported, with its stack (null: stderr).</summary>
-    public Action<string>? FaultLog { get; set; }
+    /// <summary>Where a bug caught in a flow's pump or backend loop is reported: what failed, and the exception with
+    /// its stack (null: stderr).</summary>
+    public Action<string, Exception>? FaultLog { get; set; }
 
     /// <summary>The owner's event loop for backend readability, handed to every new flow (null: thread-pool waits).</summary>
     public IBackendReadiness? Readiness { get; set; }
@@ -411,7 +412,7 @@ public sealed class FlowTable : IDisposable
         {
             // Our own bug in this flow's pump or dispatch: reset the flow and keep serving the others. A second
             // failure while resetting it escapes to the capture loop, which ends the process (fail fast).
-            ReportFault($"flow {flow.Key}: {e}");
+            ReportFault($"flow {flow.Key}", e);
             flow.AbortClient();
             flow.AbortBackend();
             dispatcher.Dispatch(flow, nowMs);
@@ -449,7 +450,7 @@ public sealed class FlowTable : IDisposable
         if (flow.Backend.UnexpectedException is { } bug && !flow.FaultReported)
         {
             flow.FaultReported = true;
-            ReportFault($"flow {flow.Key}: backend loop: {bug}");
+            ReportFault($"flow {flow.Key}: backend loop", bug);
         }
         ReportRetransmits(flow);
         if (flow.IsFinished)
@@ -489,16 +490,16 @@ public sealed class FlowTable : IDisposable
         flow.ReportedRetransmits = total;
     }
 
-    private void ReportFault(string text)
+    private void ReportFault(string what, Exception e)
     {
         _counters[Counter.LoopFaults]++;
         if (FaultLog is { } log)
         {
-            log(text);
+            log(what, e);
         }
         else
         {
-            Console.Error.WriteLine("cookieproxy: bug: " + text);
+            Console.Error.WriteLine($"cookieproxy: bug: {what}: {e}");
         }
     }
 

@@ -215,7 +215,7 @@ public class FlowTableHostileTests
         BackendConnector buggy = static (_, _, _) => throw new InvalidOperationException("injected bug");
         using var backend = new LoopbackBackend();
         using var h = new SpliceHarness(Options(connector: buggy));
-        h.Table.FaultLog = log.Add;
+        h.Table.FaultLog = (what, e) => log.Add($"{what}: {e}");
         var client = new TestClient();
         Flow flow = h.Open(backend.EndPoint, client);
 
@@ -234,7 +234,7 @@ public class FlowTableHostileTests
         var log = new List<string>();
         using var backend = new LoopbackBackend();
         using var h = new SpliceHarness(Options());
-        h.Table.FaultLog = log.Add;
+        h.Table.FaultLog = (what, e) => log.Add($"{what}: {e}");
         var victim = new TestClient();
         Flow victimFlow = h.Open(backend.EndPoint, victim, source: "198.18.1.1");
         var other = new TestClient();
