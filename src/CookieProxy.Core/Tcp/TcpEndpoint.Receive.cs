@@ -183,10 +183,28 @@ public sealed partial class TcpEndpoint
                 BytesReceived += payload.Length;
             }
 
-            if (_ooo.Count > 0)
+            if (fin)
             {
+                // hostile (fuzz finding): the FIN ends the stream here; bytes held beyond it are not the client's
+                // stream and must never reach the backend nor be acknowledged (Linux tcp_fin purges the
+                // out-of-order queue).
+                _ooo.Clear();
+            }
+            else if (_ooo.Count > 0)
+            {
+                if (_oooFinValid && _rcvNxt > _oooFinSeq)
+                {
+                    _oooFinValid = false;   // hostile: in-order data past a held FIN (Linux tcp_ofo_queue drops the covered FIN segment)
+                }
+
                 // The hole (partly) filled: merge what reassembly held and ACK at once (RFC 5681 4.2).
                 SeqNumber next = _ooo.AdvanceFrom(_rcvNxt);
+                if (_oooFinValid && next > _oooFinSeq)
+                {
+                    next = _oooFinSeq;  // hostile: never merge past a FIN held out of order
+                    _ooo.Clear();
+                }
+
                 int filled = next - _rcvNxt;
                 _recvRing.Commit(filled);
                 BytesReceived += filled;
