@@ -1,5 +1,7 @@
 using CookieProxy.Host.Capture;
 using CookieProxy.Host.Cli;
+using CookieProxy.Host.Control;
+using CookieProxy.Host.Config;
 using CookieProxy.Host.Cookies;
 using CookieProxy.Host.Diagnostics;
 using CookieProxy.Host.Diagnostics.Logging;
@@ -26,7 +28,7 @@ internal static class Program
         }
         try
         {
-            var root = CommandTree.Build(new CommandHandlers { Run = RunProxy });
+            var root = CommandTree.Build(new CommandHandlers { Run = RunProxy, Control = new SocketControlClient() });
             return CommandTree.Invoke(root, args, Console.Out, Console.Error);
         }
         catch (Exception e)
@@ -38,7 +40,7 @@ internal static class Program
     }
 
     /// <summary>`cookieproxy run`: the services in start order (they stop in reverse).</summary>
-    private static int RunProxy(ProxyOptions o)
+    private static int RunProxy(ProxyOptions o, OptionsLoader reload)
     {
         using var logs = new ConsoleLogProvider(Console.Error, ConsoleLogProvider.DetectFormat(), o.Verbose ? LogLevel.Debug : LogLevel.Information);
         ILogger Log(string category) => logs.CreateLogger(category);
@@ -47,22 +49,43 @@ internal static class Program
 
         var locks = new InstanceLock(o.RunDirectory, o.Interface, o.Listeners.Select(l => l.Listen));
         var keys = new KeyringService(o.KeyFile, o.SlotSeconds, Log("CookieProxy.Host.Keys"));
-        var capture = new CaptureService(o, () => keys.Codec, lifetime, Log("CookieProxy.Host.Capture"));
+        PcapSamplerService? sampler = o.SamplePcap is string pcap
+            ? new PcapSamplerService(new PcapSampleOptions(pcap, o.SampleEvery, (long)o.SampleMaxMegabytes << 20), o.Interface, Log("CookieProxy.Host.Sampling"))
+            : null;
+        var capture = new CaptureService(o, () => keys.Codec, lifetime, Log("CookieProxy.Host.Capture")) { Sampler = sampler?.Sampler };
         var counters = new CounterSources(capture.Snapshot);
-        var services = new List<IHostService> { locks, keys, capture };
+        var services = new List<IHostService> { locks, keys };
+        if (sampler is not null)
+        {
+            services.Add(sampler);    // before the capture: its file exists before the threads take their rings
+        }
+        services.Add(capture);
         PortHidingService? hider = null;
         if (o.HidePort)
         {
             hider = new PortHidingService(o.Interface, o.Listeners);
             services.Add(hider);
         }
+        XdpSynService? xdp = null;
         if (o.XdpSyn is Platform.XdpAttachMode xdpMode)
         {
-            var xdp = new XdpSynService(o.Interface, xdpMode, capture, () => keys.Codec, Log("CookieProxy.Host.Xdp"));
+            xdp = new XdpSynService(o.Interface, xdpMode, capture, () => keys.Codec, Log("CookieProxy.Host.Xdp"));
             counters.Add(xdp.AddCounters);
             services.Add(xdp);
         }
         services.Add(new StatsService(counters, Console.Out, o.StatsIntervalSeconds, o.StatsFile, Log("CookieProxy.Host.Stats")));
+        var view = new ProxyView(counters.Snapshot, capture.ThreadViews,
+            () => [.. capture.Listeners.Select(l => new ListenerInfo(l.Listen, l.Backend.ToString()))]);
+        if (o.ControlSocketPath is string control)
+        {
+            services.Add(new ControlService(control, o.ControlSocket is not null, view, lifetime, Log("CookieProxy.Host.Control")));
+        }
+        if (o.MetricsListen is System.Net.IPEndPoint metrics)
+        {
+            services.Add(new MetricsService(metrics, view, Log("CookieProxy.Host.Metrics")));
+        }
+        var reloads = new ReloadService(o, reload, keys, capture, locks, hider, xdp, lifetime, systemd, Log("CookieProxy.Host.Reload"));
+        services.Add(reloads);
         ILogger hostLog = Log("CookieProxy.Host");
         services.Add(new DelegateService("start-up line", start: () =>
         {
@@ -78,8 +101,8 @@ internal static class Program
         var host = new ProxyHost(services, lifetime, systemd, hostLog)
         {
             Duration = TimeSpan.FromSeconds(o.DurationSeconds),
-            DrainTimeout = () => TimeSpan.FromSeconds(o.DrainTimeoutSeconds),
-            ReadyStatus = () => $"protecting {o.Listeners.Count} endpoint(s) on {o.Interface}",
+            DrainTimeout = () => TimeSpan.FromSeconds(reloads.Current.DrainTimeoutSeconds),
+            ReadyStatus = () => $"protecting {reloads.Current.Listeners.Count} endpoint(s) on {o.Interface}",
             Flush = logs.Dispose,
         };
         return host.Run();

@@ -34,6 +34,17 @@ public enum Counter : byte
     LoopFaults,
     FlowBufferBytes,
     RingBuffersDecommitted,
+    SynCacheAdded,
+    SynCacheRetransmits,
+    SynCacheAcked,
+    SynCacheReset,
+    SynCacheExpired,
+    SynCacheOverflow,
+    SynCacheModeChanges,
+    SynCacheEntries,
+    SynCacheFloodMode,
+    PcapSampled,
+    PcapSampleLost,
 
     Count,
 }
@@ -100,6 +111,17 @@ public static class CounterTable
             "Memory the flows' buffers may occupy now (touched ring pages, promised windows, pipes), held under --max-buffer-mb.", CounterKind.Gauge);
         Set(Counter.RingBuffersDecommitted, "ring_buffers_decommitted",
             "Free ring buffers kept with their pages given back to the kernel (part of ring_buffers_pooled).", CounterKind.Gauge);
+        Set(Counter.SynCacheAdded, "syncache_added", "Answered SYNs the syncache remembered (to retransmit their SYN+ACK).");
+        Set(Counter.SynCacheRetransmits, "syncache_retransmits", "SYN+ACKs the syncache sent again (part of synack_sent).");
+        Set(Counter.SynCacheAcked, "syncache_acked", "Syncache entries ended by their validated ACK.");
+        Set(Counter.SynCacheReset, "syncache_reset", "Syncache entries ended by the client's RST.");
+        Set(Counter.SynCacheExpired, "syncache_expired", "Syncache entries dropped after their last retransmission, no ACK seen.");
+        Set(Counter.SynCacheOverflow, "syncache_overflow", "SYNs answered with a pure cookie because the syncache was full.");
+        Set(Counter.SynCacheModeChanges, "syncache_mode_changes", "Switches between remembering SYNs and pure cookies.");
+        Set(Counter.SynCacheEntries, "syncache_entries", "SYNs the syncache holds now.", CounterKind.Gauge);
+        Set(Counter.SynCacheFloodMode, "syncache_flood_mode", "Capture threads answering pure cookies now (SYN rate above the syncache threshold).", CounterKind.Gauge);
+        Set(Counter.PcapSampled, "pcap_sampled", "Dropped frames copied for the sampled pcap (--sample-pcap).");
+        Set(Counter.PcapSampleLost, "pcap_sample_lost", "Dropped frames picked for the sampled pcap but lost: the writer was behind.");
 
         for (int i = 0; i < t.Length; i++)
         {

@@ -39,6 +39,13 @@ public interface IPacketDevice : IDisposable
     bool TrySetAuxiliaryWaitFd(int fd) => false;
 
     /// <summary>
+    /// Replaces the capture filter (pcap syntax) while the device runs, atomically (a reload that adds a
+    /// listener). Owner thread or before the loop starts. False when the backend cannot (the caller refuses the
+    /// change); throws only for a filter that does not compile.
+    /// </summary>
+    bool TryReplaceFilter(string filter) => false;
+
+    /// <summary>
     /// Largest frame <see cref="ReserveOffloaded"/> hands out when the device finishes TCP checksums and cuts
     /// TCP super-frames into segments itself (Linux: PACKET_VNET_HDR, GSO/TSO); 0 when it cannot.
     /// </summary>

@@ -9,6 +9,8 @@ public sealed unsafe partial class AfPacketDevice
 {
     private const int MaxSendmmsgBatch = 1024;
 
+    private int _snapLength = 65535;
+
     private static SafeFdHandle OpenSocket(string interfaceName)
     {
         // Protocol 0: the socket receives nothing until bind() below, so no unfiltered frame slips in
@@ -21,8 +23,19 @@ public sealed unsafe partial class AfPacketDevice
         return new SafeFdHandle(fd);
     }
 
+    /// <summary>SO_ATTACH_FILTER again: the kernel swaps the socket's filter in one step (sk_attach_filter), so no
+    /// frame is judged by half a filter. For a reload that adds or removes protected endpoints.</summary>
+    public bool TryReplaceFilter(string filter)
+    {
+        using BpfProgram program = BpfProgram.Compile(filter, _snapLength, Name);
+        var fprog = new sock_fprog { len = checked((ushort)program.InstructionCount), filter = program.Instructions };
+        SetOption(SOL_SOCKET, SO_ATTACH_FILTER, &fprog, (uint)sizeof(sock_fprog), "setsockopt(SO_ATTACH_FILTER)");
+        return true;
+    }
+
     private void Configure(string? filter, PacketDeviceOptions options)
     {
+        _snapLength = options.SnapLength;
         if (!string.IsNullOrEmpty(filter))
         {
             using BpfProgram program = BpfProgram.Compile(filter, options.SnapLength, Name);

@@ -28,7 +28,10 @@ internal sealed class CaptureService : IHostService, IDrainingService
     /// (steered to one thread) can use. More can still be asked for explicitly.</summary>
     public const int MaxDefaultThreads = 8;
 
-    private readonly ProxyOptions _o;
+    private ProxyOptions _o;
+    private int _settingsVersion;
+    private FanoutMode _fanout = FanoutMode.FlowHash;
+    private readonly List<System.Net.IPEndPoint> _retired = [];
     private readonly Func<SynCookieCodec> _codec;
     private readonly HostLifetime _lifetime;
     private readonly ILogger _log;
@@ -50,11 +53,34 @@ internal sealed class CaptureService : IHostService, IDrainingService
 
     public string Name => "capture";
 
+    /// <summary>The protected endpoints the threads started with (what the XDP program was loaded with).</summary>
     public ProtectedEndpoints Endpoints { get; }
 
     public ResponderConfig ResponderConfig { get; }
 
     public IReadOnlyList<CaptureWorker> Workers => _workers;
+
+    // ---- ops: what `cookieproxy top`, /metrics and --sample-pcap need from the threads
+
+    /// <summary>--sample-pcap: each thread's responder gets a ring of this sampler (null: sampling off).</summary>
+    public Diagnostics.PcapSampler? Sampler { get; init; }
+
+    /// <summary>The listeners as configured now (the control socket names them).</summary>
+    public IReadOnlyList<ListenerOptions> Listeners => _o.Listeners;
+
+    /// <summary>Each thread's per-listener counts, source sketch and limiter, read by the control socket (any thread;
+    /// taken afresh on every call, since a reload may replace a limiter).</summary>
+    public IReadOnlyList<Control.ThreadView> ThreadViews()
+    {
+        CaptureWorker[] workers = [.. _workers];
+        var views = new Control.ThreadView[workers.Length];
+        for (int i = 0; i < views.Length; i++)
+        {
+            SynResponder r = workers[i].Responder;
+            views[i] = new Control.ThreadView(r.ListenerCounters, r.Sketch, r.Limiter);
+        }
+        return views;
+    }
 
     /// <summary>"AF_PACKET TPACKET_V3, 2 threads, fanout by ..." for the start-up line (after Open).</summary>
     public string Description { get; private set; } = "";
@@ -68,26 +94,7 @@ internal sealed class CaptureService : IHostService, IDrainingService
     {
         ProxyOptions o = _o;
         SynCookieCodec codec = _codec();
-        var listeners = new ListenerRuntime[o.Listeners.Count];
-        for (int i = 0; i < o.Listeners.Count; i++)
-        {
-            ListenerOptions l = o.Listeners[i];
-            listeners[i] = new ListenerRuntime(l.Backend, new BackendOptions
-            {
-                ConnectTimeout = TimeSpan.FromMilliseconds(o.ConnectTimeoutMs),
-                ProxyProtocol = l.ProxyProtocol,
-            });
-        }
-
-        var tcp = new TcpConfig
-        {
-            ReceiveBufferSize = o.FlowBufferBytes,
-            SendBufferSize = o.FlowBufferBytes,
-            LocalMss = o.Mss,
-            IdleTimeoutMs = o.IdleTimeoutMs,
-            FirstDataTimeoutMs = o.FirstDataTimeoutMs,
-            CongestionControl = o.Congestion,
-        };
+        ListenerRuntime[] listeners = ListenersFor(o);
         int threads = o.Threads > 0 ? o.Threads : DefaultThreads(o.Capture);
         if (o.Threads == 0 && threads == 1 && Environment.ProcessorCount > 1)
         {
@@ -95,19 +102,7 @@ internal sealed class CaptureService : IHostService, IDrainingService
                 ? "AF_XDP capture here uses one socket on queue 0"
                 : "libpcap capture cannot share the frames between threads (no fanout)");
         }
-        FlowTableOptions FlowOptionsFor(int threadCount) => new()
-        {
-            MaxFlows = Math.Max(1, o.MaxFlows / threadCount),
-            MaxBufferedBytesTotal = o.MaxBufferedBytes / threadCount,
-            // The per-flow size is --flow-buffer-kb itself (FlowTableOptions.WorstCaseBytesPerFlow derives it);
-            // the host caps only the total, --max-buffer-mb.
-            MaxBufferedBytesPerFlow = long.MaxValue,
-            Tcp = tcp,
-            Backend = listeners[0].BackendOptions,
-            // hostile: one source prefix holds at most a quarter of each thread's table (FlowTableOptions.MaxFlowsPerSource).
-            SourcePrefixV4 = o.SourcePrefixV4,
-            SourcePrefixV6 = o.SourcePrefixV6,
-        };
+        FlowTableOptions FlowOptionsFor(int threadCount) => FlowOptions(o, listeners, threadCount);
         FlowTableOptions flowOptions = FlowOptionsFor(threads);
         try
         {
@@ -134,6 +129,7 @@ internal sealed class CaptureService : IHostService, IDrainingService
         // spreads a source's flows over the threads and makes its limits per thread.
         bool limited = limitConfig.SynLimitEnabled || limitConfig.ConnectionLimitEnabled;
         FanoutMode fanoutMode = o.Fanout ?? (limited ? FanoutMode.SourcePrefix : FanoutMode.FlowHash);
+        _fanout = fanoutMode;
         if (threads > 1 && limited && fanoutMode == FanoutMode.FlowHash)
         {
             HostLog.FanoutFlowLimits(_log, threads);
@@ -175,7 +171,13 @@ internal sealed class CaptureService : IHostService, IDrainingService
                 throw new HostStartException($"libpcap is not installed ({e.Message}); install libpcap0.8 (Debian) or use --capture afpacket");
             }
             SourceLimiter? limiter = limited ? new SourceLimiter(limitConfig) : null;
-            var responder = new SynResponder(ResponderConfig, codec, Endpoints, new ProxyCounters(), limiter: limiter);
+            var counters = new ProxyCounters();
+            // net: the hybrid syncache, one per thread (--syncache 0: none).
+            SynCache? synCache = o.SynCacheEntries > 0 ? new SynCache(SynCacheConfig.For(o.SynCacheEntries), counters, MonotonicClock.NowMs) : null;
+            // ops: top sources by the limiter's prefixes when it is on (so its state can be shown beside them).
+            var sketch = limited ? new SourceSketch(limitConfig.Ipv4PrefixLength, limitConfig.Ipv6PrefixLength) : new SourceSketch();
+            var responder = new SynResponder(ResponderConfig, codec, Endpoints, counters, limiter: limiter, synCache: synCache, sketch: sketch,
+                sampler: Sampler?.CreateRing(counters));
             var worker = new CaptureWorker(t, device, responder, flowOptions, listeners, flowLog, limiter, faultLog: _log);
             worker.Faulted += OnFaulted;
             _workers.Add(worker);
@@ -185,9 +187,19 @@ internal sealed class CaptureService : IHostService, IDrainingService
             HostLog.OneThread(_log, $"no AF_PACKET fanout ({fallbackReason})");
         }
 
+        // Allow/deny lists and anything else the settings carry, before the first batch.
+        WorkerSettings initial = SettingsFor(o, codec, listeners, threads);
+        foreach (CaptureWorker w in _workers)
+        {
+            w.Publish(initial);
+        }
+
         string sharing = threads == 1 ? "" : $", fanout by {deviceOptions.Fanout}";
         Description = $"{_workers[0].Device.Backend}, {threads} thread{(threads == 1 ? "" : "s")}{sharing}, "
-            + $"tx offload {(_workers[0].Device.OffloadMaxFrameBytes > 0 ? "on" : "off")}";
+            + $"tx offload {(_workers[0].Device.OffloadMaxFrameBytes > 0 ? "on" : "off")}, "
+            + (o.SynCacheEntries > 0 // net: the syncache's size and hand-over rate
+                ? $"syncache {o.SynCacheEntries}/thread (pure cookies above {SynCacheConfig.For(o.SynCacheEntries).EnterCookiesPerSecond} SYN/s per thread)"
+                : "syncache off");
     }
 
     public void Start()
@@ -257,6 +269,119 @@ internal sealed class CaptureService : IHostService, IDrainingService
         }
         return perThread;
     }
+
+    /// <summary>
+    /// A reload: the threads take the new listeners, limits, lists, timeouts and codec at their next batch. A
+    /// listener that is gone takes no new connection but stays protected while the process runs, so its
+    /// established flows finish. Host thread. Returns null, or why nothing changed.
+    /// </summary>
+    public string? Reconfigure(ProxyOptions next, SynCookieCodec codec)
+    {
+        if (_workers.Count == 0)
+        {
+            return "the capture is not open";
+        }
+        var accepting = next.Listeners.Select(l => l.Listen).ToHashSet();
+        var retired = _o.Listeners.Select(l => l.Listen).Concat(_retired).Where(ep => !accepting.Contains(ep)).Distinct().ToList();
+        var all = next.Listeners.Select(l => l.Listen).Concat(retired).ToList();
+        var before = _o.Listeners.Select(l => l.Listen).Concat(_retired).ToHashSet();
+        if (!before.SetEquals(all))
+        {
+            // New endpoints: the capture filter must let their frames up (removed ones stay in it, for their flows).
+            string filter = BpfFilter.ForProtectedEndpoints(all);
+            foreach (CaptureWorker w in _workers)
+            {
+                bool replaced;
+                try
+                {
+                    replaced = w.Device.TryReplaceFilter(filter);
+                }
+                catch (PacketDeviceException e)
+                {
+                    return $"listeners: cannot change the capture filter: {e.Message}";
+                }
+                if (!replaced)
+                {
+                    return $"listeners: the {w.Device.Backend} capture cannot change its filter while running; restart to add a listener";
+                }
+            }
+        }
+        ListenerRuntime[] listeners = ListenersFor(next);
+        WorkerSettings settings = SettingsFor(next, codec, listeners, _workers.Count, retired);
+        try
+        {
+            settings.FlowOptions.Validate();
+        }
+        catch (ArgumentException e)
+        {
+            return $"buffer limits do not fit: {e.Message}";
+        }
+        foreach (CaptureWorker w in _workers)
+        {
+            w.Publish(settings);
+        }
+        _o = next;
+        _retired.Clear();
+        _retired.AddRange(retired);
+        return null;
+    }
+
+    /// <summary>True when a source's limits are exact: one thread, or the threads share the traffic by source prefix.</summary>
+    public bool LimitsExact => _workers.Count <= 1 || _fanout == FanoutMode.SourcePrefix;
+
+    /// <summary>Endpoints a reload removed: protected still (their flows finish), no new connection.</summary>
+    public IReadOnlyList<System.Net.IPEndPoint> Retired => _retired;
+
+    /// <summary>True once every thread runs with the settings of the last <see cref="Reconfigure"/>.</summary>
+    public bool SettingsApplied => _workers.All(w => w.SettingsVersion == _settingsVersion || w.Fault is not null);
+
+    private WorkerSettings SettingsFor(ProxyOptions o, SynCookieCodec codec, ListenerRuntime[] listeners, int threads, IReadOnlyList<System.Net.IPEndPoint>? retired = null)
+    {
+        var endpoints = new ProtectedEndpoints();
+        foreach (ListenerOptions l in o.Listeners)
+        {
+            endpoints.Add(l.Listen);
+        }
+        var runtimes = new List<ListenerRuntime>(listeners);
+        foreach (System.Net.IPEndPoint ep in retired ?? [])
+        {
+            endpoints.Add(ep, accepting: false);
+            runtimes.Add(listeners[0]); // never used: a retired endpoint validates no new cookie
+        }
+        SourceLimitConfig limits = LimitConfigFor(o);
+        return new WorkerSettings(endpoints, [.. runtimes], codec,
+            limits.SynLimitEnabled || limits.ConnectionLimitEnabled ? limits : null,
+            o.AllowSource, o.DenySource, FlowOptions(o, listeners, threads), ++_settingsVersion);
+    }
+
+    private static ListenerRuntime[] ListenersFor(ProxyOptions o) =>
+        [.. o.Listeners.Select(l => new ListenerRuntime(l.Backend, new BackendOptions
+        {
+            ConnectTimeout = TimeSpan.FromMilliseconds(o.ConnectTimeoutMs),
+            ProxyProtocol = l.ProxyProtocol,
+        }))];
+
+    private static FlowTableOptions FlowOptions(ProxyOptions o, ListenerRuntime[] listeners, int threads) => new()
+    {
+        MaxFlows = Math.Max(1, o.MaxFlows / threads),
+        MaxBufferedBytesTotal = o.MaxBufferedBytes / threads,
+        // The per-flow size is --flow-buffer-kb itself (FlowTableOptions.WorstCaseBytesPerFlow derives it);
+        // the host caps only the total, --max-buffer-mb.
+        MaxBufferedBytesPerFlow = long.MaxValue,
+        Tcp = new TcpConfig
+        {
+            ReceiveBufferSize = o.FlowBufferBytes,
+            SendBufferSize = o.FlowBufferBytes,
+            LocalMss = o.Mss,
+            IdleTimeoutMs = o.IdleTimeoutMs,
+            FirstDataTimeoutMs = o.FirstDataTimeoutMs,
+            CongestionControl = o.Congestion,
+        },
+        Backend = listeners[0].BackendOptions,
+        // hostile: one source prefix holds at most a quarter of each thread's table (FlowTableOptions.MaxFlowsPerSource).
+        SourcePrefixV4 = o.SourcePrefixV4,
+        SourcePrefixV6 = o.SourcePrefixV6,
+    };
 
     internal static SourceLimitConfig LimitConfigFor(ProxyOptions o) => new()
     {

@@ -3,6 +3,7 @@ using System.CommandLine.Parsing;
 using System.Globalization;
 using System.Net;
 using CookieProxy.Cookies;
+using CookieProxy.Limits;
 using CookieProxy.Platform;
 using CookieProxy.ProxyProtocol;
 using CookieProxy.Tcp;
@@ -78,11 +79,11 @@ public static class RunOptions
 
     public static readonly RunOption<int> MaxFlows = Add(new RunOption<int>("--max-flows", "N",
         "cap on concurrent flows, split evenly over the threads (default 100000)",
-        Int(1, 10_000_000), o => o.MaxFlows, (o, v) => o with { MaxFlows = v }, reloadable: false));
+        Int(1, 10_000_000), o => o.MaxFlows, (o, v) => o with { MaxFlows = v }, reloadable: true));
 
     public static readonly RunOption<int> MaxBufferMegabytes = Add(new RunOption<int>("--max-buffer-mb", "N",
         "cap on bytes buffered across all flows, split likewise (default 1024)",
-        Int(1, 1 << 20), o => (int)(o.MaxBufferedBytes >> 20), (o, v) => o with { MaxBufferedBytes = (long)v << 20 }, reloadable: false));
+        Int(1, 1 << 20), o => (int)(o.MaxBufferedBytes >> 20), (o, v) => o with { MaxBufferedBytes = (long)v << 20 }, reloadable: true));
 
     public static readonly RunOption<int> FlowBufferKilobytes = Add(new RunOption<int>("--flow-buffer-kb", "N",
         "per-flow buffer each way (default 256)",
@@ -95,16 +96,16 @@ public static class RunOptions
 
     public static readonly RunOption<int> ConnectTimeout = Add(new RunOption<int>("--connect-timeout", "MS",
         "backend connect timeout (default 3000)",
-        Int(10, 600_000), o => o.ConnectTimeoutMs, (o, v) => o with { ConnectTimeoutMs = v }, reloadable: false));
+        Int(10, 600_000), o => o.ConnectTimeoutMs, (o, v) => o with { ConnectTimeoutMs = v }, reloadable: true));
 
     public static readonly RunOption<int> IdleTimeout = Add(new RunOption<int>("--idle-timeout", "S",
         "close flows idle this long (default 300)",
-        Int(1, 86_400 * 7), o => (int)(o.IdleTimeoutMs / 1000), (o, v) => o with { IdleTimeoutMs = v * 1000L }, reloadable: false));
+        Int(1, 86_400 * 7), o => (int)(o.IdleTimeoutMs / 1000), (o, v) => o with { IdleTimeoutMs = v * 1000L }, reloadable: true));
 
     public static readonly RunOption<int> FirstDataTimeout = Add(new RunOption<int>("--first-data-timeout", "S",
         "reset flows whose client sends nothing this long after the handshake (default 0 = off; leave off for "
         + "server-speaks-first protocols)",
-        Int(0, 86_400), o => (int)(o.FirstDataTimeoutMs / 1000), (o, v) => o with { FirstDataTimeoutMs = v * 1000L }, reloadable: false));
+        Int(0, 86_400), o => (int)(o.FirstDataTimeoutMs / 1000), (o, v) => o with { FirstDataTimeoutMs = v * 1000L }, reloadable: true));
 
     public static readonly RunOption<double> StatsInterval = Add(new RunOption<double>("--stats-interval", "SEC",
         "counters line on stdout every SEC seconds (default 0 = off; a final line is printed at exit when on)",
@@ -133,15 +134,15 @@ public static class RunOptions
 
     public static readonly RunOption<int> MaxConnectionsPerSource = Add(new RunOption<int>("--max-conn-per-source", "N",
         "concurrent flows per source prefix (validated sources only; 0 = off)",
-        Int(0, 1_000_000), o => o.MaxConnectionsPerSource, (o, v) => o with { MaxConnectionsPerSource = v }, reloadable: false));
+        Int(0, 1_000_000), o => o.MaxConnectionsPerSource, (o, v) => o with { MaxConnectionsPerSource = v }, reloadable: true));
 
     public static readonly RunOption<double> ConnectionRatePerSource = Add(new RunOption<double>("--conn-rate-per-source", "R",
         "new flows per second per source prefix, burst 20 (0 = off)",
-        Double(0, 1_000_000), o => o.ConnectionRatePerSource, (o, v) => o with { ConnectionRatePerSource = v }, reloadable: false));
+        Double(0, 1_000_000), o => o.ConnectionRatePerSource, (o, v) => o with { ConnectionRatePerSource = v }, reloadable: true));
 
     public static readonly RunOption<int> SynRatePerSource = Add(new RunOption<int>("--syn-rate-per-source", "R",
         "SYN+ACKs per second per source prefix (0 = off)",
-        Int(0, 1_000_000), o => o.SynRatePerSource, (o, v) => o with { SynRatePerSource = v }, reloadable: false));
+        Int(0, 1_000_000), o => o.SynRatePerSource, (o, v) => o with { SynRatePerSource = v }, reloadable: true));
 
     public static readonly RunOption<int> SourcePrefixV4 = Add(new RunOption<int>("--source-prefix4", "N",
         "IPv4 prefix length that groups sources for the per-source limits (default 32)",
@@ -150,6 +151,44 @@ public static class RunOptions
     public static readonly RunOption<int> SourcePrefixV6 = Add(new RunOption<int>("--source-prefix6", "N",
         "IPv6 prefix length that groups sources for the per-source limits (default 64)",
         Int(1, 128), o => o.SourcePrefixV6, (o, v) => o with { SourcePrefixV6 = v }, reloadable: false));
+
+    public static readonly RunOption<SourcePrefixSet> AllowSource = Add(new RunOption<SourcePrefixSet>("--allow-source", "PREFIX[,PREFIX...]",
+        "sources exempt from the per-source limits (e.g. 198.18.0.0/15,2001:db8::/32; config: a list)",
+        PrefixList, o => o.AllowSource, (o, v) => o with { AllowSource = v }, reloadable: true) { IsList = true });
+
+    public static readonly RunOption<SourcePrefixSet> DenySource = Add(new RunOption<SourcePrefixSet>("--deny-source", "PREFIX[,PREFIX...]",
+        "sources whose SYNs and handshake ACKs are dropped (DropReason SourceDenied); their established flows go on (config: a list)",
+        PrefixList, o => o.DenySource, (o, v) => o with { DenySource = v }, reloadable: true) { IsList = true });
+
+    public static readonly RunOption<int> SynCache = Add(new RunOption<int>("--syncache", "N",
+        "remember up to N answered SYNs per capture thread and send their SYN+ACK again after 1 s and 3 s until the "
+        + "ACK comes, while the thread's SYN rate is below N/4 per second; above it, or when full, pure cookies "
+        + $"(default {Responder.SynCacheConfig.DefaultCapacity}; 0 = off)",
+        Int(0, Responder.SynCacheConfig.MaxCapacity), o => o.SynCacheEntries, (o, v) => o with { SynCacheEntries = v }, reloadable: false));
+
+    // ---- observability (helper ops)
+
+    public static readonly RunOption<string?> ControlSocketPath = Add(new RunOption<string?>("--control-socket", "PATH|off",
+        "Unix socket (mode 0660) that `cookieproxy stats`, `top` and `reload` talk to (default: control.sock in --run-dir; "
+        + "off = none)",
+        Path, o => o.ControlSocket, (o, v) => o with { ControlSocket = v }, reloadable: false));
+
+    public static readonly RunOption<IPEndPoint?> MetricsListen = Add(new RunOption<IPEndPoint?>("--metrics-listen", "ADDR:PORT",
+        "serve Prometheus metrics at http://ADDR:PORT/metrics (default: off)",
+        ParseMetricsListen, o => o.MetricsListen, (o, v) => o with { MetricsListen = v }, reloadable: false));
+
+    public static readonly RunOption<string?> SamplePcap = Add(new RunOption<string?>("--sample-pcap", "FILE",
+        "write a sample of the dropped frames to FILE (pcapng, the drop reason in each packet's comment; rotated to "
+        + "FILE.1 .. FILE.3) (default: off)",
+        WritableFilePath, o => o.SamplePcap, (o, v) => o with { SamplePcap = v }, reloadable: false));
+
+    public static readonly RunOption<int> SampleEvery = Add(new RunOption<int>("--sample-every", "N",
+        "with --sample-pcap: keep 1 in N dropped frames, plus the first 8 of every drop reason (default 1000)",
+        Int(1, 100_000_000), o => o.SampleEvery, (o, v) => o with { SampleEvery = v }, reloadable: false));
+
+    public static readonly RunOption<int> SampleMaxMegabytes = Add(new RunOption<int>("--sample-max-mb", "M",
+        "with --sample-pcap: the files together hold at most M MiB (default 64)",
+        Int(1, 1 << 20), o => o.SampleMaxMegabytes, (o, v) => o with { SampleMaxMegabytes = v }, reloadable: false));
 
     // ---- the listeners: ordered pairs, so not RunOption<T>s (see ReadListeners)
 
@@ -462,6 +501,9 @@ public static class RunOptions
         return true;
     }
 
+    private static bool PrefixList(string text, out SourcePrefixSet value, out string error) =>
+        SourcePrefixSet.TryParse(text.Split(','), out value, out error);
+
     private static bool ParseCapture(string text, out CaptureKind value, out string error)
     {
         if (!Enum.TryParse(text, ignoreCase: true, out value) || !Enum.IsDefined(value) || text.All(char.IsDigit))
@@ -513,6 +555,24 @@ public static class RunOptions
         };
         error = known ? "" : "expected auto, source or flow";
         return known;
+    }
+
+    /// <summary>--metrics-listen: an IP:PORT to bind (a wildcard address is fine here), or off.</summary>
+    private static bool ParseMetricsListen(string text, out IPEndPoint? value, out string error)
+    {
+        value = null;
+        if (text.ToLowerInvariant() is "off" or "none" or "false")
+        {
+            error = "";
+            return true;
+        }
+        if (!TryParseEndpoint(text, out value, out string? why))
+        {
+            error = why!;
+            return false;
+        }
+        error = "";
+        return true;
     }
 
     private static RunOption<T> Add<T>(RunOption<T> option)

@@ -55,6 +55,8 @@ public sealed class Flow
     /// <summary>The table's memory budget held this flow back in its last pump (FlowTable revisits it when memory frees).</summary>
     internal bool Starved;
     internal bool InStarvedList;
+    // Owned by CaptureWorker: the per-source limiter counted this flow (so its end is uncounted there too).
+    internal bool CountedBySource;
 
     /// <param name="backendFirstDataTimeoutMs">Reset both sides when the backend sends nothing this long after it got
     /// the client's first bytes (0 = never): a backend that accepts and never answers.</param>
