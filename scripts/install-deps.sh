@@ -23,6 +23,9 @@ if ! dpkg -s libpcap0.8 >/dev/null 2>&1 && apt-cache show libpcap0.8t64 >/dev/nu
   pcap_runtime=libpcap0.8t64
 fi
 packages+=("$pcap_runtime" libpcap0.8-dev)
+# scripts/publish.sh checks the binaries with file(1); scripts/package-deb.sh builds the man page with help2man
+# and the .deb with dpkg-deb; its test verifies the unit (systemd-analyze) and the capabilities (capsh, setpriv).
+packages+=(file help2man dpkg-dev systemd libcap2-bin util-linux)
 
 installed()
 {

@@ -87,8 +87,8 @@ internal sealed class CaptureService : IHostService, IDrainingService
 
     /// <summary>Default for --threads 0: one per core where AF_PACKET fanout can share the frames, one with
     /// libpcap or AF_XDP (one socket on queue 0), at most <see cref="MaxDefaultThreads"/>.</summary>
-    public static int DefaultThreads(CaptureKind capture) =>
-        capture is CaptureKind.Pcap or CaptureKind.AfXdp || !OperatingSystem.IsLinux() ? 1 : Math.Clamp(Environment.ProcessorCount, 1, MaxDefaultThreads);
+    public static int DefaultThreads(CaptureKind capture, HostOs? os = null) =>
+        capture is CaptureKind.Pcap or CaptureKind.AfXdp || !(os ?? HostOs.Current).IsLinux ? 1 : Math.Clamp(Environment.ProcessorCount, 1, MaxDefaultThreads);
 
     public void Open()
     {
@@ -194,7 +194,9 @@ internal sealed class CaptureService : IHostService, IDrainingService
             w.Publish(initial);
         }
 
-        string sharing = threads == 1 ? "" : $", fanout by {deviceOptions.Fanout}";
+        // libpcap has no fanout: one thread, one core's worth of capacity (README, "Capacity on the libpcap path").
+        string sharing = threads > 1 ? $", fanout by {deviceOptions.Fanout}"
+            : _workers[0].Device is PcapDevice ? " (libpcap has no fanout: one core)" : "";
         Description = $"{_workers[0].Device.Backend}, {threads} thread{(threads == 1 ? "" : "s")}{sharing}, "
             + $"tx offload {(_workers[0].Device.OffloadMaxFrameBytes > 0 ? "on" : "off")}, "
             + (o.SynCacheEntries > 0 // net: the syncache's size and hand-over rate

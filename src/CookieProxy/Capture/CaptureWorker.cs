@@ -80,7 +80,7 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
             // A bug caught in one flow (the flow is reset, the others go on): logged with its stack, counted as loop_faults.
             FaultLog = faultLog is null ? null : (what, e) => HostLog.FlowFault(faultLog, index, what, e),
         };
-        _readiness = TryOpenReadiness(device);
+        _readiness = TryOpenReadiness(device, HostOs.Current);
         if (_readiness is not null)
         {
             _flows.Readiness = this;
@@ -104,9 +104,9 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
     public int Index { get; }
 
     /// <summary>Backend readability on this thread's own epoll set (Linux, and a device that can wait on it).</summary>
-    private static SocketReadiness? TryOpenReadiness(IPacketDevice device)
+    internal static SocketReadiness? TryOpenReadiness(IPacketDevice device, HostOs os)
     {
-        if (!OperatingSystem.IsLinux())
+        if (!os.IsLinux)
         {
             return null;
         }
