@@ -38,7 +38,8 @@ public sealed class SamplingTests : LabTestBase
             syns.WaitForExit(TimeSpan.FromSeconds(20), Log);
         }
         ProxyStats quiet = WaitForQuietStats(TimeSpan.FromSeconds(10));
-        StopProxy();    // the writer drains the rings and closes the file
+        GracefulStop.Run(ProxyPid, Log);    // the writer drains the rings and closes the file
+        StopProxy();
         ProxyStats final = ReadStats();
 
         string[] files = Directory.GetFiles(dir).Order().ToArray();
