@@ -714,6 +714,10 @@ cmd_proxy_start()
   # The control socket in the lab's own directory: labs of several checkouts must not share /run/cookieproxy's.
   ((has_ctl)) || args+=(--control-socket "$CP_LABDIR/control.sock")
   args+=(--stats-interval 1 --stats-file "$STATS_FILE" "$@")
+  # COOKIEPROXY_RUN_ARGS: extra run options for every proxy the lab starts, e.g. "--capture pcap" to run the
+  # end-to-end tiers on the libpcap device.
+  # shellcheck disable=SC2206 # word splitting intended
+  [[ -n "${COOKIEPROXY_RUN_ARGS:-}" ]] && args+=(${COOKIEPROXY_RUN_ARGS})
 
   rm -f "$STATS_FILE"
   cp_log "starting: $bin ${args[*]}"

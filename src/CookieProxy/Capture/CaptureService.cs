@@ -58,6 +58,9 @@ internal sealed class CaptureService : IHostService, IDrainingService
 
     public ResponderConfig ResponderConfig { get; }
 
+    /// <summary>xdp: the XDP SYN responder's live-flow map, handed to every worker (set before Open; null: none).</summary>
+    public ILiveFlowRegistry? LiveFlows { get; set; }
+
     public IReadOnlyList<CaptureWorker> Workers => _workers;
 
     // ---- ops: what `cookieproxy top`, /metrics and --sample-pcap need from the threads
@@ -87,8 +90,8 @@ internal sealed class CaptureService : IHostService, IDrainingService
 
     /// <summary>Default for --threads 0: one per core where AF_PACKET fanout can share the frames, one with
     /// libpcap or AF_XDP (one socket on queue 0), at most <see cref="MaxDefaultThreads"/>.</summary>
-    public static int DefaultThreads(CaptureKind capture) =>
-        capture is CaptureKind.Pcap or CaptureKind.AfXdp || !OperatingSystem.IsLinux() ? 1 : Math.Clamp(Environment.ProcessorCount, 1, MaxDefaultThreads);
+    public static int DefaultThreads(CaptureKind capture, HostOs? os = null) =>
+        capture is CaptureKind.Pcap or CaptureKind.AfXdp || !(os ?? HostOs.Current).IsLinux ? 1 : Math.Clamp(Environment.ProcessorCount, 1, MaxDefaultThreads);
 
     public void Open()
     {
@@ -178,7 +181,7 @@ internal sealed class CaptureService : IHostService, IDrainingService
             var sketch = limited ? new SourceSketch(limitConfig.Ipv4PrefixLength, limitConfig.Ipv6PrefixLength) : new SourceSketch();
             var responder = new SynResponder(ResponderConfig, codec, Endpoints, counters, limiter: limiter, synCache: synCache, sketch: sketch,
                 sampler: Sampler?.CreateRing(counters));
-            var worker = new CaptureWorker(t, device, responder, flowOptions, listeners, flowLog, limiter);
+            var worker = new CaptureWorker(t, device, responder, flowOptions, listeners, flowLog, limiter, LiveFlows, faultLog: _log);
             worker.Faulted += OnFaulted;
             _workers.Add(worker);
         }
@@ -194,12 +197,12 @@ internal sealed class CaptureService : IHostService, IDrainingService
             w.Publish(initial);
         }
 
-        string sharing = threads == 1 ? "" : $", fanout by {deviceOptions.Fanout}";
+        // libpcap has no fanout: one thread, one core's worth of capacity (README, "Capacity on the libpcap path").
+        string sharing = threads > 1 ? $", fanout by {deviceOptions.Fanout}"
+            : _workers[0].Device is PcapDevice ? " (libpcap has no fanout: one core)" : "";
         Description = $"{_workers[0].Device.Backend}, {threads} thread{(threads == 1 ? "" : "s")}{sharing}, "
-            + $"tx offload {(_workers[0].Device.OffloadMaxFrameBytes > 0 ? "on" : "off")}, "
-            + (o.SynCacheEntries > 0 // net: the syncache's size and hand-over rate
-                ? $"syncache {o.SynCacheEntries}/thread (pure cookies above {SynCacheConfig.For(o.SynCacheEntries).EnterCookiesPerSecond} SYN/s per thread)"
-                : "syncache off");
+            + $"tx offload {(_workers[0].Device.OffloadMaxFrameBytes > 0 ? "on" : "off")}";
+        SynCacheLog.Configured(_log, o.SynCacheEntries); // net: the syncache's size and hand-over rate
     }
 
     public void Start()
@@ -265,6 +268,7 @@ internal sealed class CaptureService : IHostService, IDrainingService
             perThread[i][Counter.RingBuffersCreated] = pool.Created;
             perThread[i][Counter.RingBuffersInUse] = pool.Outstanding;
             perThread[i][Counter.RingBuffersPooled] = pool.Pooled;
+            perThread[i][Counter.RingBuffersDecommitted] = pool.ColdPooled;
         }
         return perThread;
     }
@@ -377,6 +381,9 @@ internal sealed class CaptureService : IHostService, IDrainingService
             CongestionControl = o.Congestion,
         },
         Backend = listeners[0].BackendOptions,
+        // hostile: one source prefix holds at most a quarter of each thread's table (FlowTableOptions.MaxFlowsPerSource).
+        SourcePrefixV4 = o.SourcePrefixV4,
+        SourcePrefixV6 = o.SourcePrefixV6,
     };
 
     internal static SourceLimitConfig LimitConfigFor(ProxyOptions o) => new()

@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using CookieProxy.Host.Cli;
+using CookieProxy.Platform;
 
 namespace CookieProxy.Host.Os;
 
@@ -39,9 +40,12 @@ public sealed class PortHider : IDisposable
     /// one transaction; iptables adds the new rules before deleting the old). Null, or why not (nothing changed).</summary>
     public string? Update(IReadOnlyList<ListenerOptions> listeners) => _disposed ? "removed already" : _update(listeners);
 
-    public static PortHider Install(string interfaceName, IReadOnlyList<ListenerOptions> listeners)
+    /// <param name="os">The OS to choose for (<see cref="HostOs.Current"/>; tests simulate macOS).</param>
+    /// <param name="pfctl">pfctl(8) for the pf path (tests pass a fake).</param>
+    public static PortHider Install(string interfaceName, IReadOnlyList<ListenerOptions> listeners, HostOs? os = null,
+        PfRules.Pfctl? pfctl = null)
     {
-        if (OperatingSystem.IsLinux())
+        if ((os ?? HostOs.Current).IsLinux)
         {
             if (TryRun("nft", "--version", null, out _))
             {
@@ -107,25 +111,12 @@ public sealed class PortHider : IDisposable
             });
         }
 
-        // macOS / FreeBSD / OpenBSD: a pf anchor. The main ruleset must reference it:
-        //   anchor "cookieproxy"   (pf.conf), then `pfctl -e`.
-        static string PfRules(string interfaceName, IReadOnlyList<ListenerOptions> listeners)
-        {
-            var pf = new StringBuilder();
-            foreach (ListenerOptions l in listeners)
-            {
-                string af = l.Listen.AddressFamily == AddressFamily.InterNetworkV6 ? "inet6" : "inet";
-                pf.Append(CultureInfoInvariant($"block drop in quick on {interfaceName} {af} proto tcp from any to {l.Listen.Address} port {l.Listen.Port}\n"));
-            }
-            return pf.ToString();
-        }
-        if (!TryRun("pfctl", "-a cookieproxy -f -", PfRules(interfaceName, listeners), out string pfErr))
-        {
-            throw new InvalidOperationException($"--hide-port: pfctl failed: {pfErr.Trim()}");
-        }
-        // pfctl -f replaces the anchor's rules in one step.
-        return new PortHider("pf anchor cookieproxy", () => TryRun("pfctl", "-a cookieproxy -F rules", null, out _), next =>
-            TryRun("pfctl", "-a cookieproxy -f -", PfRules(interfaceName, next), out string error) ? null : $"pfctl: {error.Trim()}");
+        // macOS / FreeBSD: a pf anchor, checked to be referenced by the main ruleset (Os/PfRules.cs). pfctl -f
+        // replaces the anchor's rules in one step, so a reload swaps them whole.
+        PfRules.Pfctl run = pfctl ?? PfRules.SystemPfctl;
+        Action flush = PfRules.Install(interfaceName, listeners.Select(l => l.Listen), run);
+        return new PortHider($"pf anchor {PfRules.AnchorName}", flush,
+            next => PfRules.Load(interfaceName, next.Select(l => l.Listen), run));
     }
 
     /// <summary>
@@ -155,8 +146,36 @@ public sealed class PortHider : IDisposable
             sb.Append(CultureInfoInvariant(
                 $"    {match}{ipKind} daddr {l.Listen.Address} tcp dport {l.Listen.Port} counter drop\n"));
         }
+        AppendFragmentRules(sb, interfaceName, listeners, ingressHook);
         sb.Append("  }\n}\n");
         return sb.ToString();
+    }
+
+    /// <summary>
+    /// hostile (issue 12.5): TCP fragments to a protected address are dropped before the host reassembles them. A
+    /// cookie SYN or ACK is never fragmented, and non-first fragments carry no port, so the port rule above misses
+    /// them: they would fill the host's reassembly queue (IpReasmReqds) and a reassembled SYN would reach the
+    /// stack the rule hides the port from. The capture still sees and counts them (DropReason.Ipv4Fragment). Every
+    /// TCP fragment to the address goes, whatever its port (TCP relies on path MTU discovery; nothing legitimate
+    /// sends it fragmented).
+    /// </summary>
+    private static void AppendFragmentRules(StringBuilder sb, string interfaceName, IReadOnlyList<ListenerOptions> listeners, bool ingressHook)
+    {
+        string match = ingressHook ? "" : CultureInfoInvariant($"iifname \"{interfaceName}\" ");
+        var done = new HashSet<IPAddress>();
+        foreach (ListenerOptions l in listeners)
+        {
+            if (!done.Add(l.Listen.Address))
+            {
+                continue;
+            }
+            bool v6 = l.Listen.AddressFamily == AddressFamily.InterNetworkV6;
+            bool any = l.Listen.Address.Equals(IPAddress.Any) || l.Listen.Address.Equals(IPAddress.IPv6Any);
+            string daddr = any ? (v6 ? "meta nfproto ipv6 " : "meta nfproto ipv4 ") : CultureInfoInvariant($"{(v6 ? "ip6" : "ip")} daddr {l.Listen.Address} ");
+            sb.Append(v6
+                ? CultureInfoInvariant($"    {match}{daddr}exthdr frag exists frag nexthdr tcp counter drop\n")
+                : CultureInfoInvariant($"    {match}{daddr}ip protocol tcp ip frag-off & 0x3fff != 0 counter drop\n"));
+        }
     }
 
     /// <summary>Deletes cookieproxy_PID tables whose process is gone (a crashed or killed earlier run).</summary>

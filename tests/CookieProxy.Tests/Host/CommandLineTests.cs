@@ -64,10 +64,10 @@ public class CommandLineTests
     [InlineData("run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1 --capture dpdk", "--capture 'dpdk'")]
     [InlineData("run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1 --ring-mb 0", "--ring-mb")]
     [InlineData("run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1 --capture afxdp --threads 2", "AF_XDP capture here uses one socket")]
-    [InlineData("run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1 --xdp-syn turbo", "--xdp-syn 'turbo': expected generic or native")]
+    [InlineData("run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1 --xdp-syn turbo", "--xdp-syn 'turbo': expected auto, native, generic or off")]
     [InlineData("run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1 --xdp-syn", "--xdp-syn")]
     [InlineData("run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1 --xdp-syn generic --capture afxdp", "both need the interface's XDP hook")]
-    [InlineData("run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1 --xdp-syn native --syn-rate-per-source 5", "keeps no per-source budget")]
+    [InlineData("run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1 --xdp-syn native --capture pcap", "needs Linux and the AF_PACKET capture")]
     [InlineData("run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1 --slot-seconds 10", "--slot-seconds")]
     [InlineData("run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1 --mss 100", "--mss")]
     [InlineData("run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1 --threads", "needs a value")]
@@ -105,11 +105,15 @@ public class CommandLineTests
         Assert.Equal(expected, Parse($"{Minimal} --threads 2 --fanout {value}").Options!.Fanout);
 
     [Theory]
-    [InlineData("", null)]
-    [InlineData("--xdp-syn generic", XdpAttachMode.Generic)]
-    [InlineData("--xdp-syn SKB", XdpAttachMode.Generic)]
-    [InlineData("--xdp-syn native", XdpAttachMode.Native)]
-    public void XdpSynParses(string options, XdpAttachMode? expected) =>
+    [InlineData("", XdpSynMode.Auto)]
+    [InlineData("--xdp-syn auto", XdpSynMode.Auto)]
+    [InlineData("--xdp-syn generic", XdpSynMode.Generic)]
+    [InlineData("--xdp-syn SKB", XdpSynMode.Generic)]
+    [InlineData("--xdp-syn native", XdpSynMode.Native)]
+    [InlineData("--xdp-syn off", XdpSynMode.Off)]
+    [InlineData("--xdp-syn native --syn-rate-per-source 5", XdpSynMode.Native)]
+    [InlineData("--capture afxdp", XdpSynMode.Auto)]
+    public void XdpSynParses(string options, XdpSynMode expected) =>
         Assert.Equal(expected, Parse($"{Minimal} {options}").Options!.XdpSyn);
 
     [Theory]
@@ -166,6 +170,9 @@ public class CommandLineTests
         Assert.Contains("    ip daddr 198.18.0.1 tcp dport 80 counter drop", ingress);
         Assert.Contains("    ip6 daddr fd00::1 tcp dport 443 counter drop", ingress);
         Assert.DoesNotContain("prerouting", ingress);
+        // Fragments to a protected address: dropped before the host could reassemble them (issue 12.5).
+        Assert.Contains("    ip daddr 198.18.0.1 ip protocol tcp ip frag-off & 0x3fff != 0 counter drop", ingress);
+        Assert.Contains("    ip6 daddr fd00::1 exthdr frag exists frag nexthdr tcp counter drop", ingress);
         string[] ipt = PortHider.BuildIptablesRules("cp-s0", listeners).ToArray();
         Assert.Equal($"-i cp-s0 -p tcp -d 198.18.0.1 --dport 80 -m comment --comment {PortHider.NftTable} -j DROP", ipt[0]);
         Assert.StartsWith("-6 ", ipt[1]);
