@@ -16,30 +16,34 @@ public static class PacketDeviceFactory
     /// group is requested.</param>
     /// <param name="protectedEndpoints">The endpoints <paramref name="filter"/> was built from. AF_XDP needs them
     /// (its XDP program matches them itself); the other backends use the filter text.</param>
+    /// <param name="os">The OS to choose for (<see cref="HostOs.Current"/>; tests simulate macOS).</param>
     /// <exception cref="PacketDeviceException">Nothing could be opened; the message says why.</exception>
     public static IPacketDevice Open(string interfaceName, string filter, CaptureKind kind = CaptureKind.Auto,
-        int fanoutGroup = -1, PacketDeviceOptions? options = null, IReadOnlyList<IPEndPoint>? protectedEndpoints = null)
+        int fanoutGroup = -1, PacketDeviceOptions? options = null, IReadOnlyList<IPEndPoint>? protectedEndpoints = null,
+        HostOs? os = null)
     {
         ArgumentNullException.ThrowIfNull(interfaceName);
+        os ??= HostOs.Current;
         switch (kind)
         {
             case CaptureKind.Pcap:
                 if (fanoutGroup >= 0)
                 {
-                    throw new PacketDeviceException(interfaceName,
-                        "libpcap capture cannot share frames between threads (no fanout); use --capture afpacket or one thread");
+                    throw new PacketDeviceException(interfaceName, os.IsLinux
+                        ? "libpcap capture cannot share frames between threads (no fanout); use --capture afpacket or one thread"
+                        : $"libpcap capture cannot share frames between threads (no fanout), and it is the only capture on {os.Name}; use --threads 1");
                 }
                 return new PcapDevice(interfaceName, filter, options);
 
             case CaptureKind.AfPacket:
-                if (!OperatingSystem.IsLinux())
+                if (!os.IsLinux)
                 {
                     throw new PacketDeviceException(interfaceName, "AF_PACKET capture is only available on Linux; use libpcap");
                 }
                 return new AfPacketDevice(interfaceName, filter, fanoutGroup, options);
 
             case CaptureKind.AfXdp:
-                if (!OperatingSystem.IsLinux())
+                if (!os.IsLinux)
                 {
                     throw new PacketDeviceException(interfaceName, "AF_XDP capture is only available on Linux; use libpcap");
                 }
@@ -55,9 +59,9 @@ public static class PacketDeviceFactory
                 return new AfXdpDevice(interfaceName, protectedEndpoints);
 
             case CaptureKind.Auto:
-                if (!OperatingSystem.IsLinux())
+                if (!os.IsLinux)
                 {
-                    return Open(interfaceName, filter, CaptureKind.Pcap, fanoutGroup, options);
+                    return Open(interfaceName, filter, CaptureKind.Pcap, fanoutGroup, options, os: os);
                 }
                 try
                 {
