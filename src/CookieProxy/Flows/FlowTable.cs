@@ -223,7 +223,7 @@ public sealed class FlowTable : IDisposable
             return;
         }
         flow.Removed = true;
-        _counters[Counter.Retransmits] += flow.Endpoint.Retransmissions;
+        flow.Endpoint.AddStatisticsTo(_counters); // tcp: retransmits, RTOs, loss probes, RACK... (Counter.Tcp*)
         FlowRemoved?.Invoke(flow);
         _flows.Remove(flow.Key);
         _timers.Remove(flow);
