@@ -11,12 +11,12 @@ public sealed partial class TcpEndpoint
 {
     /// <summary>
     /// Adds this connection's loss-recovery and robustness counts to <paramref name="counters"/> (the capture
-    /// thread's). Call once, when the connection is done with: the counts are totals, not deltas.
+    /// thread's). Call once, when the connection is done with: the counts are totals, not deltas. Retransmissions
+    /// are not among them: the flow table reports <see cref="Retransmissions"/> as they happen (Counter.Retransmits).
     /// </summary>
     public void AddStatisticsTo(ProxyCounters counters)
     {
         ArgumentNullException.ThrowIfNull(counters);
-        counters[Counter.Retransmits] += Retransmissions;
         counters[Counter.TcpRetransmitTimeouts] += RetransmitTimeouts;
         counters[Counter.TcpLossProbes] += LossProbes;
         counters[Counter.TcpLossProbeRecoveries] += LossProbeRecoveries;
