@@ -181,7 +181,7 @@ internal sealed class CaptureService : IHostService, IDrainingService
             var sketch = limited ? new SourceSketch(limitConfig.Ipv4PrefixLength, limitConfig.Ipv6PrefixLength) : new SourceSketch();
             var responder = new SynResponder(ResponderConfig, codec, Endpoints, counters, limiter: limiter, synCache: synCache, sketch: sketch,
                 sampler: Sampler?.CreateRing(counters));
-            var worker = new CaptureWorker(t, device, responder, flowOptions, listeners, flowLog, limiter, LiveFlows);
+            var worker = new CaptureWorker(t, device, responder, flowOptions, listeners, flowLog, limiter, LiveFlows, faultLog: _log);
             worker.Faulted += OnFaulted;
             _workers.Add(worker);
         }
@@ -201,10 +201,8 @@ internal sealed class CaptureService : IHostService, IDrainingService
         string sharing = threads > 1 ? $", fanout by {deviceOptions.Fanout}"
             : _workers[0].Device is PcapDevice ? " (libpcap has no fanout: one core)" : "";
         Description = $"{_workers[0].Device.Backend}, {threads} thread{(threads == 1 ? "" : "s")}{sharing}, "
-            + $"tx offload {(_workers[0].Device.OffloadMaxFrameBytes > 0 ? "on" : "off")}, "
-            + (o.SynCacheEntries > 0 // net: the syncache's size and hand-over rate
-                ? $"syncache {o.SynCacheEntries}/thread (pure cookies above {SynCacheConfig.For(o.SynCacheEntries).EnterCookiesPerSecond} SYN/s per thread)"
-                : "syncache off");
+            + $"tx offload {(_workers[0].Device.OffloadMaxFrameBytes > 0 ? "on" : "off")}";
+        SynCacheLog.Configured(_log, o.SynCacheEntries); // net: the syncache's size and hand-over rate
     }
 
     public void Start()
@@ -270,6 +268,7 @@ internal sealed class CaptureService : IHostService, IDrainingService
             perThread[i][Counter.RingBuffersCreated] = pool.Created;
             perThread[i][Counter.RingBuffersInUse] = pool.Outstanding;
             perThread[i][Counter.RingBuffersPooled] = pool.Pooled;
+            perThread[i][Counter.RingBuffersDecommitted] = pool.ColdPooled;
         }
         return perThread;
     }
@@ -382,6 +381,9 @@ internal sealed class CaptureService : IHostService, IDrainingService
             CongestionControl = o.Congestion,
         },
         Backend = listeners[0].BackendOptions,
+        // hostile: one source prefix holds at most a quarter of each thread's table (FlowTableOptions.MaxFlowsPerSource).
+        SourcePrefixV4 = o.SourcePrefixV4,
+        SourcePrefixV6 = o.SourcePrefixV6,
     };
 
     internal static SourceLimitConfig LimitConfigFor(ProxyOptions o) => new()
