@@ -32,6 +32,7 @@ public sealed class StatsReporter : IDisposable
         ("retrans", Counter.Retransmits, false),
         ("syncache_rtx", Counter.SynCacheRetransmits, true),
         ("syncache_flood", Counter.SynCacheFloodMode, true),
+        ("syncache_xdp_flood", Counter.SynCacheXdpFlood, true), // net: the XDP program answers SYNs itself
         ("capture_dropped", Counter.CaptureDropped, true),
     ];
 
