@@ -34,6 +34,7 @@ public sealed class StatsReporter : IDisposable
         ("tlp", Counter.TcpLossProbes, true),         // tcp
         ("syncache_rtx", Counter.SynCacheRetransmits, true),
         ("syncache_flood", Counter.SynCacheFloodMode, true),
+        ("syncache_xdp_flood", Counter.SynCacheXdpFlood, true), // net: the XDP program answers SYNs itself
         ("capture_dropped", Counter.CaptureDropped, true),
     ];
 
