@@ -543,10 +543,12 @@ trace_pass() {
     local sys="$1" port="$2"
     local n=$((LAT_COUNT / 2))
     local cpcap="$TMP/trace-$sys-cli.pcap" lpcap="$TMP/trace-$sys-lo.pcap"
-    in_cli timeout 120 tcpdump -i fl-c0 -s 128 -c 100000 --time-stamp-precision=nano -w "$cpcap" \
+    # Not through in_cli/in_srv: a backgrounded function is a subshell, and $! would not be tcpdump's timeout.
+    # On CPU 0 with the clients, so that CPU 1 has only the server's work.
+    ip netns exec "$CLI" timeout 120 taskset -c 0 tcpdump -i fl-c0 -s 128 -c 100000 --time-stamp-precision=nano -w "$cpcap" \
         "tcp and net 198.19.1.0/24" >/dev/null 2>&1 &
     local p1=$!
-    in_srv timeout 120 tcpdump -i lo -s 128 -c 100000 --time-stamp-precision=nano -w "$lpcap" \
+    ip netns exec "$SRV" timeout 120 taskset -c 0 tcpdump -i lo -s 128 -c 100000 --time-stamp-precision=nano -w "$lpcap" \
         "tcp port 8080" >/dev/null 2>&1 &
     local p2=$!
     OUR_PIDS+=("$p1" "$p2")

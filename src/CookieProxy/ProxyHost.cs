@@ -223,7 +223,9 @@ public static class ProxyHost
                 {
                     perThread[i] = new ProxyCounters();
                     workers[i].Counters.AddTo(perThread[i]);
-                    perThread[i][Counter.CaptureDropped] += workers[i].Device.GetStats().KernelDropped;
+                    DeviceStats device = workers[i].Device.GetStats();
+                    perThread[i][Counter.CaptureDropped] += device.KernelDropped;
+                    perThread[i][Counter.CaptureDroppedFlow] += device.FlowRingDropped;
                     // The owner thread writes the pool's counters; read here like the device's, a few operations stale.
                     RingBufferPool pool = workers[i].BufferPool;
                     perThread[i][Counter.RingBuffersCreated] = pool.Created;

@@ -30,6 +30,7 @@ public enum Counter : byte
     XdpSynAckSent,
     XdpSynPassed,
     XdpInternalErrors,
+    CaptureDroppedFlow,
 
     Count,
 }
@@ -89,6 +90,8 @@ public static class CounterTable
         Set(Counter.XdpSynAckSent, "xdp_synack_sent", "SYN+ACKs the XDP program sent (part of synack_sent).");
         Set(Counter.XdpSynPassed, "xdp_syn_passed", "SYNs to a protected endpoint the XDP program passed up to user space.");
         Set(Counter.XdpInternalErrors, "xdp_internal_errors", "XDP program errors (map lookups that cannot fail did).");
+        Set(Counter.CaptureDroppedFlow, "capture_dropped_flow",
+            "Part of capture_dropped: segments of live flows (not bare SYNs) the kernel dropped because their own ring was full.");
 
         for (int i = 0; i < t.Length; i++)
         {

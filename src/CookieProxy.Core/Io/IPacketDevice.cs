@@ -9,7 +9,7 @@ public interface IPacketDevice : IDisposable
     /// <summary>Interface name, e.g. "veth-srv".</summary>
     string Name { get; }
 
-    /// <summary>Human-readable backend name for logs ("libpcap", "af_packet-v3").</summary>
+    /// <summary>Human-readable backend name for logs ("libpcap", "af_packet-v2, SYNs on their own ring").</summary>
     string Backend { get; }
 
     /// <summary>
@@ -55,4 +55,7 @@ public interface IPacketDevice : IDisposable
     void CommitOffloaded(int length, in TxOffload offload) => throw new NotSupportedException($"{Backend} has no TX offload");
 }
 
-public readonly record struct DeviceStats(long Received, long KernelDropped, long InterfaceDropped, long Sent, long SendFailed);
+/// <param name="FlowRingDropped">Part of <paramref name="KernelDropped"/>: segments of live flows (not bare SYNs)
+/// dropped because their own ring was full. Only devices that keep SYNs apart count it.</param>
+public readonly record struct DeviceStats(long Received, long KernelDropped, long InterfaceDropped, long Sent, long SendFailed,
+    long FlowRingDropped = 0);

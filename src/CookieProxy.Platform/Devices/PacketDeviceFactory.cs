@@ -15,7 +15,8 @@ public static class PacketDeviceFactory
     /// AF_PACKET only: libpcap would hand every thread every frame, so Auto does not fall back to it when a
     /// group is requested.</param>
     /// <param name="protectedEndpoints">The endpoints <paramref name="filter"/> was built from. AF_XDP needs them
-    /// (its XDP program matches them itself); the other backends use the filter text.</param>
+    /// (its XDP program matches them itself); AF_PACKET builds its SYN-ring and flow-ring filters from them
+    /// (without them it uses the filter text, one ring); libpcap uses the filter text.</param>
     /// <exception cref="PacketDeviceException">Nothing could be opened; the message says why.</exception>
     public static IPacketDevice Open(string interfaceName, string filter, CaptureKind kind = CaptureKind.Auto,
         int fanoutGroup = -1, PacketDeviceOptions? options = null, IReadOnlyList<IPEndPoint>? protectedEndpoints = null)
@@ -36,7 +37,7 @@ public static class PacketDeviceFactory
                 {
                     throw new PacketDeviceException(interfaceName, "AF_PACKET capture is only available on Linux; use libpcap");
                 }
-                return new AfPacketDevice(interfaceName, filter, fanoutGroup, options);
+                return OpenAfPacket(interfaceName, filter, fanoutGroup, options, protectedEndpoints);
 
             case CaptureKind.AfXdp:
                 if (!OperatingSystem.IsLinux())
@@ -61,7 +62,7 @@ public static class PacketDeviceFactory
                 }
                 try
                 {
-                    return new AfPacketDevice(interfaceName, filter, fanoutGroup, options);
+                    return OpenAfPacket(interfaceName, filter, fanoutGroup, options, protectedEndpoints);
                 }
                 catch (PacketDeviceException afPacketError) when (fanoutGroup < 0)
                 {
@@ -80,4 +81,13 @@ public static class PacketDeviceFactory
                 throw new ArgumentOutOfRangeException(nameof(kind));
         }
     }
+
+    /// <summary>With the endpoints: SYNs on their own ring (<see cref="PacketDeviceOptions.SeparateSynRing"/>); with
+    /// only a filter text: one ring.</summary>
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
+    private static AfPacketDevice OpenAfPacket(string interfaceName, string filter, int fanoutGroup, PacketDeviceOptions? options,
+        IReadOnlyList<IPEndPoint>? protectedEndpoints) =>
+        protectedEndpoints is { Count: > 0 }
+            ? new AfPacketDevice(interfaceName, protectedEndpoints, fanoutGroup, options)
+            : new AfPacketDevice(interfaceName, filter, fanoutGroup, options);
 }
