@@ -1,8 +1,15 @@
-using CookieProxy.Cookies;
+using CookieProxy.Host.Capture;
 using CookieProxy.Host.Cli;
+using CookieProxy.Host.Cookies;
+using CookieProxy.Host.Diagnostics;
+using CookieProxy.Host.Diagnostics.Logging;
+using CookieProxy.Host.Os;
+using CookieProxy.Host.Services;
+using Microsoft.Extensions.Logging;
 
 namespace CookieProxy.Host;
 
+/// <summary>Parses the command line and, for `run`, wires the services together in their start order. Nothing else.</summary>
 internal static class Program
 {
     private static int Main(string[] args)
@@ -17,41 +24,64 @@ internal static class Program
         {
             Environment.SetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS", "1");
         }
-        ParseResult parsed = CommandLine.Parse(args);
-        if (parsed.Error is not null)
+        try
         {
-            Console.Error.WriteLine($"cookieproxy: {parsed.Error}");
-            Console.Error.WriteLine("Try 'cookieproxy --help'.");
-            return ProxyHost.ExitUsage;
+            var root = CommandTree.Build(new CommandHandlers { Run = RunProxy });
+            return CommandTree.Invoke(root, args, Console.Out, Console.Error);
         }
-        if (parsed.Output is not null)
+        catch (Exception e)
         {
-            Console.Out.WriteLine(parsed.Output);
-            return ProxyHost.ExitOk;
+            // A bug outside `run` (which has its own handler): the stack, and exit 1, not the runtime's 134.
+            Console.Error.WriteLine($"cookieproxy: bug: {e}");
+            return ExitCodes.RuntimeError;
         }
-        if (parsed.Command == "genkey")
+    }
+
+    /// <summary>`cookieproxy run`: the services in start order (they stop in reverse).</summary>
+    private static int RunProxy(ProxyOptions o)
+    {
+        using var logs = new ConsoleLogProvider(Console.Error, ConsoleLogProvider.DetectFormat(), o.Verbose ? LogLevel.Debug : LogLevel.Information);
+        ILogger Log(string category) => logs.CreateLogger(category);
+        using var lifetime = new HostLifetime(Log("CookieProxy.Host.Reload"));
+        using var systemd = new SystemdNotifier();
+
+        var locks = new InstanceLock(o.RunDirectory, o.Interface, o.Listeners.Select(l => l.Listen));
+        var keys = new KeyringService(o.KeyFile, o.SlotSeconds, Log("CookieProxy.Host.Keys"));
+        var capture = new CaptureService(o, () => keys.Codec, lifetime, Log("CookieProxy.Host.Capture"));
+        var counters = new CounterSources(capture.Snapshot);
+        var services = new List<IHostService> { locks, keys, capture };
+        PortHidingService? hider = null;
+        if (o.HidePort)
         {
-            string text = CookieKey.NewKeyFileText();
-            if (parsed.Argument is null)
-            {
-                Console.Out.Write(text);
-                return ProxyHost.ExitOk;
-            }
-            try
-            {
-                File.WriteAllText(parsed.Argument, text);
-                if (!OperatingSystem.IsWindows())
-                {
-                    File.SetUnixFileMode(parsed.Argument, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-                }
-                return ProxyHost.ExitOk;
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                Console.Error.WriteLine($"cookieproxy: genkey {parsed.Argument}: {e.Message}");
-                return ProxyHost.ExitRuntimeError;
-            }
+            hider = new PortHidingService(o.Interface, o.Listeners);
+            services.Add(hider);
         }
-        return ProxyHost.Run(parsed.Options!, Console.Error);
+        if (o.XdpSyn is Platform.XdpAttachMode xdpMode)
+        {
+            var xdp = new XdpSynService(o.Interface, xdpMode, capture, () => keys.Codec, Log("CookieProxy.Host.Xdp"));
+            counters.Add(xdp.AddCounters);
+            services.Add(xdp);
+        }
+        services.Add(new StatsService(counters, Console.Out, o.StatsIntervalSeconds, o.StatsFile, Log("CookieProxy.Host.Stats")));
+        ILogger hostLog = Log("CookieProxy.Host");
+        services.Add(new DelegateService("start-up line", start: () =>
+        {
+            HostLog.CaptureStarted(hostLog, o.Interface, capture.Description, hider is null ? "" : $", port hidden via {hider.Method}",
+                o.SlotSeconds, keys.Description);
+            foreach (ListenerOptions l in o.Listeners)
+            {
+                HostLog.Protecting(hostLog, l.Listen.ToString(), l.Backend.ToString(),
+                    l.ProxyProtocol == CookieProxy.ProxyProtocol.ProxyProtocolVersion.None ? "" : $" (PROXY {l.ProxyProtocol})");
+            }
+        }));
+
+        var host = new ProxyHost(services, lifetime, systemd, hostLog)
+        {
+            Duration = TimeSpan.FromSeconds(o.DurationSeconds),
+            DrainTimeout = () => TimeSpan.FromSeconds(o.DrainTimeoutSeconds),
+            ReadyStatus = () => $"protecting {o.Listeners.Count} endpoint(s) on {o.Interface}",
+            Flush = logs.Dispose,
+        };
+        return host.Run();
     }
 }

@@ -61,5 +61,9 @@ public enum DropReason : byte
     // Transmit
     TxFailed,
 
+    // Operator policy: SYNs and cookie ACKs while draining for shutdown; sources on the deny-source list.
+    Draining,
+    SourceDenied,
+
     Count,
 }

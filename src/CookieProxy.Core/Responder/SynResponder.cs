@@ -64,6 +64,10 @@ public sealed class SynResponder
     /// <summary>Our window-scale shift, as announced in every SYN+ACK (the flow's RecvWindowScale).</summary>
     public sbyte WindowScale => _windowScale;
 
+    /// <summary>Shutting down: SYNs are no longer answered (DropReason.Draining) so clients go elsewhere while the
+    /// established flows finish. Set by the owner thread between batches.</summary>
+    public bool Draining { get; set; }
+
     /// <summary>
     /// Handles one captured batch. <paramref name="unixMs"/> is wall-clock time (cookie slots must agree
     /// across instances sharing a key). Replies are queued on <paramref name="tx"/>; the caller flushes.
@@ -103,6 +107,11 @@ public sealed class SynResponder
                     continue;
                 }
                 _counters[Counter.SynReceived]++;
+                if (Draining)
+                {
+                    _counters.Drop(DropReason.Draining);
+                    continue;
+                }
                 // Per-source SYN budget (nmsynproxy's ratehash): sources are spoofable here, so this only
                 // caps what one prefix can make us send; the limiter's table is bounded and seeded.
                 if (_limiter is not null && !_limiter.TryAcceptSyn(p.Flow.SrcAddr, unixMs))

@@ -10,6 +10,8 @@ using CookieProxy.Platform;
 using CookieProxy.Responder;
 using CookieProxy.Tcp;
 using CookieProxy.Wire;
+using CookieProxy.Host.Diagnostics.Logging;
+using Microsoft.Extensions.Logging;
 
 namespace CookieProxy.Host.Capture;
 
@@ -35,17 +37,18 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
     private readonly ProxyCounters _counters;
     private readonly byte[] _txScratch = new byte[65536 + 256];
     private readonly Thread _thread;
-    private readonly bool _verbose;
+    private readonly ILogger? _flowLog;
     private readonly SourceLimiter? _limiter;
     private readonly SocketReadiness? _readiness;
     private readonly Dictionary<int, Flow> _armed = new();
     private readonly ulong[] _readyTokens = new ulong[64];
     private volatile bool _stop;
+    private volatile bool _drain;
     private long _nowMs;
     private long _unixMs;
 
     public CaptureWorker(int index, IPacketDevice device, SynResponder responder, FlowTableOptions flowOptions,
-        ListenerRuntime[] listeners, bool verbose, SourceLimiter? limiter = null)
+        ListenerRuntime[] listeners, ILogger? flowLog, SourceLimiter? limiter = null)
     {
         _limiter = limiter;
         Index = index;
@@ -53,7 +56,7 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
         _responder = responder;
         _counters = responder.Counters;
         _listeners = listeners;
-        _verbose = verbose;
+        _flowLog = flowLog;
         _batch = new FrameBatch(64);
         _flows = new FlowTable(flowOptions, _counters, device.Wake);
         _readiness = TryOpenReadiness(device);
@@ -151,6 +154,13 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
 
     public void Start() => _thread.Start();
 
+    /// <summary>Shutting down: from the next batch on, SYNs go unanswered and cookie ACKs get RST; established flows go on.</summary>
+    public void BeginDrain()
+    {
+        _drain = true;
+        _device.Wake();
+    }
+
     public void Stop()
     {
         _stop = true;
@@ -173,6 +183,7 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
                     wait = 0;
                 }
                 _device.Receive(_batch, wait);
+                _responder.Draining = _drain;
 
                 _nowMs = MonotonicClock.NowMs;
                 if (_batch.Count > 0)
@@ -244,6 +255,13 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
             };
             var path = new ClientPath { Template = L2L3Template.FromReceived(packet, frame) };
             ListenerRuntime l = _w._listeners[listener];
+            if (_w._responder.Draining)
+            {
+                // Shutting down: no new flow. RST, so the client retries (elsewhere) at once.
+                _w._counters.Drop(DropReason.Draining);
+                _w._responder.SendReset(packet, frame, _w._device);
+                return;
+            }
             // pf's max-src-conn / max-src-conn-rate: the handshake proved the source, so limit it here.
             SourceLimiter? limiter = _w._limiter;
             bool limited = limiter?.Config.ConnectionLimitEnabled == true;
@@ -271,9 +289,10 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
                 // The device cuts super-frames: let the endpoint emit up to 64 KiB per data segment.
                 flow.Endpoint.SegmentOffloadBytes = TcpSuperFrame.MaxPayloadBytes;
             }
-            if (_w._verbose)
+            if (_w._flowLog is not null)
             {
-                Console.Error.WriteLine($"cookieproxy[{_w.Index}]: flow {packet.Flow} validated (mss {cookie.Mss}, wscale {cookie.WindowScale}, sack {cookie.SackPermitted}, ts {cookie.Timestamps})");
+                // Through the logger's queue: this thread never writes to the console itself.
+                HostLog.FlowValidated(_w._flowLog, _w.Index, packet.Flow.ToString(), cookie.Mss, cookie.WindowScale, cookie.SackPermitted, cookie.Timestamps);
             }
             // The cookie ACK may already carry data (or FIN): process it as the flow's first segment.
             _w._flows.ProcessClientSegment(flow, packet.Tcp, frame.Slice(packet.PayloadOffset, packet.PayloadLength), _w._nowMs);

@@ -7,11 +7,21 @@ namespace CookieProxy.Host.Cli;
 /// <summary>One protected endpoint and where its validated connections go.</summary>
 public sealed record ListenerOptions(IPEndPoint Listen, IPEndPoint Backend, ProxyProtocolVersion ProxyProtocol);
 
-/// <summary>Everything `cookieproxy run` was told, validated.</summary>
-public sealed class ProxyOptions
+/// <summary>
+/// Everything `cookieproxy run` was told, validated (<see cref="RunOptions.Validate"/>). Immutable: a reload
+/// builds a new one and the services compare it with theirs. Each property is set by exactly one declaration in
+/// <see cref="RunOptions"/> (command-line option and config key alike); the defaults are here.
+/// </summary>
+public sealed record ProxyOptions
 {
-    public required string Interface { get; init; }
-    public required IReadOnlyList<ListenerOptions> Listeners { get; init; }
+    /// <summary>The defaults, before the config file and the command line.</summary>
+    public static readonly ProxyOptions Defaults = new();
+
+    public string Interface { get; init; } = "";
+    public IReadOnlyList<ListenerOptions> Listeners { get; init; } = [];
+
+    /// <summary>The config file the options were read from (null: command line only). Reload re-reads it.</summary>
+    public string? ConfigFile { get; init; }
     public string? KeyFile { get; init; }
     public bool HidePort { get; init; }
     public CaptureKind Capture { get; init; } = CaptureKind.Auto;
@@ -19,11 +29,12 @@ public sealed class ProxyOptions
     public int Threads { get; init; }
     /// <summary>How the threads share the traffic; null = by source prefix when a per-source limit is on, else by flow.</summary>
     public FanoutMode? Fanout { get; init; }
-    public double StatsIntervalSeconds { get; init; } = 2;
+    /// <summary>The periodic counters line (stdout); 0 = off (the default: it is not the log).</summary>
+    public double StatsIntervalSeconds { get; init; }
     public string? StatsFile { get; init; }
     /// <summary>MSS announced in our SYN+ACK (clamped to what the backend side can carry).</summary>
     public ushort Mss { get; init; } = 1460;
-    public int SlotSeconds { get; init; } = Cookies.SynCookieCodec.DefaultSlotSeconds;
+    public int SlotSeconds { get; init; } = global::CookieProxy.Cookies.SynCookieCodec.DefaultSlotSeconds;
     /// <summary>Answer ACKs that carry no valid cookie (and match no flow) with RST. Off by default: under a
     /// spoofed ACK flood it would make us a reflector.</summary>
     public bool RstInvalid { get; init; }
@@ -37,7 +48,7 @@ public sealed class ProxyOptions
     public long MaxBufferedBytes { get; init; } = 1L << 30;
 
     /// <summary>AF_PACKET receive ring per capture thread, in MiB (128 KiB blocks).</summary>
-    public int RingMegabytes { get; init; } = CookieProxy.Platform.PacketDeviceOptions.DefaultRingMegabytes;
+    public int RingMegabytes { get; init; } = PacketDeviceOptions.DefaultRingMegabytes;
     public int FlowBufferBytes { get; init; } = 256 * 1024;
     public int ConnectTimeoutMs { get; init; } = 3000;
     public long IdleTimeoutMs { get; init; } = 300_000;
@@ -46,7 +57,12 @@ public sealed class ProxyOptions
     public long FirstDataTimeoutMs { get; init; }
     /// <summary>Exit after this many seconds (0 = run until SIGINT/SIGTERM). For tests and demos.</summary>
     public double DurationSeconds { get; init; }
+    /// <summary>On SIGINT/SIGTERM: how long established flows may take to finish before the rest are reset.</summary>
+    public double DrainTimeoutSeconds { get; init; } = 10;
     public bool Verbose { get; init; }
+
+    /// <summary>Where the instance locks live (and, by default, the control socket): /run/cookieproxy.</summary>
+    public string RunDirectory { get; init; } = "/run/cookieproxy";
 
     /// <summary>Per-source limits (pf max-src-conn / max-src-conn-rate, nmsynproxy ratehash); 0 = off.</summary>
     public int MaxConnectionsPerSource { get; init; }

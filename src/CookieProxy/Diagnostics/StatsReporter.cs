@@ -2,12 +2,14 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using CookieProxy.Diagnostics;
+using CookieProxy.Host.Diagnostics.Logging;
+using Microsoft.Extensions.Logging;
 
 namespace CookieProxy.Host.Diagnostics;
 
 /// <summary>
-/// Prints the live counters line on stderr and (optionally) rewrites a JSON file, every interval and once
-/// more at exit. Counters are per capture thread; they are summed here, on read, and the JSON also lists
+/// Prints the live counters line (stdout: it is data, not the log) every --stats-interval and once more at exit,
+/// and rewrites the --stats-file JSON as often (every second when the line is off). Counters are per capture thread; they are summed here, on read, and the JSON also lists
 /// each thread's share (an unbalanced fanout shows there). Both formats walk <see cref="CounterTable"/>.
 /// </summary>
 public sealed class StatsReporter : IDisposable
@@ -31,22 +33,29 @@ public sealed class StatsReporter : IDisposable
     ];
 
     private readonly Func<ProxyCounters[]> _snapshot;
-    private readonly TextWriter _out;
+    private readonly TextWriter? _out;
     private readonly string? _file;
     private readonly TimeSpan _interval;
+    private readonly ILogger _log;
     private readonly Thread? _thread;
     private readonly ManualResetEventSlim _stop = new();
     private readonly long _startTicks = Environment.TickCount64;
     private ProxyCounters? _last;
     private long _lastTicks;
+    private bool _fileFailing;
+    private bool _disposed;
 
     /// <param name="snapshot">One fresh <see cref="ProxyCounters"/> per capture thread, in thread order.</param>
-    public StatsReporter(Func<ProxyCounters[]> snapshot, TextWriter output, double intervalSeconds, string? jsonFile)
+    /// <param name="lines">Where the counters line goes (stdout); null = no line.</param>
+    /// <param name="intervalSeconds">Every how many seconds; 0 = no periodic line, and the JSON file every second.</param>
+    /// <exception cref="IOException">The JSON file cannot be written (also <see cref="UnauthorizedAccessException"/>).</exception>
+    public StatsReporter(Func<ProxyCounters[]> snapshot, TextWriter? lines, double intervalSeconds, string? jsonFile, ILogger log)
     {
         _snapshot = snapshot;
-        _out = output;
+        _out = intervalSeconds > 0 ? lines : null;
         _file = jsonFile;
-        _interval = TimeSpan.FromSeconds(intervalSeconds);
+        _log = log;
+        _interval = TimeSpan.FromSeconds(intervalSeconds > 0 ? intervalSeconds : 1);
         _lastTicks = _startTicks;
         if (_file is not null)
         {
@@ -54,7 +63,7 @@ public sealed class StatsReporter : IDisposable
             ProxyCounters[] perThread = snapshot();
             WriteJson(_file, Sum(perThread), perThread, 0);
         }
-        if (intervalSeconds > 0)
+        if (_out is not null || _file is not null)
         {
             _thread = new Thread(Run) { IsBackground = true, Name = "cookieproxy-stats" };
             _thread.Start();
@@ -75,8 +84,11 @@ public sealed class StatsReporter : IDisposable
         ProxyCounters now = Sum(perThread);
         long ticks = Environment.TickCount64;
         double seconds = Math.Max(0.001, (ticks - _lastTicks) / 1000.0);
-        _out.WriteLine(FormatLine(now, _last, seconds, final));
-        _out.Flush();
+        if (_out is not null)
+        {
+            _out.WriteLine(FormatLine(now, _last, seconds, final));
+            _out.Flush();
+        }
         _last = now;
         _lastTicks = ticks;
         if (_file is not null)
@@ -84,11 +96,16 @@ public sealed class StatsReporter : IDisposable
             try
             {
                 WriteJson(_file, now, perThread, (ticks - _startTicks) / 1000.0);
+                _fileFailing = false;
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
                 // The directory went away or filled up: say so once per failure, keep proxying.
-                _out.WriteLine($"cookieproxy: --stats-file {_file}: {e.Message}");
+                if (!_fileFailing)
+                {
+                    HostLog.StatsFileFailed(_log, _file, e.Message);
+                }
+                _fileFailing = true;
             }
         }
     }
@@ -179,10 +196,22 @@ public sealed class StatsReporter : IDisposable
         w.WriteNumber("drops_total", c.TotalDrops);
     }
 
-    public void Dispose()
+    /// <summary>Stops the periodic reports (the thread is joined).</summary>
+    public void StopPeriodic()
     {
         _stop.Set();
         _thread?.Join();
+    }
+
+    /// <summary>The final report (line and file), after the periodic ones.</summary>
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+        _disposed = true;
+        StopPeriodic();
         Report(final: true);
         _stop.Dispose();
     }

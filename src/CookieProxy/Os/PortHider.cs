@@ -121,39 +121,23 @@ public sealed class PortHider : IDisposable
     }
 
     /// <summary>Deletes cookieproxy_PID tables whose process is gone (a crashed or killed earlier run).</summary>
-    private static void SweepStaleNftTables()
-    {
-        if (!TryRun("nft", "list tables inet", null, out _, out string listing))
-        {
-            return;
-        }
-        foreach (string line in listing.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
-        {
-            // "table inet cookieproxy_1234"
-            string[] words = line.Split(' ');
-            if (words.Length == 3 && words[2].StartsWith(NftTablePrefix, StringComparison.Ordinal)
-                && int.TryParse(words[2].AsSpan(NftTablePrefix.Length), out int pid)
-                && pid != Environment.ProcessId && !Directory.Exists($"/proc/{pid}"))
-            {
-                TryRun("nft", $"delete table inet {words[2]}", null, out _);
-            }
-        }
-    }
+    private static void SweepStaleNftTables() => LeftoverCleaner.RemoveStaleNftTables(dryRun: false, report: null);
 
     public static IEnumerable<string> BuildIptablesRules(string interfaceName, IReadOnlyList<ListenerOptions> listeners)
     {
         foreach (ListenerOptions l in listeners)
         {
             string prefix = l.Listen.AddressFamily == AddressFamily.InterNetworkV6 ? "-6 " : "";
-            yield return prefix + CultureInfoInvariant($"-i {interfaceName} -p tcp -d {l.Listen.Address} --dport {l.Listen.Port} -j DROP");
+            // The comment names the process, so `cookieproxy cleanup` finds the rules of one that was killed.
+            yield return prefix + CultureInfoInvariant($"-i {interfaceName} -p tcp -d {l.Listen.Address} --dport {l.Listen.Port} -m comment --comment {NftTable} -j DROP");
         }
     }
 
     private static string CultureInfoInvariant(FormattableString s) => FormattableString.Invariant(s);
 
-    private static bool TryRun(string file, string args, string? stdin, out string stderr) => TryRun(file, args, stdin, out stderr, out _);
+    internal static bool TryRun(string file, string args, string? stdin, out string stderr) => TryRun(file, args, stdin, out stderr, out _);
 
-    private static bool TryRun(string file, string args, string? stdin, out string stderr, out string stdout)
+    internal static bool TryRun(string file, string args, string? stdin, out string stderr, out string stdout)
     {
         stdout = "";
         try

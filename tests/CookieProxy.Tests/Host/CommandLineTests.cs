@@ -1,5 +1,5 @@
 using System.Net;
-using CookieProxy.Host;
+using CookieProxy.Host.Capture;
 using CookieProxy.Host.Cli;
 using CookieProxy.Host.Os;
 using CookieProxy.Platform;
@@ -9,12 +9,12 @@ namespace CookieProxy.Tests.Host;
 
 public class CommandLineTests
 {
-    private static ParseResult Parse(string line) => CommandLine.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries));
+    private static CliParse Parse(string line) => CommandLine.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries));
 
     [Fact]
     public void AFullRunCommandLineParses()
     {
-        ParseResult r = Parse("run --interface cp-s0 --listen 198.18.0.1:80 --backend 127.0.0.1:8080 --proxy-protocol v2 "
+        CliParse r = Parse("run --interface cp-s0 --listen 198.18.0.1:80 --backend 127.0.0.1:8080 --proxy-protocol v2 "
             + "--listen [fd00::1]:443 --backend [::1]:8443 --key-file k --hide-port --capture afpacket --threads 2 "
             + "--stats-interval 1 --stats-file s.json --mss 1400 --slot-seconds 60 --rst-invalid --no-tx-offload --max-flows 10 --duration 3 "
             + "--first-data-timeout 10 --max-conn-per-source 5 --conn-rate-per-source 2.5 --syn-rate-per-source 100 --source-prefix4 24 --source-prefix6 48");
@@ -76,7 +76,7 @@ public class CommandLineTests
     [InlineData("run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1 --max-conn-per-source -1", "--max-conn-per-source")]
     public void BadArgumentsGiveAClearMessage(string line, string expected)
     {
-        ParseResult r = Parse(line);
+        CliParse r = Parse(line);
         Assert.Null(r.Options);
         Assert.NotNull(r.Error);
         Assert.Contains(expected, r.Error);
@@ -90,10 +90,10 @@ public class CommandLineTests
         ProxyOptions o = Parse(Minimal).Options!;
         Assert.Equal(0, o.Threads);
         Assert.Null(o.Fanout);
-        Assert.Equal(1, ProxyHost.DefaultThreads(CaptureKind.Pcap));
-        Assert.Equal(1, ProxyHost.DefaultThreads(CaptureKind.AfXdp));
-        Assert.Equal(Math.Clamp(Environment.ProcessorCount, 1, ProxyHost.MaxDefaultThreads), ProxyHost.DefaultThreads(CaptureKind.Auto));
-        Assert.Equal(ProxyHost.DefaultThreads(CaptureKind.Auto), ProxyHost.DefaultThreads(CaptureKind.AfPacket));
+        Assert.Equal(1, CaptureService.DefaultThreads(CaptureKind.Pcap));
+        Assert.Equal(1, CaptureService.DefaultThreads(CaptureKind.AfXdp));
+        Assert.Equal(Math.Clamp(Environment.ProcessorCount, 1, CaptureService.MaxDefaultThreads), CaptureService.DefaultThreads(CaptureKind.Auto));
+        Assert.Equal(CaptureService.DefaultThreads(CaptureKind.Auto), CaptureService.DefaultThreads(CaptureKind.AfPacket));
     }
 
     [Theory]
@@ -118,7 +118,7 @@ public class CommandLineTests
     [InlineData("--capture pcap --threads 1")]
     public void LibpcapWithTheDefaultOrOneThreadIsFine(string options)
     {
-        ParseResult r = Parse($"{Minimal} {options}");
+        CliParse r = Parse($"{Minimal} {options}");
         Assert.Null(r.Error);
         Assert.Equal(CaptureKind.Pcap, r.Options!.Capture);
     }
@@ -131,7 +131,7 @@ public class CommandLineTests
     [InlineData("--threads 65", "--threads")]
     public void ImpossibleThreadingIsAClearError(string options, string expected)
     {
-        ParseResult r = Parse($"{Minimal} {options}");
+        CliParse r = Parse($"{Minimal} {options}");
         Assert.Null(r.Options);
         Assert.Contains(expected, r.Error);
     }
@@ -140,8 +140,10 @@ public class CommandLineTests
     public void HelpAndGenkeyAreCommands()
     {
         Assert.Contains("Usage:", Parse("--help").Output);
-        Assert.Equal("genkey", Parse("genkey /tmp/k").Command);
-        Assert.Equal("/tmp/k", Parse("genkey /tmp/k").Argument);
+        Assert.Contains("--max-conn-per-source", Parse("run --help").Output);
+        Assert.Contains("--max-conn-per-source", Parse("run -h").Output);
+        Assert.Equal("genkey", Parse("genkey k").Command);
+        Assert.Null(Parse("genkey k").Error);
     }
 
     [Fact]
@@ -165,7 +167,7 @@ public class CommandLineTests
         Assert.Contains("    ip6 daddr fd00::1 tcp dport 443 counter drop", ingress);
         Assert.DoesNotContain("prerouting", ingress);
         string[] ipt = PortHider.BuildIptablesRules("cp-s0", listeners).ToArray();
-        Assert.Equal("-i cp-s0 -p tcp -d 198.18.0.1 --dport 80 -j DROP", ipt[0]);
+        Assert.Equal($"-i cp-s0 -p tcp -d 198.18.0.1 --dport 80 -m comment --comment {PortHider.NftTable} -j DROP", ipt[0]);
         Assert.StartsWith("-6 ", ipt[1]);
     }
 }

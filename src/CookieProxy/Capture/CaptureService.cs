@@ -1,0 +1,285 @@
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+using CookieProxy.Cookies;
+using CookieProxy.Diagnostics;
+using CookieProxy.Host.Backend;
+using CookieProxy.Host.Cli;
+using CookieProxy.Host.Diagnostics.Logging;
+using CookieProxy.Host.Flows;
+using CookieProxy.Host.Services;
+using CookieProxy.Io;
+using CookieProxy.Limits;
+using CookieProxy.Platform;
+using CookieProxy.Responder;
+using CookieProxy.Tcp;
+using Microsoft.Extensions.Logging;
+
+namespace CookieProxy.Host.Capture;
+
+/// <summary>
+/// The capture threads: opens one device per thread (PACKET_FANOUT-grouped when there are several) with its
+/// responder, limiter and flow table (shared-nothing), starts the threads, drains and stops them. Owns the
+/// protected endpoints and the per-thread counters (<see cref="Snapshot"/>).
+/// </summary>
+internal sealed class CaptureService : IHostService, IDrainingService
+{
+    /// <summary>Cap on the default thread count: every thread costs its own receive ring (--ring-mb) and gets an
+    /// equal share of --max-flows and --max-buffer-mb, so the more threads, the less of them one heavy source
+    /// (steered to one thread) can use. More can still be asked for explicitly.</summary>
+    public const int MaxDefaultThreads = 8;
+
+    private readonly ProxyOptions _o;
+    private readonly Func<SynCookieCodec> _codec;
+    private readonly HostLifetime _lifetime;
+    private readonly ILogger _log;
+    private readonly List<CaptureWorker> _workers = [];
+
+    public CaptureService(ProxyOptions options, Func<SynCookieCodec> codec, HostLifetime lifetime, ILogger log)
+    {
+        _o = options;
+        _codec = codec;
+        _lifetime = lifetime;
+        _log = log;
+        Endpoints = new ProtectedEndpoints();
+        foreach (ListenerOptions l in options.Listeners)
+        {
+            Endpoints.Add(l.Listen);
+        }
+        ResponderConfig = new ResponderConfig { Mss = options.Mss, ReceiveBufferSize = options.FlowBufferBytes, RstInvalid = options.RstInvalid };
+    }
+
+    public string Name => "capture";
+
+    public ProtectedEndpoints Endpoints { get; }
+
+    public ResponderConfig ResponderConfig { get; }
+
+    public IReadOnlyList<CaptureWorker> Workers => _workers;
+
+    /// <summary>"AF_PACKET TPACKET_V3, 2 threads, fanout by ..." for the start-up line (after Open).</summary>
+    public string Description { get; private set; } = "";
+
+    /// <summary>Default for --threads 0: one per core where AF_PACKET fanout can share the frames, one with
+    /// libpcap or AF_XDP (one socket on queue 0), at most <see cref="MaxDefaultThreads"/>.</summary>
+    public static int DefaultThreads(CaptureKind capture) =>
+        capture is CaptureKind.Pcap or CaptureKind.AfXdp || !OperatingSystem.IsLinux() ? 1 : Math.Clamp(Environment.ProcessorCount, 1, MaxDefaultThreads);
+
+    public void Open()
+    {
+        ProxyOptions o = _o;
+        SynCookieCodec codec = _codec();
+        var listeners = new ListenerRuntime[o.Listeners.Count];
+        for (int i = 0; i < o.Listeners.Count; i++)
+        {
+            ListenerOptions l = o.Listeners[i];
+            listeners[i] = new ListenerRuntime(l.Backend, new BackendOptions
+            {
+                ConnectTimeout = TimeSpan.FromMilliseconds(o.ConnectTimeoutMs),
+                ProxyProtocol = l.ProxyProtocol,
+            });
+        }
+
+        var tcp = new TcpConfig
+        {
+            ReceiveBufferSize = o.FlowBufferBytes,
+            SendBufferSize = o.FlowBufferBytes,
+            LocalMss = o.Mss,
+            IdleTimeoutMs = o.IdleTimeoutMs,
+            FirstDataTimeoutMs = o.FirstDataTimeoutMs,
+        };
+        int threads = o.Threads > 0 ? o.Threads : DefaultThreads(o.Capture);
+        if (o.Threads == 0 && threads == 1 && Environment.ProcessorCount > 1)
+        {
+            HostLog.OneThread(_log, o.Capture == CaptureKind.AfXdp
+                ? "AF_XDP capture here uses one socket on queue 0"
+                : "libpcap capture cannot share the frames between threads (no fanout)");
+        }
+        FlowTableOptions FlowOptionsFor(int threadCount) => new()
+        {
+            MaxFlows = Math.Max(1, o.MaxFlows / threadCount),
+            MaxBufferedBytesTotal = o.MaxBufferedBytes / threadCount,
+            // The per-flow size is --flow-buffer-kb itself (FlowTableOptions.WorstCaseBytesPerFlow derives it);
+            // the host caps only the total, --max-buffer-mb.
+            MaxBufferedBytesPerFlow = long.MaxValue,
+            Tcp = tcp,
+            Backend = listeners[0].BackendOptions,
+        };
+        FlowTableOptions flowOptions = FlowOptionsFor(threads);
+        try
+        {
+            flowOptions.Validate();
+        }
+        catch (ArgumentException e)
+        {
+            throw new HostStartException($"buffer limits do not fit (--max-buffer-mb {o.MaxBufferedBytes >> 20} over {threads} thread(s), "
+                + $"--flow-buffer-kb {o.FlowBufferBytes >> 10}): {e.Message}", ExitCodes.Usage);
+        }
+
+        SourceLimitConfig limitConfig = LimitConfigFor(o);
+        try
+        {
+            limitConfig.Validate();
+        }
+        catch (ArgumentOutOfRangeException e)
+        {
+            throw new HostStartException($"per-source limits: {e.Message}", ExitCodes.Usage);
+        }
+
+        // Each thread has its own limiter (shared-nothing), so a source's limits are exact only if all its traffic
+        // reaches one thread: steering by source prefix (the limiter's own prefix lengths) does that; the flow hash
+        // spreads a source's flows over the threads and makes its limits per thread.
+        bool limited = limitConfig.SynLimitEnabled || limitConfig.ConnectionLimitEnabled;
+        FanoutMode fanoutMode = o.Fanout ?? (limited ? FanoutMode.SourcePrefix : FanoutMode.FlowHash);
+        if (threads > 1 && limited && fanoutMode == FanoutMode.FlowHash)
+        {
+            HostLog.FanoutFlowLimits(_log, threads);
+        }
+        string filter = BpfFilter.ForProtectedEndpoints(Endpoints.Endpoints);
+        int fanoutGroup = threads > 1 ? Environment.ProcessId & 0xFFFF : -1;
+        string? fallbackReason = null;
+        var deviceOptions = new PacketDeviceOptions
+        {
+            Fanout = Steering(fanoutMode, threads, o),
+            SegmentationOffload = o.TxOffload,
+            RingBlockCount = PacketDeviceOptions.RingBlocksFor(o.RingMegabytes),
+        };
+        ILogger? flowLog = o.Verbose ? _log : null;
+        for (int t = 0; t < threads; t++)
+        {
+            IPacketDevice device;
+            try
+            {
+                device = PacketDeviceFactory.Open(o.Interface, filter, o.Capture, fanoutGroup, deviceOptions, Endpoints.Endpoints);
+            }
+            catch (PacketDeviceException e) when (t == 0 && fanoutGroup >= 0 && o.Threads == 0 && o.Capture == CaptureKind.Auto)
+            {
+                // The default asked for AF_PACKET fanout and did not get it: one thread, which may fall back to
+                // libpcap as --capture auto always has. An explicit --threads N stays an error (below).
+                fallbackReason = e.Message;
+                threads = 1;
+                fanoutGroup = -1;
+                flowOptions = FlowOptionsFor(threads);
+                t--; // open thread 0 again, alone
+                continue;
+            }
+            catch (PacketDeviceException e)
+            {
+                throw new HostStartException($"cannot capture on '{o.Interface}': {e.Message}");
+            }
+            catch (DllNotFoundException e)
+            {
+                throw new HostStartException($"libpcap is not installed ({e.Message}); install libpcap0.8 (Debian) or use --capture afpacket");
+            }
+            SourceLimiter? limiter = limited ? new SourceLimiter(limitConfig) : null;
+            var responder = new SynResponder(ResponderConfig, codec, Endpoints, new ProxyCounters(), limiter: limiter);
+            var worker = new CaptureWorker(t, device, responder, flowOptions, listeners, flowLog, limiter);
+            worker.Faulted += OnFaulted;
+            _workers.Add(worker);
+        }
+        if (fallbackReason is not null)
+        {
+            HostLog.OneThread(_log, $"no AF_PACKET fanout ({fallbackReason})");
+        }
+
+        string sharing = threads == 1 ? "" : $", fanout by {deviceOptions.Fanout}";
+        Description = $"{_workers[0].Device.Backend}, {threads} thread{(threads == 1 ? "" : "s")}{sharing}, "
+            + $"tx offload {(_workers[0].Device.OffloadMaxFrameBytes > 0 ? "on" : "off")}";
+    }
+
+    public void Start()
+    {
+        foreach (CaptureWorker w in _workers)
+        {
+            w.Start();
+        }
+    }
+
+    public void BeginDrain()
+    {
+        foreach (CaptureWorker w in _workers)
+        {
+            w.BeginDrain();
+        }
+    }
+
+    /// <summary>The established flows of every thread (their FlowsActive gauges).</summary>
+    public long Outstanding
+    {
+        get
+        {
+            long n = 0;
+            foreach (CaptureWorker w in _workers)
+            {
+                n += w.Counters.Read(Counter.FlowsActive);
+            }
+            return n;
+        }
+    }
+
+    /// <summary>Stops every thread: each resets its remaining flows (RST to client and backend) and exits its loop.</summary>
+    public void Stop()
+    {
+        foreach (CaptureWorker w in _workers)
+        {
+            w.Stop();
+        }
+    }
+
+    public void Close()
+    {
+        foreach (CaptureWorker w in _workers)
+        {
+            w.Dispose();
+        }
+        _workers.Clear();
+    }
+
+    /// <summary>One fresh <see cref="ProxyCounters"/> per capture thread, in thread order (safe from any thread).</summary>
+    public ProxyCounters[] Snapshot()
+    {
+        CaptureWorker[] workers = [.. _workers];
+        var perThread = new ProxyCounters[workers.Length];
+        for (int i = 0; i < perThread.Length; i++)
+        {
+            perThread[i] = new ProxyCounters();
+            workers[i].Counters.AddTo(perThread[i]);
+            DeviceStats device = workers[i].Device.GetStats();
+            perThread[i][Counter.CaptureDropped] += device.KernelDropped;
+            perThread[i][Counter.CaptureDroppedFlow] += device.FlowRingDropped;
+            // The owner thread writes the pool's counters; read here like the device's, a few operations stale.
+            RingBufferPool pool = workers[i].BufferPool;
+            perThread[i][Counter.RingBuffersCreated] = pool.Created;
+            perThread[i][Counter.RingBuffersInUse] = pool.Outstanding;
+            perThread[i][Counter.RingBuffersPooled] = pool.Pooled;
+        }
+        return perThread;
+    }
+
+    internal static SourceLimitConfig LimitConfigFor(ProxyOptions o) => new()
+    {
+        Ipv4PrefixLength = o.SourcePrefixV4,
+        Ipv6PrefixLength = o.SourcePrefixV6,
+        MaxConnectionsPerSource = o.MaxConnectionsPerSource,
+        NewConnectionsPerSecond = o.ConnectionRatePerSource,
+        SynsPerSecond = o.SynRatePerSource,
+    };
+
+    private void OnFaulted(CaptureWorker worker)
+    {
+        // Fail fast on our own bug (or a dead device): no drain, exit non-zero so systemd restarts us.
+        HostLog.CaptureFaulted(_log, worker.Index, worker.Fault!);
+        _lifetime.RequestStop($"capture thread {worker.Index} failed", ExitCodes.RuntimeError, immediate: true);
+    }
+
+    private static FanoutSteering Steering(FanoutMode mode, int threads, ProxyOptions o)
+    {
+        if (mode == FanoutMode.FlowHash)
+        {
+            return FanoutSteering.FlowHash;
+        }
+        // A secret seed, like the kernel's own flow-hash key: without it a spoofer could aim at one thread.
+        Span<byte> seed = stackalloc byte[4];
+        RandomNumberGenerator.Fill(seed);
+        return FanoutSteering.BySourcePrefix(threads, o.SourcePrefixV4, o.SourcePrefixV6, BinaryPrimitives.ReadUInt32LittleEndian(seed));
+    }
+}
