@@ -31,8 +31,8 @@
 #   --merge    keeps the other systems' results of today's raw JSON (e.g. re-run only "a").
 # Systems (phases):
 #   a = CookieProxy, the default command line (latency, flood):
-#       run --interface fl-s0 --listen 198.19.0.1:80 --backend 127.0.0.1:8080 --hide-port
-#           --stats-interval 1 --stats-file F
+#       run --interface fl-s0 --listen 198.19.0.1:80 --backend 127.0.0.1:8080 --hide-port --stats-file F
+#       (the stats file is rewritten every second)
 #       Under taskset -c 1 the process sees one CPU, so the default is one capture thread.
 #   o = CookieProxy --xdp-syn off: the user-space SYN path (flood). A binary without that value (before the
 #       XDP path became the default) runs without the flag, which is the same thing.
@@ -287,7 +287,7 @@ stop_apache() {
 cp_system_args() {
     case "$1" in
         a) echo "" ;;
-        o) if "$COOKIEPROXY_BIN" --help 2>&1 | grep -- '--xdp-syn' | grep -q 'off'; then echo "--xdp-syn off"; else echo ""; fi ;;
+        o) if "$COOKIEPROXY_BIN" run --help 2>&1 | grep -qE -- '--xdp-syn <[^>]*\boff\b'; then echo "--xdp-syn off"; else echo ""; fi ;;
         x) echo "--xdp-syn generic" ;;
     esac
 }
@@ -305,7 +305,7 @@ start_cookieproxy() {
         return 1
     fi
     rm -f "$CP_STATS"
-    CP_ARGS="run --interface fl-s0 --listen $SRV_IP:80 --backend 127.0.0.1:8080 --hide-port --stats-interval 1 --stats-file $CP_STATS"
+    CP_ARGS="run --interface fl-s0 --listen $SRV_IP:80 --backend 127.0.0.1:8080 --hide-port --stats-file $CP_STATS"
     local extra
     extra="$(cp_system_args "$sys") ${COOKIEPROXY_CAPTURE:+--capture $COOKIEPROXY_CAPTURE} ${CP_EXTRA:-}"
     CP_ARGS="$CP_ARGS $(echo $extra)"

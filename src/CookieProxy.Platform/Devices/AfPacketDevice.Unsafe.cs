@@ -10,7 +10,7 @@ public sealed unsafe partial class AfPacketDevice
     private const int MaxSendmmsgBatch = 1024;
 
     /// <summary>The SYN ring: 256-byte V2 slots (any bare SYN fits), or V3 blocks as the single ring has.</summary>
-    private static RxRingShape SynRingShape(PacketDeviceOptions options) => options.SynRingVersion == 3
+    private static RxRingShape SynRingShape(PacketDeviceOptions options) => options.Rings == ReceiveRings.SeparateSynBlocks
         ? SingleRingShape(options)
         : new RxRingShape(TPACKET_V2, options.RingBlockSize, options.RingBlockCount, options.SynRingFrameSize);
 

@@ -58,9 +58,9 @@ public sealed partial class AfPacketDevice : IPacketDevice
     }
 
     /// <summary>
-    /// Captures the TCP segments to <paramref name="protectedEndpoints"/>: with
-    /// <see cref="PacketDeviceOptions.SeparateSynRing"/> (the default) bare SYNs on their own ring and every other
-    /// segment on the flow ring, drained first; without it one ring as with a filter text.
+    /// Captures the TCP segments to <paramref name="protectedEndpoints"/>: by default (<see cref="ReceiveRings.Separate"/>)
+    /// bare SYNs on their own ring and every other segment on the flow ring, drained first; with
+    /// <see cref="ReceiveRings.Single"/> one ring as with a filter text.
     /// </summary>
     /// <param name="fanoutGroupId">0..65535: the SYN sockets join this group, the flow sockets group
     /// <see cref="FlowFanoutGroup"/>(id). Both groups get the same members in the same order (thread i is member i
@@ -90,7 +90,7 @@ public sealed partial class AfPacketDevice : IPacketDevice
         }
         IfIndex = ifindex;
 
-        bool split = endpoints is not null && options.SeparateSynRing;
+        bool split = endpoints is not null && options.Rings != ReceiveRings.Single;
         if (endpoints is not null && !split)
         {
             filter = BpfFilter.ForProtectedEndpoints(endpoints);
@@ -104,7 +104,9 @@ public sealed partial class AfPacketDevice : IPacketDevice
                     FlowRingShape(options), options, fanoutGroupId < 0 ? -1 : FlowFanoutGroup(fanoutGroupId));
                 _rx = PacketRxSocket.Open(interfaceName, ifindex, BpfFilter.ForProtectedEndpoints(endpoints!, SegmentClass.Syn),
                     SynRingShape(options), options, fanoutGroupId);
-                Backend = $"af_packet-v{options.SynRingVersion}, SYNs on their own ring";
+                Backend = options.Rings == ReceiveRings.SeparateSynBlocks
+                    ? "af_packet-v2, SYNs on their own v3 ring"
+                    : "af_packet-v2, SYNs on their own ring";
             }
             else
             {

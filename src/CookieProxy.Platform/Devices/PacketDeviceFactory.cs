@@ -82,8 +82,8 @@ public static class PacketDeviceFactory
         }
     }
 
-    /// <summary>With the endpoints: SYNs on their own ring (<see cref="PacketDeviceOptions.SeparateSynRing"/>); with
-    /// only a filter text: one ring.</summary>
+    /// <summary>With the endpoints: the rings <see cref="PacketDeviceOptions.Rings"/> says (by default SYNs on their
+    /// own ring); with only a filter text: one ring.</summary>
     [System.Runtime.Versioning.SupportedOSPlatform("linux")]
     private static AfPacketDevice OpenAfPacket(string interfaceName, string filter, int fanoutGroup, PacketDeviceOptions? options,
         IReadOnlyList<IPEndPoint>? protectedEndpoints) =>

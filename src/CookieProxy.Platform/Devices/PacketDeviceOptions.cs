@@ -1,5 +1,24 @@
 namespace CookieProxy.Platform;
 
+/// <summary>The receive rings of an AF_PACKET device opened with the protected endpoints.</summary>
+public enum ReceiveRings
+{
+    /// <summary>
+    /// Bare SYNs on their own ring, every other segment on the flow ring, which is drained first, so a SYN flood
+    /// that outruns the capture thread overflows only the SYN ring. Both TPACKET_V2: a frame is handed over and the
+    /// capture thread woken as soon as it is written (no retire timer).
+    /// </summary>
+    Separate,
+
+    /// <summary>As <see cref="Separate"/>, but the SYN ring is TPACKET_V3 blocks: fewer wake-ups while SYNs trickle
+    /// in, and each SYN may wait up to the 1 ms block retire timer.</summary>
+    SeparateSynBlocks,
+
+    /// <summary>One TPACKET_V3 ring for every frame: each frame may wait up to the 1 ms block retire timer, and a
+    /// flood that overflows it drops the segments of live flows as readily as SYNs.</summary>
+    Single,
+}
+
 /// <summary>Tuning knobs shared by both backends. The defaults suit a proxy on one 1-10 GbE port.</summary>
 public sealed record class PacketDeviceOptions
 {
@@ -40,16 +59,8 @@ public sealed record class PacketDeviceOptions
     /// <summary>tp_frame_size: in V3 only the ring geometry, frames are packed variably inside a block.</summary>
     public int RingFrameSize { get; init; } = 2048;
 
-    /// <summary>
-    /// AF_PACKET opened with the protected endpoints: bare SYNs on their own ring, every other segment on the flow
-    /// ring, which is drained first, so a SYN flood that outruns the capture thread overflows only the SYN ring.
-    /// Both TPACKET_V2: handed over and woken per frame, no retire timer.
-    /// </summary>
-    public bool SeparateSynRing { get; init; } = true;
-
-    /// <summary>The SYN ring's layout, by version number (not the TPACKET_Vn constant, which is n - 1): 2 (slots,
-    /// per-frame hand-over) or 3 (blocks, as the single ring).</summary>
-    public int SynRingVersion { get; init; } = 2;
+    /// <summary>How AF_PACKET receives when opened with the protected endpoints (<see cref="ReceiveRings"/>).</summary>
+    public ReceiveRings Rings { get; init; } = ReceiveRings.Separate;
 
     /// <summary>
     /// SYN-ring slot (TPACKET_V2): the 52-byte header, padding to align the IP header (the frame starts 66 bytes in),

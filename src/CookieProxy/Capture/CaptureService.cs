@@ -142,6 +142,7 @@ internal sealed class CaptureService : IHostService, IDrainingService
             Fanout = Steering(fanoutMode, threads, o),
             SegmentationOffload = o.TxOffload,
             RingBlockCount = PacketDeviceOptions.RingBlocksFor(o.RingMegabytes),
+            Rings = o.RxRings,
         };
         ILogger? flowLog = o.Verbose ? _log : null;
         for (int t = 0; t < threads; t++)
