@@ -497,16 +497,21 @@ cmd_proxy_start()
   [[ -x "$bin" ]] || cp_die "no binary at $bin (publish it, or set COOKIEPROXY_BIN)"
   cp_stop_pidfile "$PROXY_PID" 5
 
-  local has_pair=0 has_if=0 arg
+  local has_pair=0 has_if=0 has_config=0 has_drain=0 arg
   for arg in "$@"; do
     case "$arg" in
       --listen | --backend) has_pair=1 ;;
       --interface) has_if=1 ;;
+      --config) has_config=1 ;;
+      --drain-timeout) has_drain=1 ;;
     esac
   done
   local args=(run)
-  ((has_if)) || args+=(--interface "$CP_DEV_SRV")
-  ((has_pair)) || args+=(--listen "$CP_IP_SRV:$CP_PROTECTED_PORT" --backend "127.0.0.1:$CP_BACKEND_PORT")
+  # With --config the file names the interface and the listeners (the command line would override them).
+  ((has_if || has_config)) || args+=(--interface "$CP_DEV_SRV")
+  ((has_pair || has_config)) || args+=(--listen "$CP_IP_SRV:$CP_PROTECTED_PORT" --backend "127.0.0.1:$CP_BACKEND_PORT")
+  # proxy-stop sends SIGTERM and waits 5 s before SIGKILL: keep the drain shorter than that.
+  ((has_drain)) || args+=(--drain-timeout 2)
   args+=(--stats-interval 1 --stats-file "$STATS_FILE" "$@")
 
   rm -f "$STATS_FILE"
@@ -516,8 +521,8 @@ cmd_proxy_start()
   local pid=$!
   echo "$pid" >"$PROXY_PID"
   # Ready once the first stats file appears (the capture loop is running by then), or dead.
-  if ! cp_wait_until 5 proxy_ready_or_dead "$pid"; then
-    cp_log "warning: no stats file after 5 s; cookieproxy pid $pid keeps running"
+  if ! cp_wait_until 60 proxy_ready_or_dead "$pid"; then
+    cp_log "warning: no stats file after 60 s; cookieproxy pid $pid keeps running"
   fi
   if [[ ! -s "$STATS_FILE" ]]; then
     if ! cp_pid_alive "$pid"; then

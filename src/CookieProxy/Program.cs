@@ -1,5 +1,6 @@
 using CookieProxy.Host.Capture;
 using CookieProxy.Host.Cli;
+using CookieProxy.Host.Config;
 using CookieProxy.Host.Cookies;
 using CookieProxy.Host.Diagnostics;
 using CookieProxy.Host.Diagnostics.Logging;
@@ -38,7 +39,7 @@ internal static class Program
     }
 
     /// <summary>`cookieproxy run`: the services in start order (they stop in reverse).</summary>
-    private static int RunProxy(ProxyOptions o)
+    private static int RunProxy(ProxyOptions o, OptionsLoader reload)
     {
         using var logs = new ConsoleLogProvider(Console.Error, ConsoleLogProvider.DetectFormat(), o.Verbose ? LogLevel.Debug : LogLevel.Information);
         ILogger Log(string category) => logs.CreateLogger(category);
@@ -56,13 +57,16 @@ internal static class Program
             hider = new PortHidingService(o.Interface, o.Listeners);
             services.Add(hider);
         }
+        XdpSynService? xdp = null;
         if (o.XdpSyn is Platform.XdpAttachMode xdpMode)
         {
-            var xdp = new XdpSynService(o.Interface, xdpMode, capture, () => keys.Codec, Log("CookieProxy.Host.Xdp"));
+            xdp = new XdpSynService(o.Interface, xdpMode, capture, () => keys.Codec, Log("CookieProxy.Host.Xdp"));
             counters.Add(xdp.AddCounters);
             services.Add(xdp);
         }
         services.Add(new StatsService(counters, Console.Out, o.StatsIntervalSeconds, o.StatsFile, Log("CookieProxy.Host.Stats")));
+        var reloads = new ReloadService(o, reload, keys, capture, locks, hider, xdp, lifetime, systemd, Log("CookieProxy.Host.Reload"));
+        services.Add(reloads);
         ILogger hostLog = Log("CookieProxy.Host");
         services.Add(new DelegateService("start-up line", start: () =>
         {
@@ -78,8 +82,8 @@ internal static class Program
         var host = new ProxyHost(services, lifetime, systemd, hostLog)
         {
             Duration = TimeSpan.FromSeconds(o.DurationSeconds),
-            DrainTimeout = () => TimeSpan.FromSeconds(o.DrainTimeoutSeconds),
-            ReadyStatus = () => $"protecting {o.Listeners.Count} endpoint(s) on {o.Interface}",
+            DrainTimeout = () => TimeSpan.FromSeconds(reloads.Current.DrainTimeoutSeconds),
+            ReadyStatus = () => $"protecting {reloads.Current.Listeners.Count} endpoint(s) on {o.Interface}",
             Flush = logs.Dispose,
         };
         return host.Run();

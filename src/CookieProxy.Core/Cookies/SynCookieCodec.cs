@@ -82,6 +82,10 @@ public struct CookieDecoded
 /// <para>Time: slot = floor(unix seconds / SlotSeconds). A cookie is accepted in its own slot and the next
 /// one, so it lives between SlotSeconds and 2 × SlotSeconds (default 32 s: 32–64 s; Linux ≈ 60–120 s,
 /// FreeBSD 15–30 s). Several instances sharing a key file (and NTP time) validate each other's cookies.</para>
+/// <para>Key rotation: a codec may hold the previous key as well. New cookies always use the current key; an ACK
+/// whose cookie fails under the current key is tried under the previous one, so the cookies handed out just
+/// before a rotation still complete their handshakes (Linux keeps one syncookie secret for the boot; FreeBSD's
+/// syncache rotates between two secrets the same way).</para>
 /// </summary>
 public sealed class SynCookieCodec
 {
@@ -105,8 +109,14 @@ public sealed class SynCookieCodec
     private const uint TsReservedMask = 0xE0;
 
     private readonly SipKey _key;
+    private readonly SipKey _previousKey;
+    private readonly bool _hasPreviousKey;
 
-    public SynCookieCodec(SipKey key, int slotSeconds = DefaultSlotSeconds)
+    /// <param name="key">The key new cookies are made with.</param>
+    /// <param name="slotSeconds">The time slot (a cookie lives one to two slots).</param>
+    /// <param name="previousKey">After a key rotation, the key before <paramref name="key"/>: cookies made under it
+    /// still validate (for their lifetime; new ones are never made with it).</param>
+    public SynCookieCodec(SipKey key, int slotSeconds = DefaultSlotSeconds, SipKey? previousKey = null)
     {
         if (slotSeconds < MinSlotSeconds || slotSeconds > MaxSlotSeconds)
         {
@@ -115,11 +125,19 @@ public sealed class SynCookieCodec
         }
         _key = key;
         SlotSeconds = slotSeconds;
+        if (previousKey is SipKey previous && previous != key)
+        {
+            _previousKey = previous;
+            _hasPreviousKey = true;
+        }
     }
 
     public int SlotSeconds { get; }
 
     public ref readonly SipKey Key => ref _key;
+
+    /// <summary>The key before the last rotation, if cookies made under it still validate.</summary>
+    public SipKey? PreviousKey => _hasPreviousKey ? _previousKey : null;
 
     public uint SlotAt(long unixMs) => (uint)(unixMs / 1000 / SlotSeconds);
 
@@ -147,13 +165,15 @@ public sealed class SynCookieCodec
     }
 
     /// <summary>The MAC for one tuple (scalar path: the ACK check and the reference for the batch path).</summary>
-    public ulong Mac(in FlowKey tuple, uint slot, uint clientIsn)
+    public ulong Mac(in FlowKey tuple, uint slot, uint clientIsn) => Mac(_key, tuple, slot, clientIsn);
+
+    private static ulong Mac(in SipKey key, in FlowKey tuple, uint slot, uint clientIsn)
     {
         // The same message layout as the batch path: WriteMessage is its one definition.
         Span<ulong> w = stackalloc ulong[WordsV6];
         return WriteMessage(tuple, slot, clientIsn, w, stride: 1) == WordsV4
-            ? SipHash.Hash3(_key, w[0], w[1], w[2])
-            : SipHash.Hash6(_key, w[0], w[1], w[2], w[3], w[4], w[5]);
+            ? SipHash.Hash3(key, w[0], w[1], w[2])
+            : SipHash.Hash6(key, w[0], w[1], w[2], w[3], w[4], w[5]);
     }
 
     /// <summary>Packs the ISN cookie from a MAC computed for <paramref name="slot"/> (SendClientSynAck).</summary>
@@ -207,12 +227,19 @@ public sealed class SynCookieCodec
         uint nowSlot = SlotAt(unixMs);
         // P picks the slot: ours now, or the previous one (a cookie lives one to two slots).
         uint slot = (isn & ParityBit) == (nowSlot & ParityBit) ? nowSlot : nowSlot - 1;
-        ulong mac = Mac(tuple, slot, clientIsn);
+        ulong mac = Mac(_key, tuple, slot, clientIsn);
         if ((isn >> 8) != ((uint)mac & MacMask))
         {
-            // Tell "too old" from "forged" for the counters: one more MAC, only on the failure path.
-            ulong older = Mac(tuple, slot - 2, clientIsn);
-            return (isn >> 8) == ((uint)older & MacMask) ? DropReason.CookieExpired : DropReason.CookieInvalid;
+            // After a key rotation: a cookie made under the previous key is as good for its lifetime. Only on the
+            // failure path of the current key, so a forged ACK costs one MAC more while a previous key is kept.
+            ulong previous = _hasPreviousKey ? Mac(_previousKey, tuple, slot, clientIsn) : 0;
+            if (!_hasPreviousKey || (isn >> 8) != ((uint)previous & MacMask))
+            {
+                // Tell "too old" from "forged" for the counters: one more MAC, only on the failure path.
+                ulong older = Mac(_key, tuple, slot - 2, clientIsn);
+                return (isn >> 8) == ((uint)older & MacMask) ? DropReason.CookieExpired : DropReason.CookieInvalid;
+            }
+            mac = previous;
         }
 
         uint opts = ((isn >> 1) & 0x7F) ^ ((uint)(mac >> MacBits) & 0x7F);

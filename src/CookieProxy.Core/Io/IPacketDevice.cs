@@ -39,6 +39,14 @@ public interface IPacketDevice : IDisposable
     bool TrySetAuxiliaryWaitFd(int fd) => false;
 
     /// <summary>
+    /// Replaces the capture filter while the device runs, atomically (a reload that adds a listener): the pcap text
+    /// <paramref name="filter"/>, built from <paramref name="endpoints"/> (a device with more than one filter, such as
+    /// AF_PACKET's SYN and flow rings, builds its own from the endpoints). Owner thread or before the loop starts.
+    /// False when the backend cannot (the caller refuses the change); throws only for a filter that does not compile.
+    /// </summary>
+    bool TryReplaceFilter(string filter, IReadOnlyList<System.Net.IPEndPoint> endpoints) => false;
+
+    /// <summary>
     /// Largest frame <see cref="ReserveOffloaded"/> hands out when the device finishes TCP checksums and cuts
     /// TCP super-frames into segments itself (Linux: PACKET_VNET_HDR, GSO/TSO); 0 when it cannot.
     /// </summary>

@@ -20,8 +20,8 @@ namespace CookieProxy.Responder;
 public sealed class SynResponder
 {
     private readonly ResponderConfig _config;
-    private readonly SynCookieCodec _codec;
-    private readonly ProtectedEndpoints _endpoints;
+    private SynCookieCodec _codec;
+    private ProtectedEndpoints _endpoints;
     private readonly ProxyCounters _counters;
     private readonly sbyte _windowScale;
     private readonly ushort _synAckWindow;
@@ -35,7 +35,9 @@ public sealed class SynResponder
     private readonly ulong[] _v6Words;
     private readonly ulong[] _v4Macs;
     private readonly ulong[] _v6Macs;
-    private readonly SourceLimiter? _limiter;
+    private SourceLimiter? _limiter;
+    private SourcePrefixSet _allow = SourcePrefixSet.Empty;
+    private SourcePrefixSet _deny = SourcePrefixSet.Empty;
 
     public SynResponder(ResponderConfig config, SynCookieCodec codec, ProtectedEndpoints endpoints, ProxyCounters counters,
         int maxBatch = 64, SourceLimiter? limiter = null)
@@ -63,6 +65,25 @@ public sealed class SynResponder
 
     /// <summary>Our window-scale shift, as announced in every SYN+ACK (the flow's RecvWindowScale).</summary>
     public sbyte WindowScale => _windowScale;
+
+    public ProtectedEndpoints Endpoints => _endpoints;
+
+    /// <summary>Sources exempt from the per-source limits (allow-source).</summary>
+    public SourcePrefixSet Allowed => _allow;
+
+    /// <summary>
+    /// A reload: new protected endpoints, cookie codec (key rotation), limiter and allow/deny lists, all taken
+    /// at once by the owner thread between batches (no locks on the hot path). Established flows are the
+    /// handler's and are untouched; an endpoint marked not accepting still reaches them.
+    /// </summary>
+    public void Reconfigure(ProtectedEndpoints endpoints, SynCookieCodec codec, SourceLimiter? limiter, SourcePrefixSet allow, SourcePrefixSet deny)
+    {
+        _endpoints = endpoints;
+        _codec = codec;
+        _limiter = limiter;
+        _allow = allow;
+        _deny = deny;
+    }
 
     /// <summary>Shutting down: SYNs are no longer answered (DropReason.Draining) so clients go elsewhere while the
     /// established flows finish. Set by the owner thread between batches.</summary>
@@ -112,9 +133,20 @@ public sealed class SynResponder
                     _counters.Drop(DropReason.Draining);
                     continue;
                 }
+                if (!_endpoints.Accepts(listener))
+                {
+                    // A listener a reload removed: its flows finish, it takes no new connection.
+                    _counters.Drop(DropReason.NotProtected);
+                    continue;
+                }
+                if (!_deny.IsEmpty && _deny.Contains(p.Flow.SrcAddr))
+                {
+                    _counters.Drop(DropReason.SourceDenied);
+                    continue;
+                }
                 // Per-source SYN budget (nmsynproxy's ratehash): sources are spoofable here, so this only
                 // caps what one prefix can make us send; the limiter's table is bounded and seeded.
-                if (_limiter is not null && !_limiter.TryAcceptSyn(p.Flow.SrcAddr, unixMs))
+                if (_limiter is not null && (_allow.IsEmpty || !_allow.Contains(p.Flow.SrcAddr)) && !_limiter.TryAcceptSyn(p.Flow.SrcAddr, unixMs))
                 {
                     _counters.Drop(DropReason.RateLimited);
                     continue;
@@ -142,6 +174,16 @@ public sealed class SynResponder
                 continue;
             }
 
+            if (!_endpoints.Accepts(listener))
+            {
+                _counters.Drop(DropReason.NotProtected);
+                continue;
+            }
+            if (!_deny.IsEmpty && _deny.Contains(p.Flow.SrcAddr))
+            {
+                _counters.Drop(DropReason.SourceDenied);
+                continue;
+            }
             reason = _codec.Validate(p.Flow, p.Tcp, unixMs, out CookieDecoded cookie);
             if (reason == DropReason.None)
             {

@@ -58,6 +58,19 @@ public sealed class TcpConfig
     public int MaxOutOfOrderSegments { get; init; } = 64;
     public bool KeepAlive { get; init; }
     public long KeepAliveIdleMs { get; init; } = 120_000;
+    /// <summary>The congestion controller: CUBIC (RFC 9438, Linux's default) or NewReno (RFC 5681, RFC 6582).</summary>
+    public TcpCongestionControl CongestionControl { get; init; } = TcpCongestionControl.Cubic;
+    /// <summary>HyStart++ (RFC 9406) ends the initial slow start on a rising RTT instead of a window of losses.</summary>
+    public bool HyStartPlusPlus { get; init; } = true;
+}
+
+/// <summary>How cwnd grows and shrinks (loss recovery, RACK-TLP and PRR, is the same for both).</summary>
+public enum TcpCongestionControl : byte
+{
+    /// <summary>RFC 5681 / RFC 6582: one segment per RTT in congestion avoidance, halve on loss.</summary>
+    NewReno,
+    /// <summary>RFC 9438: cubic growth around the last maximum, beta 0.7 on loss; Linux's default.</summary>
+    Cubic,
 }
 
 public enum TcpState : byte

@@ -22,6 +22,7 @@ public sealed partial class TcpEndpoint
 
         _recvRing.Release();
         _sendRing.Release();
+        _rtx.Clear();
     }
 
     /// <summary>The send buffer's size now: <see cref="TcpConfig.SendBufferSize"/>, more once autotuning grew it, 0 once released.</summary>
@@ -81,6 +82,7 @@ public sealed partial class TcpEndpoint
         Debug.Assert(_state is TcpState.TimeWait or TcpState.Closed);
         Debug.Assert(_sendRing.Count == 0, "Unacknowledged data in TIME-WAIT, or a CLOSED queue not discarded.");
         _sendRing.Release();
+        _rtx.Clear(); // nothing is in flight once our FIN is acknowledged (or the queue was discarded)
         if (_recvRing.Count == 0)
         {
             _recvRing.Release();

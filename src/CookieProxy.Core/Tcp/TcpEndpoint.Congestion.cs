@@ -1,40 +1,72 @@
-using CookieProxy.Wire;
+using CookieProxy.Tcp.Congestion;
 
 namespace CookieProxy.Tcp;
 
-// Congestion control: RFC 5681 slow start, congestion avoidance, fast retransmit; RFC 6928 initial window;
-// RFC 6582 NewReno fast recovery (no SACK); RFC 6675 SACK-based loss recovery (pipe, NextSeg, IsLost).
-// DupThresh adapts to measured reordering (.Reordering.cs).
+// Congestion control and loss recovery, in the order Linux's tcp_ack runs them:
+// - RFC 5681 slow start and congestion avoidance with RFC 3465 byte counting, RFC 6928 initial window,
+//   cwnd validation like Linux (tcp_is_cwnd_limited, in the spirit of RFC 7661);
+// - the congestion controller: CUBIC (RFC 9438, Congestion/Cubic.cs, the default) or NewReno (RFC 5681 /
+//   RFC 6582), with HyStart++ (RFC 9406, Congestion/HyStartPlusPlus.cs) ending the initial slow start;
+// - loss detection: RACK-TLP (RFC 8985, .Rack.cs) with SACK; without SACK NewReno's duplicate ACK count and
+//   partial ACKs (RFC 6582 3.2, Linux tcp_newreno_mark_lost);
+// - fast recovery with Proportional Rate Reduction (RFC 6937) setting cwnd on every ACK;
+// - RTO recovery (RFC 5681 3.1 (5), RFC 6298 5; Linux TCP_CA_Loss): every segment not SACKed is lost.
+// Spurious reductions are undone in .Reordering.cs.
 public sealed partial class TcpEndpoint
 {
-
     /// <summary>cwnd ceiling, far above any window we can use, to keep int arithmetic safe.</summary>
     private const int MaxCwnd = 1 << 30;
 
     private int _cwnd;
     private int _ssthresh;
     private int _bytesAckedInCa;
+    /// <summary>Duplicate ACKs in a row (no SACK: NewReno's loss signal).</summary>
     private int _dupAcks;
+    /// <summary>Without SACK: one SMSS per duplicate ACK, the segments known to have left the network (Linux tcp_add_reno_sack).</summary>
+    private int _renoSackedBytes;
+    /// <summary>Fast recovery (Linux TCP_CA_Recovery): PRR sets cwnd until SND.UNA passes <see cref="_recover"/>.</summary>
     private bool _inRecovery;
-    private bool _fastRetransmitPending;
-    /// <summary>RFC 6582 "recover" / RFC 6675 RecoveryPoint.</summary>
+    /// <summary>RTO recovery (Linux TCP_CA_Loss): slow start from one segment until SND.UNA passes <see cref="_recover"/>.</summary>
+    private bool _inLoss;
+    /// <summary>The next lost segment goes out regardless of cwnd (RFC 6675 5 (4.3), RFC 6582 3.2 (5)).</summary>
+    private bool _forceRetransmit;
+    /// <summary>RFC 6582 "recover" / RFC 6675 RecoveryPoint / Linux high_seq: SND.NXT when the episode began.</summary>
     private SeqNumber _recover;
-    /// <summary>RFC 6675 HighRxt, kept as the end (exclusive) of the highest retransmission.</summary>
-    private SeqNumber _highRxt;
-    private SeqRangeSet _scoreboard = null!;
+
+    // PRR (RFC 6937 3): bytes delivered and sent since recovery began, and RecoverFS.
+    private int _prrDelivered;
+    private int _prrOut;
+    private int _recoverFs;
+
+    private Cubic _cubic;
+    private HyStartPlusPlus _hystart;
+
+    // cwnd validation (Linux tcp_cwnd_validate): was the flight limited by cwnd during the last window?
+    private bool _isCwndLimited;
+    private int _maxFlight;
+    private SeqNumber _maxFlightSeq;
 
     public int CongestionWindow => _cwnd;
 
     public int SlowStartThreshold => _ssthresh;
 
+    /// <summary>Fast recovery (RFC 6675 / RFC 6582 with PRR) is under way.</summary>
     public bool InRecovery => _inRecovery;
 
-    /// <summary>Times fast retransmit / loss recovery was entered.</summary>
+    /// <summary>Recovery after a retransmission timeout is under way.</summary>
+    public bool InLossRecovery => _inLoss;
+
+    /// <summary>Times fast recovery was entered.</summary>
     public long FastRecoveries { get; private set; }
 
     public long SmoothedRttMs => _rtt.SmoothedRttMs;
 
     public long RtoMs => _rtt.RtoMs;
+
+    /// <summary>The congestion controller this endpoint runs (<see cref="TcpConfig.CongestionControl"/>).</summary>
+    public TcpCongestionControl CongestionControl => _config.CongestionControl;
+
+    private bool UsesCubic => _config.CongestionControl == TcpCongestionControl.Cubic;
 
     private void InitCongestion()
     {
@@ -42,258 +74,303 @@ public sealed partial class TcpEndpoint
         _cwnd = Math.Min(10 * _effMss, Math.Max(2 * _effMss, 14600));
         _ssthresh = MaxCwnd; // RFC 5681 3.1: "arbitrarily high"
         _recover = _iss;     // RFC 6582 3.2 (1): recover starts at the initial send sequence number
-        _highRxt = _sndUna;
-        _scoreboard = new SeqRangeSet(_sackEnabled ? 32 : 1);
         _dupThresh = MinDupThresh;
         _rxtHigh = _sndUna;
         _highestSacked = _sndUna;
+        _maxFlightSeq = _sndUna;
+        _cubic = new Cubic();
+        _hystart = new HyStartPlusPlus(_sndNxt, _config.HyStartPlusPlus);
     }
 
-    /// <summary>An ACK advanced SND.UNA by <paramref name="acked"/> bytes.</summary>
-    private void OnNewAck(int acked)
+    /// <summary>
+    /// Linux tcp_fastretrans_alert + tcp_cong_control for one ACK: end an episode SND.UNA has passed, detect
+    /// losses, enter fast recovery on the first, then set cwnd (PRR while recovering, growth otherwise).
+    /// <paramref name="delivered"/> is RFC 6937's DeliveredData: newly cumulatively acknowledged plus newly
+    /// SACKed bytes (one SMSS per duplicate ACK without SACK).
+    /// </summary>
+    private void OnAckCongestion(int acked, int delivered, long nowMs)
     {
-        _dupAcks = 0;
-        if (_inRecovery)
+        if (acked > 0)
         {
-            if (_sndUna >= _recover)
-            {
-                // Full ACK: leave recovery. RFC 6582 3.2 (3) deflates cwnd to min(ssthresh, FlightSize + SMSS);
-                // RFC 6675 5 simply continues from cwnd = ssthresh.
-                _inRecovery = false;
-                _cwnd = _sackEnabled
-                    ? _ssthresh
-                    : Math.Min(_ssthresh, Math.Max(_sndMax - _sndUna, _effMss) + _effMss);
-                _bytesAckedInCa = 0;
-            }
-            else if (!_sackEnabled)
-            {
-                // RFC 6582 3.2 (5) partial ACK: retransmit the next hole, deflate cwnd by the amount acked,
-                // add back one SMSS if that was at least one SMSS.
-                _fastRetransmitPending = true;
-                _cwnd = Math.Max(_cwnd - acked + (acked >= _effMss ? _effMss : 0), _effMss);
-            }
-
-            return;
+            _dupAcks = 0;
         }
 
-        if (_cwnd < _ssthresh)
+        if (_inLoss && _sndUna >= _recover)
         {
-            // RFC 5681 (2) slow start says cwnd += min(N, SMSS). Like Linux (tcp_slow_start) we add every newly
-            // acknowledged byte instead: with stretch ACKs (batched receive, ACKs piggybacked on bidirectional
-            // data) one SMSS per ACK starves slow start. Bursts stay bounded by the ACK clock and rwnd.
-            _cwnd = Math.Min(_cwnd + acked, MaxCwnd);
-        }
-        else
-        {
-            // RFC 5681 (3) congestion avoidance, byte counting (RFC 3465): one SMSS per cwnd acknowledged.
-            _bytesAckedInCa += acked;
-            if (_bytesAckedInCa >= _cwnd)
-            {
-                _bytesAckedInCa -= _cwnd;
-                _cwnd = Math.Min(_cwnd + _effMss, MaxCwnd);
-            }
-        }
-    }
-
-    private void OnDuplicateAck()
-    {
-        _dupAcks++;
-        if (_inRecovery)
-        {
-            if (!_sackEnabled)
-            {
-                _cwnd = Math.Min(_cwnd + _effMss, MaxCwnd); // RFC 6582 3.2 (4): inflate per extra dupack
-            }
-
-            return;
+            // RFC 5681 / RFC 6582 4: everything outstanding at the timeout is acknowledged.
+            _inLoss = false;
+            RackOnRecoveryExit();
         }
 
-        // RFC 6582 3.2 (2): only when the cumulative ACK is past "recover" (no second recovery for one window).
-        // RFC 6675 5 (3): with SACK also when IsLost(HighACK + 1).
-        bool trigger = _dupAcks >= _dupThresh || (_sackEnabled && IsLostBoundaryAbove(_sndUna));
-        if (trigger && _sndUna > _recover)
+        bool exited = false;
+        if (_inRecovery && _sndUna >= _recover)
+        {
+            ExitRecovery();
+            exited = true;
+        }
+
+        bool newlyLost = DetectLosses(acked > 0, nowMs);
+        if (newlyLost && !_inRecovery && !_inLoss)
         {
             EnterRecovery();
         }
+
+        if (_inRecovery)
+        {
+            PrrOnAck(delivered, acked > 0, newlyLost);
+        }
+        else if (acked > 0 && !exited)
+        {
+            GrowCwnd(acked, nowMs);
+        }
     }
 
+    /// <summary>Marks what this ACK shows lost: RACK with SACK (RFC 8985), NewReno without. True if any record became lost.</summary>
+    private bool DetectLosses(bool ackAdvanced, long nowMs)
+    {
+        if (_sackEnabled)
+        {
+            return RackDetectLoss(nowMs);
+        }
+
+        // Linux tcp_newreno_mark_lost: the first unacknowledged segment is lost after DupThresh duplicate ACKs
+        // (RFC 5681 3.2, only past "recover": RFC 6582 3.2 (2)), or on a partial ACK in recovery (RFC 6582 3.2 (5)).
+        bool trigger = _inRecovery
+            ? ackAdvanced && _sndUna < _recover
+            : !_inLoss && _dupAcks >= _dupThresh && _sndUna > _recover;
+        if (!trigger || _rtx.Count == 0 || _rtx[0].Is(TxFlags.Lost) || _rtx[0].Is(TxFlags.Sacked))
+        {
+            return false;
+        }
+
+        _rtx.MarkLost(0);
+        _lostLow = _sndUna;
+        _forceRetransmit = true;
+        return true;
+    }
+
+    /// <summary>A duplicate ACK without SACK: one more segment left the network. Returns the bytes it stands for.</summary>
+    private int OnRenoDuplicateAck()
+    {
+        _dupAcks++;
+        // Linux tcp_limit_reno_sacked: never more than the flight minus the hole.
+        int room = FlightSize - _effMss - _renoSackedBytes;
+        int add = Math.Clamp(room, 0, _effMss);
+        _renoSackedBytes += add;
+        return add;
+    }
+
+    /// <summary>Linux tcp_remove_reno_sacks: a cumulative ACK covers the segments the duplicate ACKs stood for (all but the hole).</summary>
+    private void RemoveRenoSacks(int acked)
+    {
+        if (_renoSackedBytes > 0)
+        {
+            _renoSackedBytes = Math.Max(_renoSackedBytes - Math.Max(acked - _effMss, 0), 0);
+        }
+    }
+
+    /// <summary>RFC 6675 5 (4) / RFC 6582 3.2 (2) / RFC 6937 3: a loss was detected; halve (or CUBIC's beta) once per window.</summary>
     private void EnterRecovery()
     {
         FastRecoveries++;
         StartUndoEpisode();
-        int flightSize = _sndMax - _sndUna;
-        _ssthresh = Math.Max(flightSize / 2, 2 * _effMss); // RFC 5681 (4)
-        _recover = _sndMax;
-        _highRxt = _sndUna;
+        int flight = FlightSize;
+        _ssthresh = SsthreshOnCongestion(flight);
+        _recover = _sndNxt;
         _inRecovery = true;
-        _fastRetransmitPending = true;
-        _rttTiming = false;
-        // RFC 6582 3.2 (2): cwnd = ssthresh + 3*SMSS; RFC 6675 5 (4.2): cwnd = ssthresh (pipe does the rest).
-        _cwnd = _sackEnabled ? _ssthresh : _ssthresh + (3 * _effMss);
+        _prrDelivered = 0;
+        _prrOut = 0;
+        _recoverFs = Math.Max(flight, _effMss); // RFC 6937 3: RecoverFS = snd.nxt - snd.una
         _bytesAckedInCa = 0;
+        TlpReset();
     }
 
-    /// <summary>RFC 5681 (4)/(5), RFC 6582 4 after an RTO: loss window, go-back-N from SND.UNA.</summary>
-    private void OnRetransmitTimeoutCongestion(bool firstTimeout)
+    /// <summary>RFC 6937 3: at the end of recovery cwnd = ssthresh (Linux tcp_end_cwnd_reduction).</summary>
+    private void ExitRecovery()
     {
-        if (firstTimeout)
+        _inRecovery = false;
+        _cwnd = _ssthresh;
+        _bytesAckedInCa = 0;
+        _renoSackedBytes = 0;
+        _dupAcks = 0;
+        if (UsesCubic)
         {
-            if (!_inRecovery)
+            _cubic.OnRecoveryEnd();
+        }
+
+        RackOnRecoveryExit();
+    }
+
+    /// <summary>
+    /// RFC 6937 3 (PRR with the slow start reduction bound): cwnd = pipe + sndcnt, so the recovery sends in
+    /// proportion to what is delivered, converging on ssthresh instead of halving in one step (RFC 6675) or
+    /// inflating on duplicate ACKs (RFC 6582).
+    /// </summary>
+    private void PrrOnAck(int delivered, bool unaAdvanced, bool newlyLost)
+    {
+        if (delivered <= 0)
+        {
+            return;
+        }
+
+        _prrDelivered += delivered;
+        int pipe = Pipe;
+        long sndcnt;
+        if (pipe > _ssthresh)
+        {
+            // Proportional part: sndcnt = CEIL(prr_delivered * ssthresh / RecoverFS) - prr_out.
+            sndcnt = (((long)_prrDelivered * _ssthresh) + _recoverFs - 1) / _recoverFs - _prrOut;
+        }
+        else
+        {
+            // PRR-SSRB: grow back towards ssthresh no faster than slow start. Like Linux, the extra SMSS is
+            // granted only when the ACK made progress without revealing a new loss.
+            long limit = Math.Max((long)_prrDelivered - _prrOut, delivered);
+            if (unaAdvanced && !newlyLost)
             {
-                StartUndoEpisode(); // like Linux tcp_enter_loss: an RTO inside recovery keeps that episode's undo state
-                if (_sackEnabled && TotalSacked() >= MinDupThresh * _effMss)
-                {
-                    // Linux tcp_enter_loss: SACKs arrived yet the raised DupThresh kept recovery from starting,
-                    // so the reordering estimate was too high; fall back to 3.
-                    _dupThresh = MinDupThresh;
-                }
+                limit += _effMss;
             }
 
-            _ssthresh = Math.Max((_sndMax - _sndUna) / 2, 2 * _effMss);
+            sndcnt = Math.Min(_ssthresh - pipe, limit);
+        }
+
+        // The fast retransmit itself always goes (RFC 6937 3: "ensure at least one segment on entering").
+        sndcnt = Math.Max(sndcnt, _prrOut == 0 ? _effMss : 0);
+        _cwnd = (int)Math.Min(pipe + Math.Max(sndcnt, 0), MaxCwnd);
+    }
+
+    /// <summary>New ACKed bytes outside recovery: slow start (HyStart++ may slow or end it) or congestion avoidance.</summary>
+    private void GrowCwnd(int acked, long nowMs)
+    {
+        if (!IsCwndLimited)
+        {
+            return; // Linux tcp_is_cwnd_limited / RFC 7661: an application-limited window says nothing about the path
+        }
+
+        if (_cwnd < _ssthresh)
+        {
+            // RFC 5681 (2) slow start says cwnd += min(N, SMSS); RFC 3465 2.3 allows L = 2 SMSS per ACK. Like Linux
+            // (tcp_slow_start) we add every newly acknowledged byte: with stretch ACKs (GRO on the client, batched
+            // receive, ACKs piggybacked on bidirectional data) a per-ACK limit starves slow start. Bursts stay
+            // bounded by the ACK clock and rwnd.
+            int increase = acked;
+            if (_hystart.Active)
+            {
+                increase = _hystart.OnSlowStartAck(acked, _sndUna, _sndNxt, _lastRttSampleMs, ref _ssthresh, _cwnd);
+            }
+
+            _cwnd = (int)Math.Min((long)_cwnd + increase, Math.Max(_ssthresh, _cwnd));
+            _cwnd = Math.Min(_cwnd, MaxCwnd);
+            return;
+        }
+
+        if (UsesCubic)
+        {
+            // RFC 9438 4.2-4.5: the cubic window, never below what Reno would have (the Reno-friendly region).
+            _cwnd = Math.Min(_cubic.OnCongestionAvoidanceAck(_cwnd, acked, _effMss, nowMs, _rtt.SmoothedRttMs), MaxCwnd);
+            return;
+        }
+
+        // RFC 5681 (3) congestion avoidance, byte counting (RFC 3465 2.1): one SMSS per cwnd acknowledged.
+        _bytesAckedInCa += acked;
+        if (_bytesAckedInCa >= _cwnd)
+        {
+            _bytesAckedInCa -= _cwnd;
+            _cwnd = Math.Min(_cwnd + _effMss, MaxCwnd);
+        }
+    }
+
+    /// <summary>Linux tcp_is_cwnd_limited: cwnd limited the last window, or slow start has not doubled the largest flight yet.</summary>
+    private bool IsCwndLimited => _isCwndLimited || (_cwnd < _ssthresh && _cwnd < 2 * _maxFlight);
+
+    /// <summary>Linux tcp_cwnd_validate, after each round of sending.</summary>
+    private void UpdateCwndLimited()
+    {
+        int flight = FlightSize;
+        if (_sndUna >= _maxFlightSeq || flight > _maxFlight || _cwndLimitedNow)
+        {
+            _maxFlight = flight;
+            _maxFlightSeq = _sndNxt;
+            _isCwndLimited = _cwndLimitedNow;
+        }
+
+        _cwndLimitedNow = false;
+    }
+
+    /// <summary>The new ssthresh after a congestion signal, from the flight at that moment (RFC 5681 (4), RFC 9438 4.6).</summary>
+    private int SsthreshOnCongestion(int flight)
+    {
+        _hystart.End(); // RFC 9406 4.3: HyStart++ only for the initial slow start
+        if (UsesCubic)
+        {
+            return _cubic.OnCongestionEvent(_cwnd, flight, _effMss);
+        }
+
+        return Math.Max(flight / 2, 2 * _effMss);
+    }
+
+    /// <summary>RFC 9438 5.8 (Linux bictcp_cwnd_event CA_EVENT_TX_START): idle time does not count as growth time.</summary>
+    private void OnTransmitAfterIdle(long idleMs)
+    {
+        if (UsesCubic && idleMs > 0)
+        {
+            _cubic.OnIdle(idleMs);
+        }
+    }
+
+    /// <summary>
+    /// RFC 5681 3.1 (4)/(5), RFC 6298 5.5-5.7 and Linux tcp_enter_loss after an RTO: one segment of cwnd, every
+    /// segment not SACKed is lost and goes again in order as slow start allows (RFC 6675 5.1: SACKed ones are
+    /// skipped). A timeout inside fast recovery keeps that episode's ssthresh and undo state.
+    /// </summary>
+    private void OnRetransmitTimeoutCongestion(bool firstTimeout)
+    {
+        if (firstTimeout && !(_inRecovery && _recover > _sndUna))
+        {
+            StartUndoEpisode();
+            _ssthresh = SsthreshOnCongestion(FlightSize);
+        }
+
+        if (UsesCubic)
+        {
+            _cubic.OnTimeout();
         }
 
         _cwnd = _effMss;
         _bytesAckedInCa = 0;
         _dupAcks = 0;
+        _renoSackedBytes = 0;
         _inRecovery = false;
-        _fastRetransmitPending = false;
-        _recover = _sndMax;
-        _highRxt = _sndUna;
-        _sndNxt = _sndUna;
-        _rttTiming = false;
+        _inLoss = true;
+        _forceRetransmit = false;
+        _recover = _sndNxt;
+        MarkAllLost();
+        TlpReset();
+        _rackTimerAtMs = long.MaxValue;
     }
 
-    /// <summary>RFC 6675 4 IsLost for a hole with <paramref name="sackedAbove"/> SACKed bytes above it.</summary>
-    private bool HoleBelowIsLost(int sackedAbove) => sackedAbove > (_dupThresh - 1) * _effMss;
-
-    /// <summary>True when more than (DupThresh - 1) * SMSS bytes are SACKed above <paramref name="seq"/>.</summary>
-    private bool IsLostBoundaryAbove(SeqNumber seq)
+    /// <summary>Every record not SACKed is lost (its retransmission, if any, too).</summary>
+    private void MarkAllLost()
     {
-        int above = 0;
-        for (int i = _scoreboard.Count - 1; i >= 0 && _scoreboard.Left(i) > seq; i--)
+        if (_rtx.Count > 0 && _rtx[0].Is(TxFlags.Sacked))
         {
-            above += _scoreboard.Right(i) - _scoreboard.Left(i);
+            // Linux tcp_timeout_mark_lost: SACKed data at SND.UNA after a timeout means the client reneged (RFC 2018 8).
+            ForgetSacks();
         }
 
-        return HoleBelowIsLost(above);
+        for (int i = 0; i < _rtx.Count; i++)
+        {
+            _rtx.MarkLost(i);
+        }
+
+        _lostLow = _sndUna;
     }
 
-    private int TotalSacked()
+    /// <summary>RFC 2018 8: the client may have discarded SACKed data: forget every SACK.</summary>
+    private void ForgetSacks()
     {
-        int total = 0;
-        for (int i = 0; i < _scoreboard.Count; i++)
-        {
-            total += _scoreboard.Right(i) - _scoreboard.Left(i);
-        }
-
-        return total;
-    }
-
-    /// <summary>
-    /// RFC 6675 4 SetPipe(): unSACKed octets not deemed lost, plus octets retransmitted (below HighRxt).
-    /// Computed per hole between scoreboard ranges rather than per octet.
-    /// </summary>
-    private int ComputePipe()
-    {
-        int pipe = 0;
-        int sackedAbove = TotalSacked();
-        int n = _scoreboard.Count;
-        for (int i = 0; i <= n; i++)
-        {
-            SeqNumber holeStart = i == 0 ? _sndUna : _scoreboard.Right(i - 1);
-            SeqNumber holeEnd = i < n ? _scoreboard.Left(i) : _sndMax;
-            if (holeEnd > holeStart)
-            {
-                int len = holeEnd - holeStart;
-                if (i == n || !HoleBelowIsLost(sackedAbove))
-                {
-                    pipe += len;
-                }
-
-                if (_highRxt > holeStart)
-                {
-                    pipe += Math.Min(_highRxt - holeStart, len);
-                }
-            }
-
-            if (i < n)
-            {
-                sackedAbove -= _scoreboard.Right(i) - _scoreboard.Left(i);
-            }
-        }
-
-        return pipe;
-    }
-
-    /// <summary>
-    /// RFC 6675 4 NextSeg() rules 1 and 3: the first unSACKed, not yet retransmitted sequence number below the
-    /// highest SACKed one (rule 1 additionally requires IsLost). Returns false when there is none.
-    /// </summary>
-    private bool TryNextHole(bool requireLost, out SeqNumber seq, out int maxLen)
-    {
-        SeqNumber from = SeqNumber.Max(_sndUna, _highRxt);
-        int sackedAbove = TotalSacked();
-        for (int i = 0; i < _scoreboard.Count; i++)
-        {
-            SeqNumber holeStart = i == 0 ? _sndUna : _scoreboard.Right(i - 1);
-            SeqNumber holeEnd = _scoreboard.Left(i);
-            if (holeEnd > from && holeEnd > holeStart)
-            {
-                if (requireLost && !HoleBelowIsLost(sackedAbove))
-                {
-                    break; // holes further right have even less SACKed above them
-                }
-
-                seq = SeqNumber.Max(holeStart, from);
-                maxLen = holeEnd - seq;
-                return true;
-            }
-
-            sackedAbove -= _scoreboard.Right(i) - _scoreboard.Left(i);
-        }
-
-        seq = default;
-        maxLen = 0;
-        return false;
-    }
-
-    /// <summary>RFC 6675 5 (C): while cwnd - pipe >= 1 SMSS, send NextSeg().</summary>
-    private bool SendSackRecovery<TSink>(ref TSink sink, long nowMs) where TSink : struct, ITcpSegmentSink, allows ref struct
-    {
-        bool sent = false;
-        int mss = _effMss - SackOptionBytes;
-        if (_fastRetransmitPending)
-        {
-            // RFC 6675 5 (4.3): retransmit the first segment presumed lost, regardless of cwnd.
-            _fastRetransmitPending = false;
-            int first = _scoreboard.Count > 0 ? Math.Min(mss, _scoreboard.Left(0) - _sndUna) : mss;
-            SeqNumber end = EmitSegment(ref sink, _sndUna, first, nowMs);
-            _highRxt = SeqNumber.Max(_highRxt, end);
-            sent = true;
-        }
-
-        while (_cwnd - ComputePipe() >= _effMss)
-        {
-            if (TryNextHole(requireLost: true, out SeqNumber seq, out int maxLen))
-            {
-                _highRxt = EmitSegment(ref sink, seq, Math.Min(mss, maxLen), nowMs); // rule 1
-            }
-            else if (TryPlanNewSegment(out int len))
-            {
-                _sndNxt = EmitSegment(ref sink, _sndNxt, len, nowMs); // rule 2: new data
-            }
-            else if (TryNextHole(requireLost: false, out seq, out maxLen))
-            {
-                _highRxt = EmitSegment(ref sink, seq, Math.Min(mss, maxLen), nowMs); // rule 3
-            }
-            else
-            {
-                break;
-            }
-
-            sent = true;
-        }
-
-        return sent;
+        _rtx.ClearSacked();
+        _sackCacheCount = 0;
+        _highestSacked = _sndUna;
     }
 }

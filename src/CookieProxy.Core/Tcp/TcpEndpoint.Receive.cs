@@ -30,11 +30,21 @@ public sealed partial class TcpEndpoint
     private readonly uint _localTsInitial;
     private readonly bool _sackEnabled;
 
-    // ACK scheduling (RFC 9293 3.8.6.3, RFC 5681 4.2)
+    // ACK scheduling (RFC 9293 3.8.6.3, RFC 5681 4.2) with Linux's quick ACK and interactive (pingpong) modes.
     private bool _ackNow;
     private bool _ackDelayed;
     private long _delayedAckAtMs;
     private int _segmentsSinceAck;
+    /// <summary>ACKs still to send at once for every data segment (Linux icsk_ack.quick).</summary>
+    private int _quickAcks;
+    /// <summary>Request/response traffic: our data answers the client's, so ACKs wait to ride on it (Linux pingpong).</summary>
+    private bool _pingpong;
+    private bool _dataReceived;
+    private long _lastDataRecvMs;
+    private long _tsRecentStampMs;
+
+    /// <summary>Linux TCP_MAX_QUICKACKS.</summary>
+    private const int MaxQuickAcks = 16;
 
     public long BytesReceived { get; private set; }
     /// <summary>Segments dropped by PAWS (RFC 7323 5).</summary>
@@ -100,6 +110,7 @@ public sealed partial class TcpEndpoint
         _irs = handshake.Irs;
         _rcvNxt = handshake.Irs + 1;
         _lastAckSent = _rcvNxt;
+        _tsRecentStampMs = _createdMs;
         _recvRing = NewRing(_config.ReceiveBufferSize);
         _ooo = new SeqRangeSet(_config.MaxOutOfOrderSegments);
         // The SYN+ACK's window is never scaled (RFC 7323 2.2), so the client may only assume 64 KiB for now.
@@ -191,6 +202,7 @@ public sealed partial class TcpEndpoint
         {
             // Out of order: keep it (bounded) and send an immediate duplicate ACK (RFC 5681 4.2, RFC 9293 3.10.7.4).
             _ackNow = true;
+            EnterQuickAckMode();
             if (payload.Length > 0)
             {
                 int held = _ooo.IndexContaining(start);
@@ -244,12 +256,22 @@ public sealed partial class TcpEndpoint
 
     /// <summary>
     /// Delayed ACK (RFC 9293 3.8.6.3, RFC 5681 4.2): ACK at least every second segment, otherwise within
-    /// DelayedAckMs.
+    /// DelayedAckMs; but every segment at once in quick ACK mode (Linux tcp_in_quickack_mode): at the start
+    /// of the client's data and after an idle gap longer than the RTO, so the client's slow start is clocked
+    /// by one ACK per segment, and unless the exchange is interactive (our answer carries the ACK).
     /// </summary>
     private void ScheduleAck(long nowMs)
     {
+        // Linux tcp_event_data_recv: the first data, or data after a silence longer than the RTO, restarts quick ACKs.
+        if (!_dataReceived || nowMs - _lastDataRecvMs > _rtt.RtoMs)
+        {
+            IncreaseQuickAcks();
+        }
+
+        _dataReceived = true;
+        _lastDataRecvMs = nowMs;
         _segmentsSinceAck++;
-        if (_segmentsSinceAck >= 2 || _config.DelayedAckMs <= 0)
+        if (InQuickAckMode || _segmentsSinceAck >= 2 || _config.DelayedAckMs <= 0)
         {
             _ackNow = true;
         }
@@ -260,14 +282,57 @@ public sealed partial class TcpEndpoint
         }
     }
 
+    /// <summary>Quick ACK mode: every data segment is acknowledged at once (Linux tcp_in_quickack_mode).</summary>
+    private bool InQuickAckMode => _quickAcks > 0 && !_pingpong;
+
+    /// <summary>Linux tcp_incr_quickack: up to half the receive window in segments, at least 2, at most 16.</summary>
+    private void IncreaseQuickAcks()
+    {
+        int quick = Math.Clamp(_recvRing.Capacity / (2 * Math.Max((int)_config.LocalMss, 1)), 2, MaxQuickAcks);
+        _quickAcks = Math.Max(_quickAcks, quick);
+    }
+
+    /// <summary>Linux tcp_enter_quickack_mode: a duplicate or out-of-order segment; the sender needs our ACKs now.</summary>
+    private void EnterQuickAckMode()
+    {
+        IncreaseQuickAcks();
+        _pingpong = false;
+    }
+
+    /// <summary>Linux tcp_event_ack_sent: a segment acknowledged what was pending.</summary>
+    private void OnAckSent()
+    {
+        if (_quickAcks > 0 && (_segmentsSinceAck > 0 || _ackNow || _ackDelayed))
+        {
+            _quickAcks--; // Linux tcp_dec_quickack_mode
+        }
+
+        _ackNow = false;
+        _ackDelayed = false;
+        _segmentsSinceAck = 0;
+    }
+
+    /// <summary>
+    /// Linux tcp_event_data_sent: our data leaving within the delayed-ACK time of the client's marks the
+    /// exchange interactive, so the client's next request waits for our answer to carry the ACK.
+    /// </summary>
+    private void OnDataSent(long nowMs)
+    {
+        if (_dataReceived && nowMs - _lastDataRecvMs < Math.Max(_config.DelayedAckMs, 1))
+        {
+            _pingpong = true;
+        }
+    }
+
     /// <summary>RFC 7323 4.3: TS.Recent follows the segment that covers Last.ACK.sent.</summary>
-    private void UpdateTsRecent(in TcpRepr seg)
+    private void UpdateTsRecent(in TcpRepr seg, long nowMs)
     {
         if (_tsEnabled && seg.Options.HasTimestamp
             && unchecked((int)(seg.Options.TsVal - _tsRecent)) >= 0
             && seg.Seq <= _lastAckSent)
         {
             _tsRecent = seg.Options.TsVal;
+            _tsRecentStampMs = nowMs;
         }
     }
 

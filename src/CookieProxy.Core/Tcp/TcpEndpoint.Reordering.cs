@@ -7,8 +7,9 @@ namespace CookieProxy.Tcp;
 //   duplicate delivery; it is never new SACKed data (tcp_check_dsack).
 // - RFC 3708 (D-SACK) and RFC 3522 (Eifel, timestamps) detect that a retransmission was unnecessary; the
 //   congestion response is then undone, RFC 4015 / Linux tcp_undo_cwnd_reduction (restore cwnd, ssthresh).
-// - The reordering degree measured in segments raises DupThresh and the RFC 6675 IsLost threshold
-//   (Linux tcp_check_sack_reordering / tp->reordering; RFC 8985's spirit without RACK's timers).
+// - The reordering degree measured in segments raises DupThresh (Linux tcp_check_sack_reordering /
+//   tp->reordering): NewReno's duplicate ACK threshold and RACK's packet threshold (.Rack.cs). Any
+//   reordering seen also lets RACK keep a non-zero reordering window (RFC 8985 6.2 step 3).
 public sealed partial class TcpEndpoint
 {
     /// <summary>RFC 5681 3.2 / RFC 6675 2: DupThresh, also the floor of the adaptive threshold.</summary>
@@ -35,6 +36,7 @@ public sealed partial class TcpEndpoint
     private uint _undoTsVal;
     private int _priorCwnd;
     private int _priorSsthresh;
+    private Congestion.Cubic _priorCubic;
 
     /// <summary>Current DupThresh in segments (3 until reordering is observed, at most <see cref="MaxReordering"/>).</summary>
     public int ReorderingThreshold => _dupThresh;
@@ -56,13 +58,14 @@ public sealed partial class TcpEndpoint
         _undoRetrans = 0;
         _priorCwnd = _cwnd;
         _priorSsthresh = _ssthresh;
+        _priorCubic = _cubic;
     }
 
-    /// <summary>EmitSegment saw a retransmission ending at <paramref name="end"/>.</summary>
-    private void OnRetransmitted(SeqNumber end, long nowMs)
+    /// <summary>A retransmission ending at <paramref name="end"/> went out (a loss probe does not count for undo: RFC 8985 7.4 judges it).</summary>
+    private void OnRetransmitted(SeqNumber end, long nowMs, bool countForUndo)
     {
         _rxtHigh = SeqNumber.Max(_rxtHigh, end);
-        if (_undoValid)
+        if (_undoValid && countForUndo)
         {
             if (_undoRetrans == 0)
             {
@@ -110,7 +113,7 @@ public sealed partial class TcpEndpoint
     /// </summary>
     private void OnDsack(SackBlock b, SeqNumber priorHighestSacked)
     {
-        if (b.Right > _sndMax || b.Left < _sndUna - Math.Max(_maxSndWnd, 1))
+        if (b.Right > _sndNxt || b.Left < _sndUna - Math.Max(_maxSndWnd, 1))
         {
             return; // bogus or ancient: ignore (hostile input never counts)
         }
@@ -121,9 +124,14 @@ public sealed partial class TcpEndpoint
             return; // never retransmitted: the network duplicated the original
         }
 
+        if (_tlpOutstanding && _tlpIsRetrans && b.Right >= _tlpEndSeq)
+        {
+            return; // the loss probe's copy: RFC 8985 7.4 decides about it, not undo
+        }
+
         // The original and the retransmission both arrived: the hole was reordering, not loss.
         NoteReordering(b.Left, priorHighestSacked);
-        if (_undoValid && _undoRetrans > 0 && b.Left >= _undoMarker && b.Right <= _sndMax)
+        if (_undoValid && _undoRetrans > 0 && b.Left >= _undoMarker && b.Right <= _sndNxt)
         {
             int segments = Math.Max((b.Right - b.Left + _effMss - 1) / _effMss, 1);
             _undoRetrans = Math.Max(_undoRetrans - segments, 0);
@@ -160,8 +168,9 @@ public sealed partial class TcpEndpoint
     }
 
     /// <summary>
-    /// Linux tcp_undo_cwnd_reduction (RFC 4015 3.2 for timeouts): cwnd and ssthresh go back to their values
-    /// before the episode and recovery ends; after an RTO, sending resumes at SND.MAX (RFC 4015 3.2 step 4).
+    /// Linux tcp_undo_cwnd_reduction (RFC 4015 3.2 for timeouts, RFC 9438 4.9 for CUBIC's state): cwnd,
+    /// ssthresh and CUBIC's W_max/K go back to their values before the episode and recovery ends; no segment
+    /// is considered lost any more, so after an RTO sending resumes with new data (RFC 4015 3.2 step 4).
     /// </summary>
     private void UndoCongestionResponse()
     {
@@ -169,21 +178,22 @@ public sealed partial class TcpEndpoint
         SpuriousRecoveriesUndone++;
         _cwnd = Math.Max(_cwnd, _priorCwnd);
         _ssthresh = Math.Max(_ssthresh, _priorSsthresh);
+        _cubic = _priorCubic;
         _bytesAckedInCa = 0;
-        if (_inRecovery)
+        if (_inRecovery || _inLoss)
         {
             _inRecovery = false;
-            _fastRetransmitPending = false;
+            _inLoss = false;
+            _forceRetransmit = false;
+            RackOnRecoveryExit();
         }
 
         // The reduction was revoked, so a real loss in this window may start a new episode (RFC 6582's
         // "recover" only guards against reducing twice).
         _recover = _sndUna - 1;
         _dupAcks = 0;
-        if (_sndNxt < _sndMax)
-        {
-            _sndNxt = _sndMax;
-        }
+        _rtx.ClearLost();
+        _lostLow = _sndNxt;
     }
 
     /// <summary>
@@ -198,6 +208,7 @@ public sealed partial class TcpEndpoint
             return;
         }
 
+        _reorderingSeen = true;
         int distance = high - low;
         int segments = (distance + _effMss - 1) / _effMss;
         segments = Math.Min(segments, MaxReordering);

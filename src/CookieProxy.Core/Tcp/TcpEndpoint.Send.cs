@@ -4,7 +4,9 @@ namespace CookieProxy.Tcp;
 
 // Send side: RFC 9293 3.3.1 send sequence space, 3.10.7.4 ACK processing and SND.WND update (SND.WL1/WL2),
 // 3.8.6.2.1 sender SWS avoidance, 3.9.1 PSH; RFC 7323 2.3 window scaling, 3 timestamps, 4.1 RTTM;
-// RFC 2018 SACK option processing; RFC 6298 3 (Karn) and 5.1-5.3 timer management.
+// RFC 2018 SACK option processing; RFC 6298 3 (Karn) and 5.1-5.3 timer management. Every segment sent
+// is a record in the retransmission queue (RetransmitQueue.cs), which loss detection (.Rack.cs) and
+// recovery (.Congestion.cs) work on: there is no go-back-N pointer, SND.NXT only moves forward.
 public sealed partial class TcpEndpoint
 {
     /// <summary>RFC 7323 3.2: the timestamps option costs 12 bytes (10 + 2 NOPs) in every segment.</summary>
@@ -12,10 +14,8 @@ public sealed partial class TcpEndpoint
 
     private SeqNumber _iss;
     private SeqNumber _sndUna;
-    /// <summary>Next sequence number to send; moves back to SND.UNA on a retransmission timeout (go-back-N).</summary>
+    /// <summary>RFC 9293 SND.NXT: the next new sequence number (retransmissions never move it back).</summary>
     private SeqNumber _sndNxt;
-    /// <summary>Highest sequence number ever sent + 1: RFC 9293's SND.NXT for ACK acceptability and RST.</summary>
-    private SeqNumber _sndMax;
     private SeqNumber _sndWl1;
     private SeqNumber _sndWl2;
     private int _sndWnd;
@@ -25,15 +25,29 @@ public sealed partial class TcpEndpoint
     private ByteRing _sendRing = null!;
     private bool _finQueued;
     private bool _finAcked;
-
-    // RTT measurement without timestamps: one timed segment at a time (RFC 6298 3, Karn's rule).
-    private bool _rttTiming;
-    private SeqNumber _rttSeq;
-    private long _rttStartMs;
     private RttEstimator _rtt;
 
+    /// <summary>The segments in flight, one record each (RetransmitQueue.cs).</summary>
+    private readonly RetransmitQueue _rtx = new();
+
+    /// <summary>The SACK blocks the previous ACK carried, already applied to the records (Linux recv_sack_cache).</summary>
+    private readonly SackBlock[] _sackCache = new SackBlock[TcpOptionKind.MaxSackBlocks];
+    private int _sackCacheCount;
+
+    /// <summary>Transmission counter: each (re)transmission's place in the send order (RACK "sent after").</summary>
+    private long _xmitCounter;
+
+    /// <summary>Lowest sequence number a record waiting for retransmission may start at (a scan hint).</summary>
+    private SeqNumber _lostLow;
+
+    /// <summary>Last time a data segment left (CUBIC's idle-period correction, RFC 9438 5.8).</summary>
+    private long _lastSendMs;
+
+    /// <summary>The last send attempt stopped because of cwnd (not data or rwnd): Linux tp->is_cwnd_limited.</summary>
+    private bool _cwndLimitedNow;
+
     public long BytesAcked { get; private set; }
-    /// <summary>Segments sent again (RTO go-back-N, fast retransmit, SACK recovery).</summary>
+    /// <summary>Segments sent again (RTO, fast retransmit, RACK, tail loss probes).</summary>
     public long Retransmissions { get; private set; }
 
     /// <summary>Free space in the send buffer (backend -> client); 0 once CloseSend/Abort was called.</summary>
@@ -127,7 +141,7 @@ public sealed partial class TcpEndpoint
         _iss = handshake.Iss;
         _sndUna = handshake.Iss + 1;
         _sndNxt = _sndUna;
-        _sndMax = _sndUna;
+        _lostLow = _sndUna;
         // RFC 9293 3.10.7.4 SYN-RECEIVED -> ESTABLISHED: SND.WND <- SEG.WND, SND.WL1 <- SEG.SEQ, SND.WL2 <- SEG.ACK.
         // The cookie ACK is not a SYN, so its window is scaled (RFC 7323 2.3).
         _sndWnd = handshake.InitialWindow << _sndWndShift;
@@ -145,19 +159,40 @@ public sealed partial class TcpEndpoint
     /// <summary>Our TSval: a millisecond clock continuing from the SYN+ACK's value (RFC 7323 5.4).</summary>
     private uint CurrentTsVal(long nowMs) => unchecked(_localTsInitial + (uint)(nowMs - _createdMs));
 
-    /// <summary>RFC 9293 3.10.7.4 fifth check (ESTABLISHED and the states that share it).</summary>
+    /// <summary>Bytes sent and not yet cumulatively acknowledged (RFC 5681 FlightSize).</summary>
+    private int FlightSize => _sndNxt - _sndUna;
+
+    /// <summary>
+    /// RFC 6675 pipe / Linux tcp_packets_in_flight, in bytes: what is in the network now. SACKed and lost
+    /// segments have left it, retransmitted ones are in it again; without SACK, each duplicate ACK stands for
+    /// one delivered segment (Linux tcp_add_reno_sack).
+    /// </summary>
+    private int Pipe => Math.Max(FlightSize - _rtx.SackedBytes - _rtx.LostBytes + _rtx.RetransBytes - _renoSackedBytes, 0);
+
+    /// <summary>Our FIN went out (it sits past the queued data in sequence space).</summary>
+    private bool FinSent => _finQueued && FlightSize > _sendRing.Count;
+
+    /// <summary>
+    /// RFC 9293 3.10.7.4 fifth check (ESTABLISHED and the states that share it), then loss detection and the
+    /// congestion response to what the ACK told (the order of Linux tcp_ack: clean the retransmission queue,
+    /// tag SACKs, RACK, recovery state, cwnd).
+    /// </summary>
     private void ProcessAck(in TcpRepr seg, int payloadLength, long nowMs)
     {
-        UpdateTsRecent(in seg);
+        UpdateTsRecent(in seg, nowMs);
+        _lastRttSampleMs = -1;
         SeqNumber ack = seg.Ack;
         int window = seg.Window << _sndWndShift; // RFC 7323 2.3
+        int priorSacked = _rtx.SackedBytes + _renoSackedBytes;
+        var delivery = new Delivery(_highestSacked);
+        SeqNumber prevUna = _sndUna;
+        int acked = 0;
+        bool duplicate = false;
 
         if (ack > _sndUna)
         {
             // "If SND.UNA < SEG.ACK =< SND.NXT, then set SND.UNA <- SEG.ACK" and remove what it covers.
-            SeqNumber prevUna = _sndUna;
-            SeqNumber priorHighestSacked = _highestSacked;
-            int acked = ack - _sndUna;
+            acked = ack - _sndUna;
             int dataAcked = Math.Min(acked, _sendRing.Count);
             _sendRing.Consume(dataAcked);
             if (acked > dataAcked && _finQueued)
@@ -166,56 +201,62 @@ public sealed partial class TcpEndpoint
             }
 
             _sndUna = ack;
-            if (_sndNxt < _sndUna)
-            {
-                _sndNxt = _sndUna;
-            }
-
             BytesAcked += dataAcked;
-            SampleRtt(in seg, ack, nowMs);
+            _rtx.RemoveAcked(ack, ref delivery);
             _retransmits = 0;
             _persistBackoff = 0;
-            if (_sackEnabled)
+            RemoveRenoSacks(acked);
+        }
+
+        if (_sackEnabled && seg.Options.SackCount > 0)
+        {
+            ProcessSackBlocks(in seg, ref delivery);
+        }
+
+        if (acked == 0 && ack == _sndUna && _sndNxt > _sndUna && !_sackEnabled)
+        {
+            // RFC 5681 2 duplicate ACK (no data, no FIN, same window, data outstanding). A zero window is flow
+            // control, not loss: those ACKs never count (the persist timer takes over). With SACK, RACK reads
+            // the SACK blocks instead of counting.
+            duplicate = window > 0 && payloadLength == 0 && (seg.Flags & TcpFlags.Fin) == 0 && window == _sndWnd;
+        }
+
+        if (acked > 0 || delivery.Count > 0)
+        {
+            SampleRtt(in seg, in delivery, acked > 0, nowMs);
+            RackOnDelivered(in seg, in delivery, nowMs);
+            if (acked > 0)
             {
-                _scoreboard.RemoveBelow(ack);
-                ProcessSackBlocks(in seg);
+                CheckEifel(in seg, prevUna, delivery.PriorFack);
+                _highestSacked = SeqNumber.Max(_highestSacked, _sndUna);
             }
+        }
 
-            if (prevUna >= _rxtHigh)
+        ProcessTlpAck(in seg, ack, acked > 0, delivery.Dsack, delivery.Count > 0);
+        int delivered = acked + ((_rtx.SackedBytes + _renoSackedBytes) - priorSacked);
+        if (duplicate)
+        {
+            delivered += OnRenoDuplicateAck();
+        }
+
+        OnAckCongestion(acked, delivered, nowMs);
+
+        if (acked > 0)
+        {
+            // RFC 6298 (5.2) stop the timer when everything is acknowledged, (5.3) otherwise restart it;
+            // RFC 8985 7.2: a loss probe may be scheduled instead.
+            if (_sndUna == _sndNxt)
             {
-                // The hole at the old SND.UNA was filled by its original transmission (Linux tcp_clean_rtx_queue).
-                NoteReordering(prevUna, priorHighestSacked);
-            }
-
-            CheckEifel(in seg, prevUna, priorHighestSacked);
-            _highestSacked = SeqNumber.Max(_highestSacked, _sndUna);
-            OnNewAck(acked);
-
-            // RFC 6298 (5.2) stop the timer when everything is acknowledged, (5.3) otherwise restart it.
-            if (_sndUna == _sndMax)
-            {
-                if (_timer.Kind == TcpTimerKind.Retransmit)
+                if (_timer.Kind is TcpTimerKind.Retransmit or TcpTimerKind.LossProbe)
                 {
                     _timer.Stop();
                 }
+
+                _rackTimerAtMs = long.MaxValue;
             }
             else if (_timer.Kind != TcpTimerKind.Persist)
             {
-                _timer.Set(TcpTimerKind.Retransmit, nowMs + _rtt.RtoMs);
-            }
-        }
-        else if (ack == _sndUna && _sndMax > _sndUna)
-        {
-            bool newSack = _sackEnabled && ProcessSackBlocks(in seg);
-            // RFC 5681 2 duplicate ACK (no data, no FIN, same window, data outstanding); with SACK, RFC 6675 2
-            // counts ACKs that carry new SACK information instead (so data-bearing ACKs count too).
-            // A zero window is flow control, not loss: those ACKs never count (the persist timer takes over).
-            bool duplicate = window > 0 && (_sackEnabled
-                ? newSack
-                : payloadLength == 0 && (seg.Flags & TcpFlags.Fin) == 0 && window == _sndWnd);
-            if (duplicate)
-            {
-                OnDuplicateAck();
+                RestartRetransmitTimer(nowMs);
             }
         }
 
@@ -236,73 +277,204 @@ public sealed partial class TcpEndpoint
         }
     }
 
-    private void SampleRtt(in TcpRepr seg, SeqNumber ack, long nowMs)
+    /// <summary>
+    /// RFC 6298 and Linux tcp_ack_update_rtt: the ACK timing of the oldest newly acknowledged segment when none
+    /// of them was retransmitted (Karn), else of the newest newly SACKed original, else the timestamp echo
+    /// (RFC 7323 4.1, valid for retransmissions too).
+    /// </summary>
+    private void SampleRtt(in TcpRepr seg, in Delivery delivery, bool ackAdvanced, long nowMs)
     {
-        if (_tsEnabled && seg.Options.HasTimestamp && seg.Options.TsEcr != 0)
+        long rtt = -1;
+        if (ackAdvanced && delivery.HasAckedOriginal && !delivery.AckedRetransmission)
         {
-            // RFC 7323 4.1: RTT = now - TSecr, valid for retransmissions too (no Karn ambiguity).
-            int rtt = unchecked((int)(CurrentTsVal(nowMs) - seg.Options.TsEcr));
-            if (rtt >= 0 && rtt <= _config.MaxRtoMs)
+            rtt = nowMs - delivery.OldestAckedXmitMs;
+        }
+        else if (delivery.HasSackedOriginal)
+        {
+            rtt = nowMs - delivery.NewestSackedXmitMs;
+        }
+        else if (ackAdvanced && _tsEnabled && seg.Options.HasTimestamp && seg.Options.TsEcr != 0)
+        {
+            int tsRtt = unchecked((int)(CurrentTsVal(nowMs) - seg.Options.TsEcr));
+            if (tsRtt >= 0 && tsRtt <= _config.MaxRtoMs)
             {
-                _rtt.Sample(rtt);
+                rtt = tsRtt;
             }
         }
-        else if (_rttTiming && ack >= _rttSeq)
+
+        if (rtt < 0)
         {
-            // RFC 6298 3: the timed segment was never retransmitted (else Karn cleared _rttTiming).
-            _rtt.Sample(nowMs - _rttStartMs);
+            return;
         }
 
-        if (_rttTiming && ack >= _rttSeq)
+        _rtt.Sample(rtt);
+        UpdateMinRtt(rtt, nowMs);
+        _lastRttSampleMs = rtt;
+    }
+
+    /// <summary>
+    /// RFC 2018 / RFC 6675 2 (Linux tcp_sacktag_write_queue): marks the records SACK blocks within
+    /// (SND.UNA, SND.NXT] cover. A D-SACK first block (RFC 2883) goes to spurious-retransmission detection
+    /// instead. Blocks already processed on an earlier ACK are skipped (Linux's recv_sack_cache), so a long
+    /// SACKed run costs nothing per ACK.
+    /// </summary>
+    private void ProcessSackBlocks(in TcpRepr seg, ref Delivery delivery)
+    {
+        int n = Math.Min((int)seg.Options.SackCount, 4);
+        int first = 0;
+        if (IsDsack(in seg))
         {
-            _rttTiming = false;
+            SackBlock d = seg.Options.Sack[0];
+            delivery.Dsack = true;
+            delivery.DsackBlock = d;
+            OnDsack(d, delivery.PriorFack);
+            first = 1;
+        }
+
+        ReadOnlySpan<SackBlock> cache = _sackCache.AsSpan(0, _sackCacheCount);
+        Span<SackBlock> applied = stackalloc SackBlock[TcpOptionKind.MaxSackBlocks];
+        int appliedCount = 0;
+        for (int i = first; i < n; i++)
+        {
+            SackBlock b = seg.Options.Sack[i];
+            if (b.Right <= b.Left || b.Right > _sndNxt || b.Left < _sndUna - Math.Max(_maxSndWnd, 1))
+            {
+                continue; // bogus or ancient: ignore (hostile input never counts)
+            }
+
+            SeqNumber left = SeqNumber.Max(b.Left, _sndUna);
+            SeqNumber right = b.Right;
+            if (right <= left)
+            {
+                continue;
+            }
+
+            // The part of the block an earlier ACK already reported was applied then.
+            SeqNumber skipLeft = right;
+            SeqNumber skipRight = right;
+            for (int c = 0; c < cache.Length; c++)
+            {
+                SackBlock old = cache[c];
+                if (old.Left <= right && old.Right >= left && old.Right - old.Left > skipRight - skipLeft)
+                {
+                    skipLeft = SeqNumber.Max(old.Left, left);
+                    skipRight = SeqNumber.Min(old.Right, right);
+                }
+            }
+
+            TagSacked(left, right, skipLeft, skipRight, ref delivery);
+            _highestSacked = SeqNumber.Max(_highestSacked, right);
+            applied[appliedCount++] = new SackBlock(left, right);
+        }
+
+        applied[..appliedCount].CopyTo(_sackCache);
+        _sackCacheCount = appliedCount;
+    }
+
+    /// <summary>Marks the records wholly inside [left, right) SACKed, jumping over [skipLeft, skipRight).</summary>
+    private void TagSacked(SeqNumber left, SeqNumber right, SeqNumber skipLeft, SeqNumber skipRight, ref Delivery delivery)
+    {
+        int count = _rtx.Count;
+        for (int i = _rtx.IndexAfter(left); i < count; i++)
+        {
+            ref TxRecord r = ref _rtx[i];
+            if (r.Start >= right)
+            {
+                break;
+            }
+
+            if (r.Start >= skipLeft && r.End <= skipRight)
+            {
+                i = Math.Max(i, _rtx.IndexAfter(skipRight) - 1);
+                continue;
+            }
+
+            if (r.Start >= left && r.End <= right && !r.Is(TxFlags.Sacked))
+            {
+                delivery.Sacked(in r);
+                _rtx.MarkSacked(i);
+            }
         }
     }
 
     /// <summary>
-    /// RFC 2018 / RFC 6675 2: records SACK blocks within (SND.UNA, SND.NXT]; true if new bytes were SACKed.
-    /// A D-SACK first block (RFC 2883) goes to spurious-retransmission detection instead; newly SACKed
-    /// original data below the highest SACK measures reordering.
+    /// What an ACK delivered, gathered while the queue is cleaned and SACKs are tagged: RACK's most recently
+    /// sent delivered segment (RFC 8985 6.2 step 2), the RTT sample candidates, and reordering (step 3).
     /// </summary>
-    private bool ProcessSackBlocks(in TcpRepr seg)
+    private struct Delivery : IDeliveredVisitor
     {
-        bool grew = false;
-        int n = Math.Min((int)seg.Options.SackCount, 4);
-        SeqNumber priorHighestSacked = _highestSacked;
-        int first = 0;
-        if (IsDsack(in seg))
+        /// <summary>Highest SACKed sequence before this ACK (Linux prior_fack).</summary>
+        public readonly SeqNumber PriorFack;
+        public int Count;
+        public long NewestXmitNumber;
+        public long NewestXmitMs;
+        public bool NewestEverRetrans;
+        public bool HasAckedOriginal;
+        public long OldestAckedXmitMs;
+        public bool AckedRetransmission;
+        public bool HasSackedOriginal;
+        public long NewestSackedXmitMs;
+        /// <summary>An original (never retransmitted) segment arrived below data already SACKed: reordering.</summary>
+        public bool Reordered;
+        public SeqNumber ReorderedLow;
+        public bool Dsack;
+        public SackBlock DsackBlock;
+
+        public Delivery(SeqNumber priorFack)
         {
-            OnDsack(seg.Options.Sack[0], priorHighestSacked);
-            first = 1;
+            this = default;
+            PriorFack = priorFack;
+            NewestXmitNumber = -1;
         }
 
-        for (int i = first; i < n; i++)
+        /// <summary>A record the cumulative ACK covered (and no SACK had reported).</summary>
+        public void Delivered(in TxRecord r)
         {
-            SackBlock b = seg.Options.Sack[i];
-            SeqNumber left = SeqNumber.Max(b.Left, _sndUna);
-            SeqNumber right = SeqNumber.Min(b.Right, _sndMax);
-            if (b.Right <= b.Left || right <= left || b.Right > _sndMax || b.Left < _sndUna - _maxSndWnd)
+            Note(in r);
+            if (r.Is(TxFlags.EverRetrans))
             {
-                continue; // stale, D-SACK or bogus: ignore
+                AckedRetransmission = true;
             }
-
-            SeqNumber lowNew = _scoreboard.FirstUncovered(left, right);
-            if (_scoreboard.Add(left, right) > 0)
+            else if (!HasAckedOriginal)
             {
-                grew = true;
-                if (lowNew >= _rxtHigh)
-                {
-                    NoteReordering(lowNew, priorHighestSacked); // an original arrived after later data
-                }
+                HasAckedOriginal = true;
+                OldestAckedXmitMs = r.XmitMs;
             }
-
-            _highestSacked = SeqNumber.Max(_highestSacked, right);
         }
 
-        return grew;
+        public void Sacked(in TxRecord r)
+        {
+            Note(in r);
+            if (!r.Is(TxFlags.EverRetrans) && (!HasSackedOriginal || r.XmitMs > NewestSackedXmitMs))
+            {
+                HasSackedOriginal = true;
+                NewestSackedXmitMs = r.XmitMs;
+            }
+        }
+
+        private void Note(in TxRecord r)
+        {
+            Count++;
+            if (r.XmitNumber > NewestXmitNumber)
+            {
+                NewestXmitNumber = r.XmitNumber;
+                NewestXmitMs = r.XmitMs;
+                NewestEverRetrans = r.Is(TxFlags.EverRetrans);
+            }
+
+            // Linux tcp_check_sack_reordering: an original delivered below the highest SACKed sequence.
+            if (!r.Is(TxFlags.EverRetrans) && r.Start < PriorFack && (!Reordered || r.Start < ReorderedLow))
+            {
+                Reordered = true;
+                ReorderedLow = r.Start;
+            }
+        }
     }
 
-    /// <summary>Emits everything due now: RST, retransmissions, new data within min(cwnd, rwnd), FIN, probes, ACKs.</summary>
+    /// <summary>
+    /// Emits everything due now: RST, retransmissions of lost segments, new data within min(cwnd, rwnd), a tail
+    /// loss probe, FIN, window probes, ACKs.
+    /// </summary>
     public void Dispatch<TSink>(ref TSink sink, long nowMs) where TSink : struct, ITcpSegmentSink, allows ref struct
     {
         if (_state != TcpState.Closed)
@@ -313,7 +485,7 @@ public sealed partial class TcpEndpoint
         if (_rstPending)
         {
             // RFC 9293 3.10.5 ABORT / 3.8.3 R2: <SEQ=SND.NXT><CTL=RST>; ACK set so stacks accept it more readily.
-            TcpRepr rst = BuildHeader(_sndMax, TcpFlags.Rst | TcpFlags.Ack, nowMs);
+            TcpRepr rst = BuildHeader(_sndNxt, TcpFlags.Rst | TcpFlags.Ack, nowMs);
             sink.Emit(in rst, default, default);
             SegmentsSent++;
             _rstPending = false;
@@ -326,27 +498,21 @@ public sealed partial class TcpEndpoint
         }
 
         bool sent = false;
+        bool sentNew = false;
         if (_state is not TcpState.TimeWait)
         {
-            if (_inRecovery && _sackEnabled)
+            // RFC 6675 5 (C) NextSeg rule 1 first (Linux tcp_xmit_retransmit_queue), then new data (rule 2).
+            sent |= SendLost(ref sink, nowMs);
+            while (TryPlanNewSegment(ignoreCwnd: false, out int len))
             {
-                sent |= SendSackRecovery(ref sink, nowMs);
+                EmitNewData(ref sink, len, nowMs);
+                sent = sentNew = true;
             }
-            else
-            {
-                if (_fastRetransmitPending)
-                {
-                    // RFC 5681 3.2 (3) / RFC 6582 3.2 (5): retransmit the first unacknowledged segment.
-                    _fastRetransmitPending = false;
-                    EmitSegment(ref sink, _sndUna, _effMss - SackOptionBytes, nowMs);
-                    sent = true;
-                }
 
-                while (TryPlanNewSegment(out int len))
-                {
-                    _sndNxt = EmitSegment(ref sink, _sndNxt, len, nowMs);
-                    sent = true;
-                }
+            UpdateCwndLimited();
+            if (_tlpPending)
+            {
+                sent |= SendLossProbe(ref sink, nowMs);
             }
 
             if (_probePending)
@@ -363,26 +529,74 @@ public sealed partial class TcpEndpoint
 
         if (!sent && (_ackNow || (_ackDelayed && nowMs >= _delayedAckAtMs)))
         {
-            // SEQ = SND.MAX (RFC 9293's SND.NXT), not our rolled-back go-back-N pointer: a pure ACK below the
-            // client's RCV.NXT would be unacceptable to it, its ACK in turn to us -- an endless ACK war.
-            TcpRepr ackSeg = BuildHeader(_sndMax, TcpFlags.Ack, nowMs);
+            if (!_ackNow)
+            {
+                _pingpong = false; // Linux tcp_delack_timer_handler: the answer did not come in time to carry the ACK
+            }
+
+            TcpRepr ackSeg = BuildHeader(_sndNxt, TcpFlags.Ack, nowMs);
             sink.Emit(in ackSeg, default, default);
             SegmentsSent++;
         }
 
-        ArmTimers(nowMs);
+        ArmTimers(nowMs, sentNew);
     }
 
     /// <summary>
-    /// Decides whether a new segment (or go-back-N retransmission) goes out at SND.NXT and how long it is:
-    /// within min(cwnd, rwnd) (RFC 5681 2, RFC 9293 3.8.6), sender SWS avoidance (RFC 9293 3.8.6.2.1)
-    /// without Nagle's delay for the last piece (PSH at the end of the queued data keeps HTTP latency low),
-    /// FIN after the data (RFC 9293 3.10.4).
+    /// Retransmits the records marked lost, lowest first, while the pipe leaves room for a whole segment
+    /// (RFC 6675 5 (C), with cwnd set by PRR during recovery) and the client's window covers it. The first one
+    /// after a fast retransmit trigger goes regardless of cwnd (RFC 6675 5 (4.3), RFC 6582 3.2 (5)).
     /// </summary>
-    private bool TryPlanNewSegment(out int len)
+    private bool SendLost<TSink>(ref TSink sink, long nowMs) where TSink : struct, ITcpSegmentSink, allows ref struct
+    {
+        if (_rtx.LostPendingCount == 0)
+        {
+            _forceRetransmit = false;
+            return false;
+        }
+
+        bool sent = false;
+        int count = _rtx.Count;
+        SeqNumber wndEnd = _sndUna + _sndWnd;
+        int i = _rtx.IndexAfter(_lostLow);
+        for (; i < count && _rtx.LostPendingCount > 0; i++)
+        {
+            ref TxRecord r = ref _rtx[i];
+            if (!RetransmitQueue.NeedsRetransmission(in r))
+            {
+                continue;
+            }
+
+            if (_sndWnd == 0 || (r.End > wndEnd && r.Start != _sndUna))
+            {
+                break; // RFC 9293 3.8.6.1: the client's window; probes take over at zero
+            }
+
+            if (!_forceRetransmit && _cwnd - Pipe < Math.Min(r.Length, _effMss))
+            {
+                _cwndLimitedNow = true;
+                break;
+            }
+
+            _forceRetransmit = false;
+            RetransmitRecord(ref sink, i, nowMs, isLossProbe: false);
+            sent = true;
+        }
+
+        _lostLow = i < count ? _rtx[i].Start : _sndNxt;
+        return sent;
+    }
+
+    /// <summary>
+    /// Decides whether a new segment goes out at SND.NXT and how long it is: within min(cwnd - pipe, rwnd)
+    /// (RFC 5681 2, RFC 6675 5, RFC 9293 3.8.6), sender SWS avoidance (RFC 9293 3.8.6.2.1) without Nagle's
+    /// delay for the last piece (PSH at the end of the queued data keeps HTTP latency low), FIN after the
+    /// data (RFC 9293 3.10.4). A tail loss probe may ignore cwnd (RFC 8985 7.3).
+    /// </summary>
+    private bool TryPlanNewSegment(bool ignoreCwnd, out int len)
     {
         len = 0;
-        if (_state is TcpState.Closed or TcpState.TimeWait)
+        if (_state is TcpState.Closed or TcpState.TimeWait || _rtx.IsFull)
         {
             return false;
         }
@@ -395,34 +609,16 @@ public sealed partial class TcpEndpoint
             return unsent == 0 && _finQueued && !_finAcked;
         }
 
-        if (_sackEnabled && _scoreboard.Count > 0 && _sndNxt < _sndMax)
-        {
-            // Go-back-N after an RTO: skip what the client already SACKed.
-            int idx = _scoreboard.IndexContaining(_sndNxt);
-            if (idx >= 0)
-            {
-                _sndNxt = SeqNumber.Min(_scoreboard.Right(idx), _sndMax);
-                return TryPlanNewSegment(out len);
-            }
-        }
-
-        int flight = _sndNxt - _sndUna;
-        if (_sackEnabled && _scoreboard.Count > 0)
-        {
-            flight -= SackedBelow(_sndNxt); // SACKed bytes have left the network (RFC 6675 pipe, simplified)
-        }
-
-        int usable = Math.Min(_sndUna + _sndWnd - _sndNxt, _cwnd - flight);
+        int flight = Pipe;
+        int rwndRoom = _sndUna + _sndWnd - _sndNxt;
+        int cwndRoom = ignoreCwnd ? int.MaxValue : _cwnd - flight;
+        int usable = Math.Min(rwndRoom, cwndRoom);
         int mss = _effMss - SackOptionBytes;
         int maxLen = SegmentOffloadBytes > mss ? Math.Min(SegmentOffloadBytes / mss, TcpSuperFrame.MaxSegments) * mss : mss;
         len = Math.Min(Math.Min(maxLen, unsent), usable);
-        if (_sackEnabled && _scoreboard.Count > 0 && _sndNxt < _sndMax)
+        if (cwndRoom < Math.Min(Math.Min(maxLen, unsent), rwndRoom))
         {
-            int above = _scoreboard.IndexAbove(_sndNxt);
-            if (above >= 0)
-            {
-                len = Math.Min(len, _scoreboard.Left(above) - _sndNxt);
-            }
+            _cwndLimitedNow = true;
         }
 
         if (len <= 0)
@@ -437,7 +633,7 @@ public sealed partial class TcpEndpoint
             len = len / mss * mss;
         }
 
-        if (len < mss && len < unsent && flight > 0 && len < _maxSndWnd / 2)
+        if (len < mss && len < unsent && FlightSize > 0 && len < _maxSndWnd / 2)
         {
             // RFC 9293 3.8.6.2.1: a window-limited runt waits while data is in flight (the ACK will bring a
             // bigger window); with nothing in flight it goes out so we never deadlock on a small window.
@@ -447,27 +643,76 @@ public sealed partial class TcpEndpoint
         return true;
     }
 
-    private int SackedBelow(SeqNumber seq)
+    /// <summary>New data at SND.NXT: one segment (or super-segment), one retransmission-queue record per wire segment.</summary>
+    private void EmitNewData<TSink>(ref TSink sink, int len, long nowMs) where TSink : struct, ITcpSegmentSink, allows ref struct
     {
-        int sacked = 0;
-        for (int i = 0; i < _scoreboard.Count && _scoreboard.Left(i) < seq; i++)
+        if (FlightSize == 0 && _lastSendMs != 0)
         {
-            sacked += SeqNumber.Min(_scoreboard.Right(i), seq) - _scoreboard.Left(i);
+            OnTransmitAfterIdle(nowMs - _lastSendMs);
         }
 
-        return sacked;
+        SeqNumber seq = _sndNxt;
+        SeqNumber end = EmitSegment(ref sink, seq, len, allowFin: true, nowMs);
+        SeqNumber dataEnd = seq + len;
+        int cut = EmitSegmentSize;
+        SeqNumber s = seq;
+        while (s < end)
+        {
+            SeqNumber e = SeqNumber.Min(s + cut, dataEnd);
+            if (e >= dataEnd)
+            {
+                e = end; // the last piece carries the FIN, if any
+            }
+
+            _rtx.Append(s, e, nowMs, _xmitCounter++);
+            s = e;
+        }
+
+        _sndNxt = end;
+        _lastSendMs = nowMs;
+        if (_inRecovery)
+        {
+            _prrOut += end - seq;
+        }
+    }
+
+    /// <summary>Sends record <paramref name="index"/> again (one MSS per segment, in as many as it takes).</summary>
+    private void RetransmitRecord<TSink>(ref TSink sink, int index, long nowMs, bool isLossProbe)
+        where TSink : struct, ITcpSegmentSink, allows ref struct
+    {
+        ref TxRecord r = ref _rtx[index];
+        SeqNumber start = r.Start;
+        SeqNumber end = r.End;
+        bool allowFin = FinSent;
+        SeqNumber dataEnd = SeqNumber.Min(end, _sndUna + _sendRing.Count);
+        SeqNumber seq = start;
+        do
+        {
+            int mss = _effMss - SackOptionBytes;
+            seq = EmitSegment(ref sink, seq, Math.Min(mss, Math.Max(dataEnd - seq, 0)), allowFin, nowMs);
+            Retransmissions++;
+        }
+        while (seq < end);
+
+        _rtx.MarkRetransmitted(index, nowMs, _xmitCounter++);
+        _lastSendMs = nowMs;
+        OnRetransmitted(end, nowMs, countForUndo: !isLossProbe);
+        if (_inRecovery)
+        {
+            _prrOut += end - start;
+        }
     }
 
     /// <summary>
     /// Emits one segment starting at <paramref name="seq"/> with up to <paramref name="maxLen"/> bytes
-    /// (plus FIN when it reaches the end of the queued data and CloseSend was called). Returns its end.
+    /// (plus FIN when it reaches the end of the queued data, CloseSend was called and FIN may go). Returns its end.
     /// </summary>
-    private SeqNumber EmitSegment<TSink>(ref TSink sink, SeqNumber seq, int maxLen, long nowMs)
+    private SeqNumber EmitSegment<TSink>(ref TSink sink, SeqNumber seq, int maxLen, bool allowFin, long nowMs)
         where TSink : struct, ITcpSegmentSink, allows ref struct
     {
         int offset = seq - _sndUna;
         int len = Math.Max(Math.Min(maxLen, _sendRing.Count - offset), 0);
-        bool fin = _finQueued && offset + len == _sendRing.Count;
+        bool fin = allowFin && _finQueued && offset + len == _sendRing.Count;
         TcpFlags flags = TcpFlags.Ack;
         if (len > 0 && offset + len == _sendRing.Count)
         {
@@ -485,33 +730,12 @@ public sealed partial class TcpEndpoint
         EmitSegmentSize = _effMss - sackBytes;
         sink.Emit(in repr, head, tail);
         SegmentsSent++;
-
-        SeqNumber end = seq + (len + (fin ? 1 : 0));
-        if (seq < _sndMax)
+        if (len > 0)
         {
-            Retransmissions++;
-            _rttTiming = false; // RFC 6298 3 (Karn): no sample from a retransmitted segment
-            OnRetransmitted(end, nowMs);
-        }
-        else if (!_rttTiming && !_tsEnabled)
-        {
-            _rttTiming = true;
-            _rttSeq = end;
-            _rttStartMs = nowMs;
+            OnDataSent(nowMs);
         }
 
-        if (end > _sndMax)
-        {
-            _sndMax = end;
-        }
-
-        // RFC 6298 (5.1): start the retransmission timer when data goes out and it is not running.
-        if (_timer.Kind != TcpTimerKind.Retransmit)
-        {
-            _timer.Set(TcpTimerKind.Retransmit, nowMs + _rtt.RtoMs);
-        }
-
-        return end;
+        return seq + (len + (fin ? 1 : 0));
     }
 
     /// <summary>Option bytes the SACK blocks of our next segment take (RFC 2018 3: 2 + 8n, padded by NOPs).</summary>
@@ -568,10 +792,8 @@ public sealed partial class TcpEndpoint
             r.Options.SackCount = (byte)(first + _ooo.MostRecent(ref r.Options.Sack, first, MaxSackBlocks - first, held)); // RFC 2018 4
         }
 
+        OnAckSent();
         _lastAckSent = _rcvNxt;
-        _ackNow = false;
-        _ackDelayed = false;
-        _segmentsSinceAck = 0;
         return r;
     }
 }

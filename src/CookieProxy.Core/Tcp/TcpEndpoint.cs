@@ -9,17 +9,20 @@ namespace CookieProxy.Tcp;
 /// <see cref="Dispatch{TSink}"/>; the host passes the time in and asks <see cref="NextDeadlineMs"/> when to
 /// come back.
 ///
-/// RFCs implemented: RFC 9293 (TCP), RFC 5681 (congestion control), RFC 6928 (IW10), RFC 6582 (NewReno),
-/// RFC 2018 + RFC 6675 (SACK and SACK loss recovery), RFC 6298 (RTO), RFC 7323 (window scale, timestamps,
-/// PAWS), RFC 5961 (blind in-window attacks), RFC 1122 4.2.3.6 / RFC 9293 3.8.4 (keep-alive), RFC 2883
-/// (D-SACK, both sides), RFC 3708 + RFC 3522 + RFC 4015 (spurious retransmission detection and undo) with a
-/// Linux-style adaptive reordering threshold.
+/// RFCs implemented: RFC 9293 (TCP), RFC 5681 (congestion control), RFC 6928 (IW10), RFC 3465 (byte
+/// counting), RFC 9438 (CUBIC, the default) and RFC 6582 (NewReno), RFC 9406 (HyStart++), RFC 8985
+/// (RACK-TLP loss detection), RFC 6937 (PRR), RFC 2018 + RFC 6675 (SACK and SACK loss recovery), RFC 6298
+/// (RTO), RFC 7323 (window scale, timestamps, PAWS), RFC 5961 (blind in-window attacks), RFC 1122 4.2.3.6 /
+/// RFC 9293 3.8.4 (keep-alive), RFC 2883 (D-SACK, both sides), RFC 3708 + RFC 3522 + RFC 4015 (spurious
+/// retransmission detection and undo) with a Linux-style adaptive reordering threshold.
 ///
 /// Files: this one holds state, the segment classifier and the state machine switch;
-/// <c>.Receive.cs</c> receive sequence space, reassembly, ACK/window generation;
-/// <c>.Send.cs</c> send buffer, ACK processing, segment emission; <c>.Congestion.cs</c> cwnd and loss
-/// recovery; <c>.Reordering.cs</c> D-SACK, undo and DupThresh; <c>.Timers.cs</c> RTO, persist, delayed ACK, TIME-WAIT, idle and keep-alive;
-/// <c>.Buffers.cs</c> when the rings go back to the pool.
+/// <c>.Receive.cs</c> receive sequence space, reassembly, ACK/window generation (delayed and quick ACKs);
+/// <c>.Send.cs</c> send buffer, ACK processing, segment emission; <c>.Congestion.cs</c> cwnd, fast recovery
+/// with PRR, RTO recovery; <c>.Rack.cs</c> RACK-TLP; <c>.Reordering.cs</c> D-SACK, undo and DupThresh;
+/// <c>.Timers.cs</c> RTO, loss probe, persist, delayed ACK, TIME-WAIT, idle and keep-alive;
+/// <c>.Buffers.cs</c> when the rings go back to the pool; <c>RetransmitQueue.cs</c> the per-segment send
+/// records; <c>Congestion/</c> CUBIC and HyStart++.
 /// </summary>
 public sealed partial class TcpEndpoint
 {
@@ -102,7 +105,7 @@ public sealed partial class TcpEndpoint
     public void Process(in TcpRepr segment, ReadOnlySpan<byte> payload, long nowMs)
     {
         SegmentsReceived++;
-        SegmentKind kind = Classify(in segment, payload.Length);
+        SegmentKind kind = Classify(in segment, payload.Length, nowMs);
         if (kind != SegmentKind.RstOutOfWindow)
         {
             _lastRecvMs = nowMs; // the client is alive (idle timeout, keep-alive)
@@ -124,6 +127,11 @@ public sealed partial class TcpEndpoint
                 // RFC 5961 3.2: in window but not exact -> challenge ACK; a genuine peer answers with an exact RST.
                 SegmentsDropped++;
                 ChallengeAck(nowMs);
+                break;
+
+            case (_, SegmentKind.PawsOldAck):
+                // RFC 7323 5.3 R1 / Linux tcp_validate_incoming: an old ACK overtaken by newer ones; drop, no answer.
+                SegmentsDropped++;
                 break;
 
             case (_, SegmentKind.RstOutOfWindow):
@@ -157,6 +165,7 @@ public sealed partial class TcpEndpoint
                 if (payload.Length > 0 || (segment.Flags & TcpFlags.Fin) != 0)
                 {
                     _ackNow = true;
+                    EnterQuickAckMode(); // Linux tcp_data_queue out_of_window: the sender needs our ACKs now
                 }
                 else if (nowMs - _lastOutOfWindowAckMs >= OutOfWindowAckIntervalMs)
                 {
@@ -257,13 +266,43 @@ public sealed partial class TcpEndpoint
         AckUnsent,
         /// <summary>SEG.ACK &lt; SND.UNA - MAX.SND.WND (RFC 5961 5.2).</summary>
         AckTooOld,
+        /// <summary>A pure ACK below RCV.NXT that failed PAWS: stale, needs no answer.</summary>
+        PawsOldAck,
+    }
+
+    /// <summary>Linux TCP_PAWS_WINDOW: a TSval one tick older than TS.Recent still passes.</summary>
+    private const int PawsWindow = 1;
+
+    /// <summary>RFC 7323 5.5 / Linux TCP_PAWS_24DAYS: a TS.Recent this old is no longer trusted.</summary>
+    private const long PawsIdleLimitMs = 24L * 24 * 3600 * 1000;
+
+    /// <summary>
+    /// RFC 7323 5.3 R1 the way Linux applies it (tcp_paws_check, tcp_disordered_ack_check): the TSval is not
+    /// older than TS.Recent (by more than one tick), or TS.Recent is 24 days stale or was never set, or the
+    /// segment is a pure duplicate ACK that changes nothing and comes from within an RTO of replay (ACKs
+    /// overtaking each other on the way back, each carrying SACK information recovery needs).
+    /// </summary>
+    private bool PawsAccepts(in TcpRepr seg, int payloadLength, long nowMs)
+    {
+        int older = unchecked((int)(_tsRecent - seg.Options.TsVal));
+        if (older <= PawsWindow || nowMs - _tsRecentStampMs >= PawsIdleLimitMs || _tsRecent == 0)
+        {
+            return true;
+        }
+
+        int window = seg.Window << _sndWndShift;
+        bool pureAck = (seg.Flags & (TcpFlags.Ack | TcpFlags.Fin)) == TcpFlags.Ack && payloadLength == 0;
+        bool mayUpdateWindow = seg.Ack > _sndUna || seg.Seq > _sndWl1
+            || (seg.Seq == _sndWl1 && (window > _sndWnd || window == 0));
+        long replayWindow = _rtt.RtoMs * 6 / 5; // Linux tcp_tsval_replay: RTO * 1.2, our TSval ticks are ms
+        return pureAck && seg.Seq == _rcvNxt && seg.Ack == _sndUna && !mayUpdateWindow && older <= replayWindow;
     }
 
     /// <summary>
     /// Sorts a segment into what the state machine reacts to, following the order of RFC 9293 3.10.7.4:
     /// sequence check (with PAWS), RST, SYN, ACK.
     /// </summary>
-    private SegmentKind Classify(in TcpRepr seg, int payloadLength)
+    private SegmentKind Classify(in TcpRepr seg, int payloadLength, long nowMs)
     {
         TcpFlags flags = seg.Flags;
         if ((flags & TcpFlags.Rst) != 0)
@@ -284,11 +323,17 @@ public sealed partial class TcpEndpoint
             return SegmentKind.Syn;
         }
 
-        // RFC 7323 5.3 R1 (PAWS): a TSval older than TS.Recent marks an old duplicate.
-        if (_tsEnabled && seg.Options.HasTimestamp && unchecked((int)(seg.Options.TsVal - _tsRecent)) < 0)
+        // RFC 7323 5.3 R1 (PAWS): a TSval older than TS.Recent marks an old duplicate. A segment without the
+        // option on a connection that negotiated timestamps is, per RFC 7323 3.2, one a TCP "SHOULD silently
+        // drop"; Linux accepts it (tcp_validate_incoming runs tcp_paws_check only when saw_tstamp, and
+        // tcp_replace_ts_recent likewise) and so do we: no PAWS check, no TS.Recent update, no timestamp RTT
+        // sample for it, and the connection goes on (3.2: "MUST NOT abort").
+        if (_tsEnabled && seg.Options.HasTimestamp && !PawsAccepts(in seg, payloadLength, nowMs))
         {
             PawsRejected++;
-            return SegmentKind.Unacceptable;
+            // Linux tcp_disordered_ack_check (TCP_RFC7323_PAWS_ACK): an old pure ACK is common and dropped silently.
+            bool pureAck = payloadLength == 0 && (flags & TcpFlags.Fin) == 0;
+            return pureAck && seg.Seq < _rcvNxt ? SegmentKind.PawsOldAck : SegmentKind.Unacceptable;
         }
 
         int segLen = payloadLength + ((flags & TcpFlags.Fin) != 0 ? 1 : 0);
@@ -302,7 +347,7 @@ public sealed partial class TcpEndpoint
             return SegmentKind.NoAck;
         }
 
-        if (seg.Ack > _sndMax)
+        if (seg.Ack > _sndNxt)
         {
             return SegmentKind.AckUnsent;
         }
@@ -365,6 +410,9 @@ public sealed partial class TcpEndpoint
 
         _rstPending = sendRst;
         _sendRing.Clear();
+        _rtx.Clear();
+        _rackTimerAtMs = long.MaxValue;
+        TlpReset();
         _timer.Stop();
         _ackNow = false;
         _ackDelayed = false;

@@ -6,6 +6,8 @@ internal enum TcpTimerKind : byte
     None,
     /// <summary>RFC 6298: data or FIN outstanding.</summary>
     Retransmit,
+    /// <summary>RFC 8985 7.2: the tail loss probe timeout (PTO), ahead of the RTO.</summary>
+    LossProbe,
     /// <summary>RFC 9293 3.8.6.1: zero window, data waiting, nothing in flight.</summary>
     Persist,
     /// <summary>RFC 9293 3.10.7.4 TIME-WAIT: the (compact) 2 MSL wait.</summary>

@@ -190,6 +190,24 @@ public sealed partial class AfPacketDevice : IPacketDevice
         }
     }
 
+    /// <summary>
+    /// A reload that adds or removes protected endpoints: every ring gets its filter rebuilt, the flow ring first (a
+    /// live flow's segments are never refused on the way). Each swap is atomic (sk_attach_filter). With separate rings
+    /// the filters come from <paramref name="endpoints"/>; with one ring from <paramref name="filter"/>.
+    /// </summary>
+    public bool TryReplaceFilter(string filter, IReadOnlyList<IPEndPoint> endpoints)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_flowRx is null)
+        {
+            _rx.AttachFilter(filter);
+            return true;
+        }
+        _flowRx.AttachFilter(BpfFilter.ForProtectedEndpoints(endpoints, SegmentClass.AllButSyn));
+        _rx.AttachFilter(BpfFilter.ForProtectedEndpoints(endpoints, SegmentClass.Syn));
+        return true;
+    }
+
     /// <summary>Frames each ring's filter let through since the device opened (PACKET_STATISTICS tp_packets, drops
     /// included): the SYN ring (or the single ring) and the flow ring.</summary>
     internal (long SynRing, long FlowRing) PacketsPerRing()

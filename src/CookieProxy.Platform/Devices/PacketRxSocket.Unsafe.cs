@@ -53,6 +53,7 @@ internal sealed unsafe class PacketRxSocket : IDisposable
     private TPacketV2Ring _slots;
     private long _received;
     private long _dropped;
+    private int _snapLength = 65535;
 
     private PacketRxSocket(SafeFdHandle socket, string name, RxRingShape shape)
     {
@@ -104,11 +105,10 @@ internal sealed unsafe class PacketRxSocket : IDisposable
 
     private void Configure(int ifindex, string? filter, PacketDeviceOptions options, int fanoutGroup)
     {
+        _snapLength = options.SnapLength;
         if (!string.IsNullOrEmpty(filter))
         {
-            using BpfProgram program = BpfProgram.Compile(filter, options.SnapLength, _name);
-            var fprog = new sock_fprog { len = checked((ushort)program.InstructionCount), filter = program.Instructions };
-            SetOption(SOL_SOCKET, SO_ATTACH_FILTER, &fprog, (uint)sizeof(sock_fprog), "setsockopt(SO_ATTACH_FILTER)");
+            AttachFilter(filter);
         }
 
         int version = Shape.Version;
@@ -190,6 +190,15 @@ internal sealed unsafe class PacketRxSocket : IDisposable
         {
             AfPacketDevice.JoinFanout(_socket, _name, fanoutGroup, options.Fanout); // after bind: fanout needs a bound socket
         }
+    }
+
+    /// <summary>SO_ATTACH_FILTER; again on a running socket the kernel swaps the filter in one step
+    /// (sk_attach_filter), so no frame is judged by half a filter. Throws for a filter that does not compile.</summary>
+    public void AttachFilter(string filter)
+    {
+        using BpfProgram program = BpfProgram.Compile(filter, _snapLength, _name);
+        var fprog = new sock_fprog { len = checked((ushort)program.InstructionCount), filter = program.Instructions };
+        SetOption(SOL_SOCKET, SO_ATTACH_FILTER, &fprog, (uint)sizeof(sock_fprog), "setsockopt(SO_ATTACH_FILTER)");
     }
 
     public void SetOption(int level, int name, void* value, uint length, string operation)

@@ -28,7 +28,9 @@ internal sealed class CaptureService : IHostService, IDrainingService
     /// (steered to one thread) can use. More can still be asked for explicitly.</summary>
     public const int MaxDefaultThreads = 8;
 
-    private readonly ProxyOptions _o;
+    private ProxyOptions _o;
+    private int _settingsVersion;
+    private readonly List<System.Net.IPEndPoint> _retired = [];
     private readonly Func<SynCookieCodec> _codec;
     private readonly HostLifetime _lifetime;
     private readonly ILogger _log;
@@ -50,6 +52,7 @@ internal sealed class CaptureService : IHostService, IDrainingService
 
     public string Name => "capture";
 
+    /// <summary>The protected endpoints the threads started with (what the XDP program was loaded with).</summary>
     public ProtectedEndpoints Endpoints { get; }
 
     public ResponderConfig ResponderConfig { get; }
@@ -68,25 +71,7 @@ internal sealed class CaptureService : IHostService, IDrainingService
     {
         ProxyOptions o = _o;
         SynCookieCodec codec = _codec();
-        var listeners = new ListenerRuntime[o.Listeners.Count];
-        for (int i = 0; i < o.Listeners.Count; i++)
-        {
-            ListenerOptions l = o.Listeners[i];
-            listeners[i] = new ListenerRuntime(l.Backend, new BackendOptions
-            {
-                ConnectTimeout = TimeSpan.FromMilliseconds(o.ConnectTimeoutMs),
-                ProxyProtocol = l.ProxyProtocol,
-            });
-        }
-
-        var tcp = new TcpConfig
-        {
-            ReceiveBufferSize = o.FlowBufferBytes,
-            SendBufferSize = o.FlowBufferBytes,
-            LocalMss = o.Mss,
-            IdleTimeoutMs = o.IdleTimeoutMs,
-            FirstDataTimeoutMs = o.FirstDataTimeoutMs,
-        };
+        ListenerRuntime[] listeners = ListenersFor(o);
         int threads = o.Threads > 0 ? o.Threads : DefaultThreads(o.Capture);
         if (o.Threads == 0 && threads == 1 && Environment.ProcessorCount > 1)
         {
@@ -94,16 +79,7 @@ internal sealed class CaptureService : IHostService, IDrainingService
                 ? "AF_XDP capture here uses one socket on queue 0"
                 : "libpcap capture cannot share the frames between threads (no fanout)");
         }
-        FlowTableOptions FlowOptionsFor(int threadCount) => new()
-        {
-            MaxFlows = Math.Max(1, o.MaxFlows / threadCount),
-            MaxBufferedBytesTotal = o.MaxBufferedBytes / threadCount,
-            // The per-flow size is --flow-buffer-kb itself (FlowTableOptions.WorstCaseBytesPerFlow derives it);
-            // the host caps only the total, --max-buffer-mb.
-            MaxBufferedBytesPerFlow = long.MaxValue,
-            Tcp = tcp,
-            Backend = listeners[0].BackendOptions,
-        };
+        FlowTableOptions FlowOptionsFor(int threadCount) => FlowOptions(o, listeners, threadCount);
         FlowTableOptions flowOptions = FlowOptionsFor(threads);
         try
         {
@@ -182,6 +158,13 @@ internal sealed class CaptureService : IHostService, IDrainingService
             HostLog.OneThread(_log, $"no AF_PACKET fanout ({fallbackReason})");
         }
 
+        // Allow/deny lists and anything else the settings carry, before the first batch.
+        WorkerSettings initial = SettingsFor(o, codec, listeners, threads);
+        foreach (CaptureWorker w in _workers)
+        {
+            w.Publish(initial);
+        }
+
         string sharing = threads == 1 ? "" : $", fanout by {deviceOptions.Fanout}";
         Description = $"{_workers[0].Device.Backend}, {threads} thread{(threads == 1 ? "" : "s")}{sharing}, "
             + $"tx offload {(_workers[0].Device.OffloadMaxFrameBytes > 0 ? "on" : "off")}";
@@ -255,6 +238,113 @@ internal sealed class CaptureService : IHostService, IDrainingService
         }
         return perThread;
     }
+
+    /// <summary>
+    /// A reload: the threads take the new listeners, limits, lists, timeouts and codec at their next batch. A
+    /// listener that is gone takes no new connection but stays protected while the process runs, so its
+    /// established flows finish. Host thread. Returns null, or why nothing changed.
+    /// </summary>
+    public string? Reconfigure(ProxyOptions next, SynCookieCodec codec)
+    {
+        if (_workers.Count == 0)
+        {
+            return "the capture is not open";
+        }
+        var accepting = next.Listeners.Select(l => l.Listen).ToHashSet();
+        var retired = _o.Listeners.Select(l => l.Listen).Concat(_retired).Where(ep => !accepting.Contains(ep)).Distinct().ToList();
+        var all = next.Listeners.Select(l => l.Listen).Concat(retired).ToList();
+        var before = _o.Listeners.Select(l => l.Listen).Concat(_retired).ToHashSet();
+        if (!before.SetEquals(all))
+        {
+            // New endpoints: the capture filter must let their frames up (removed ones stay in it, for their flows).
+            string filter = BpfFilter.ForProtectedEndpoints(all);
+            foreach (CaptureWorker w in _workers)
+            {
+                bool replaced;
+                try
+                {
+                    replaced = w.Device.TryReplaceFilter(filter, all);
+                }
+                catch (PacketDeviceException e)
+                {
+                    return $"listeners: cannot change the capture filter: {e.Message}";
+                }
+                if (!replaced)
+                {
+                    return $"listeners: the {w.Device.Backend} capture cannot change its filter while running; restart to add a listener";
+                }
+            }
+        }
+        ListenerRuntime[] listeners = ListenersFor(next);
+        WorkerSettings settings = SettingsFor(next, codec, listeners, _workers.Count, retired);
+        try
+        {
+            settings.FlowOptions.Validate();
+        }
+        catch (ArgumentException e)
+        {
+            return $"buffer limits do not fit: {e.Message}";
+        }
+        foreach (CaptureWorker w in _workers)
+        {
+            w.Publish(settings);
+        }
+        _o = next;
+        _retired.Clear();
+        _retired.AddRange(retired);
+        return null;
+    }
+
+    /// <summary>Endpoints a reload removed: protected still (their flows finish), no new connection.</summary>
+    public IReadOnlyList<System.Net.IPEndPoint> Retired => _retired;
+
+    /// <summary>True once every thread runs with the settings of the last <see cref="Reconfigure"/>.</summary>
+    public bool SettingsApplied => _workers.All(w => w.SettingsVersion == _settingsVersion || w.Fault is not null);
+
+    private WorkerSettings SettingsFor(ProxyOptions o, SynCookieCodec codec, ListenerRuntime[] listeners, int threads, IReadOnlyList<System.Net.IPEndPoint>? retired = null)
+    {
+        var endpoints = new ProtectedEndpoints();
+        foreach (ListenerOptions l in o.Listeners)
+        {
+            endpoints.Add(l.Listen);
+        }
+        var runtimes = new List<ListenerRuntime>(listeners);
+        foreach (System.Net.IPEndPoint ep in retired ?? [])
+        {
+            endpoints.Add(ep, accepting: false);
+            runtimes.Add(listeners[0]); // never used: a retired endpoint validates no new cookie
+        }
+        SourceLimitConfig limits = LimitConfigFor(o);
+        return new WorkerSettings(endpoints, [.. runtimes], codec,
+            limits.SynLimitEnabled || limits.ConnectionLimitEnabled ? limits : null,
+            o.AllowSource, o.DenySource, FlowOptions(o, listeners, threads), ++_settingsVersion);
+    }
+
+    private static ListenerRuntime[] ListenersFor(ProxyOptions o) =>
+        [.. o.Listeners.Select(l => new ListenerRuntime(l.Backend, new BackendOptions
+        {
+            ConnectTimeout = TimeSpan.FromMilliseconds(o.ConnectTimeoutMs),
+            ProxyProtocol = l.ProxyProtocol,
+        }))];
+
+    private static FlowTableOptions FlowOptions(ProxyOptions o, ListenerRuntime[] listeners, int threads) => new()
+    {
+        MaxFlows = Math.Max(1, o.MaxFlows / threads),
+        MaxBufferedBytesTotal = o.MaxBufferedBytes / threads,
+        // The per-flow size is --flow-buffer-kb itself (FlowTableOptions.WorstCaseBytesPerFlow derives it);
+        // the host caps only the total, --max-buffer-mb.
+        MaxBufferedBytesPerFlow = long.MaxValue,
+        Tcp = new TcpConfig
+        {
+            ReceiveBufferSize = o.FlowBufferBytes,
+            SendBufferSize = o.FlowBufferBytes,
+            LocalMss = o.Mss,
+            IdleTimeoutMs = o.IdleTimeoutMs,
+            FirstDataTimeoutMs = o.FirstDataTimeoutMs,
+            CongestionControl = o.Congestion,
+        },
+        Backend = listeners[0].BackendOptions,
+    };
 
     internal static SourceLimitConfig LimitConfigFor(ProxyOptions o) => new()
     {

@@ -19,6 +19,20 @@ namespace CookieProxy.Host.Capture;
 internal sealed record ListenerRuntime(EndPoint Backend, BackendOptions BackendOptions);
 
 /// <summary>
+/// What a reload may change for a capture thread, as one immutable snapshot: published by the reload service,
+/// taken by the thread between two batches (<see cref="CaptureWorker.Publish"/>), so the hot path takes no lock.
+/// </summary>
+internal sealed record WorkerSettings(
+    ProtectedEndpoints Endpoints,
+    ListenerRuntime[] Listeners,
+    SynCookieCodec Codec,
+    SourceLimitConfig? Limits,
+    SourcePrefixSet Allow,
+    SourcePrefixSet Deny,
+    FlowTableOptions FlowOptions,
+    int Version);
+
+/// <summary>
 /// One capture thread: owns its device (a PACKET_FANOUT member when there are several), its SYN responder
 /// and counters, and its flows (shared-nothing). Backend socket events reach it through the flow table's
 /// work queue plus <see cref="IPacketDevice.Wake"/>; nothing on the hot path takes a lock.
@@ -33,12 +47,15 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
     private readonly FrameBatch _batch;
     private readonly SynResponder _responder;
     private readonly FlowTable _flows;
-    private readonly ListenerRuntime[] _listeners;
+    private ListenerRuntime[] _listeners;
     private readonly ProxyCounters _counters;
     private readonly byte[] _txScratch = new byte[65536 + 256];
     private readonly Thread _thread;
     private readonly ILogger? _flowLog;
-    private readonly SourceLimiter? _limiter;
+    private SourceLimiter? _limiter;
+    private SourcePrefixSet _allow = SourcePrefixSet.Empty;
+    private volatile WorkerSettings? _pending;
+    private volatile int _settingsVersion;
     private readonly SocketReadiness? _readiness;
     private readonly Dictionary<int, Flow> _armed = new();
     private readonly ulong[] _readyTokens = new ulong[64];
@@ -64,12 +81,11 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
         {
             _flows.Readiness = this;
         }
-        bool limited = limiter?.Config.ConnectionLimitEnabled == true;
         _flows.FlowRemoved = flow =>
         {
-            if (limited)
+            if (flow.CountedBySource)
             {
-                limiter!.CloseConnection(flow.Key.SrcAddr);
+                _limiter?.CloseConnection(flow.Key.SrcAddr);
             }
             if (flow.ReadinessFd >= 0 && _armed.TryGetValue(flow.ReadinessFd, out Flow? armed) && armed == flow)
             {
@@ -154,6 +170,52 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
 
     public void Start() => _thread.Start();
 
+    /// <summary>The <see cref="WorkerSettings.Version"/> this thread runs with (0: the start-up settings).</summary>
+    public int SettingsVersion => _settingsVersion;
+
+    /// <summary>A reload: the thread takes <paramref name="settings"/> before its next batch.</summary>
+    public void Publish(WorkerSettings settings)
+    {
+        _pending = settings;
+        _device.Wake();
+    }
+
+    /// <summary>Owner thread, between batches: the new settings, all at once.</summary>
+    private void Apply(WorkerSettings s)
+    {
+        SourceLimiter? limiter = _limiter;
+        if (s.Limits is null || !(s.Limits.SynLimitEnabled || s.Limits.ConnectionLimitEnabled))
+        {
+            limiter = null;
+        }
+        else if (limiter is null || !limiter.CountsConnections)
+        {
+            limiter = limiter is null ? new SourceLimiter(s.Limits) : limiter.WithConfig(s.Limits);
+        }
+        else
+        {
+            limiter = limiter.WithConfig(s.Limits);
+        }
+        // The flows open now are counted under the new limits (so a lowered cap holds from here on): carried over
+        // when both limiters count connections (WithConfig copies the counts), counted afresh when the connection
+        // limits were off until now, and not at all when they are off from now on.
+        bool recount = limiter is { CountsConnections: true } && _limiter is not { CountsConnections: true };
+        bool keep = limiter is { CountsConnections: true } && !recount;
+        if (!keep)
+        {
+            foreach (Flow flow in _flows.Flows)
+            {
+                flow.CountedBySource = recount && !s.Allow.Contains(flow.Key.SrcAddr) && limiter!.AddExisting(flow.Key.SrcAddr, _unixMs);
+            }
+        }
+        _limiter = limiter;
+        _allow = s.Allow;
+        _listeners = s.Listeners;
+        _flows.Options = s.FlowOptions;
+        _responder.Reconfigure(s.Endpoints, s.Codec, limiter, s.Allow, s.Deny);
+        _settingsVersion = s.Version;
+    }
+
     /// <summary>Shutting down: from the next batch on, SYNs go unanswered and cookie ACKs get RST; established flows go on.</summary>
     public void BeginDrain()
     {
@@ -183,6 +245,11 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
                     wait = 0;
                 }
                 _device.Receive(_batch, wait);
+                if (_pending is WorkerSettings settings)
+                {
+                    _pending = null;
+                    Apply(settings);
+                }
                 _responder.Draining = _drain;
 
                 _nowMs = MonotonicClock.NowMs;
@@ -264,7 +331,7 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
             }
             // pf's max-src-conn / max-src-conn-rate: the handshake proved the source, so limit it here.
             SourceLimiter? limiter = _w._limiter;
-            bool limited = limiter?.Config.ConnectionLimitEnabled == true;
+            bool limited = limiter?.Config.ConnectionLimitEnabled == true && (_w._allow.IsEmpty || !_w._allow.Contains(packet.Flow.SrcAddr));
             if (limited && !limiter!.TryOpenConnection(packet.Flow.SrcAddr, _w._unixMs))
             {
                 _w._counters.Drop(DropReason.RateLimited);
@@ -282,7 +349,8 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
                 _w._responder.SendReset(packet, frame, _w._device);
                 return;
             }
-            flow!.Endpoint.LocalPort = packet.Tcp.DstPort;
+            flow!.CountedBySource = limited;
+            flow.Endpoint.LocalPort = packet.Tcp.DstPort;
             flow.Endpoint.RemotePort = packet.Tcp.SrcPort;
             if (_w._device.OffloadMaxFrameBytes > 0)
             {

@@ -103,6 +103,17 @@ internal sealed class XdpSynService : IHostService, IDrainingService
         }
     }
 
+    /// <summary>
+    /// Reload with a rotated key: the program should sign with the new key from now on (the capture threads
+    /// validate both). Null when done, or why not. This build's <see cref="XdpSynResponder"/> keeps the key it was
+    /// loaded with: its cookies then stay valid only while the old key is the previous one.
+    /// </summary>
+    public string? UpdateKey(SynCookieCodec codec)
+    {
+        _ = codec;
+        return "the XDP program keeps signing with the key it was loaded with until restart (XdpSynResponder has no key update here)";
+    }
+
     public void BeginDrain() => StopTimer();
 
     public void Stop() => StopTimer();

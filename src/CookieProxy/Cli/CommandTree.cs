@@ -8,8 +8,8 @@ namespace CookieProxy.Host.Cli;
 /// <summary>What the commands call into: the pieces that live outside the CLI (set up by <see cref="Program"/>).</summary>
 public sealed class CommandHandlers
 {
-    /// <summary>`run` with validated options: the proxy's exit code.</summary>
-    public Func<ProxyOptions, int> Run { get; init; } = _ => ExitCodes.RuntimeError;
+    /// <summary>`run` with validated options, and how to read them again for a reload: the proxy's exit code.</summary>
+    public Func<ProxyOptions, Config.OptionsLoader, int> Run { get; init; } = (_, _) => ExitCodes.RuntimeError;
 
     /// <summary>Talks to a running daemon (`reload`, `stats`, `top`); the control socket is helper `ops`'s.</summary>
     public IControlClient Control { get; init; } = new UnavailableControlClient();

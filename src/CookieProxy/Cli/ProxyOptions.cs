@@ -1,6 +1,8 @@
 using System.Net;
+using CookieProxy.Limits;
 using CookieProxy.Platform;
 using CookieProxy.ProxyProtocol;
+using CookieProxy.Tcp;
 
 namespace CookieProxy.Host.Cli;
 
@@ -53,6 +55,8 @@ public sealed record ProxyOptions
     /// <summary>AF_PACKET receive rings: SYNs apart from the rest (default) or one ring (<see cref="ReceiveRings"/>).</summary>
     public ReceiveRings RxRings { get; init; } = ReceiveRings.Separate;
     public int FlowBufferBytes { get; init; } = 256 * 1024;
+    /// <summary>The client-facing TCP's congestion controller (loss recovery is RACK-TLP + PRR with either).</summary>
+    public TcpCongestionControl Congestion { get; init; } = TcpCongestionControl.Cubic;
     public int ConnectTimeoutMs { get; init; } = 3000;
     public long IdleTimeoutMs { get; init; } = 300_000;
     /// <summary>Reset a validated connection whose client sends no byte within this time (0 = off).
@@ -73,4 +77,10 @@ public sealed record ProxyOptions
     public int SynRatePerSource { get; init; }
     public int SourcePrefixV4 { get; init; } = 32;
     public int SourcePrefixV6 { get; init; } = 64;
+
+    /// <summary>Sources exempt from the per-source limits.</summary>
+    public SourcePrefixSet AllowSource { get; init; } = SourcePrefixSet.Empty;
+
+    /// <summary>Sources whose SYNs and cookie ACKs are dropped (SourceDenied).</summary>
+    public SourcePrefixSet DenySource { get; init; } = SourcePrefixSet.Empty;
 }

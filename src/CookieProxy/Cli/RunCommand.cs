@@ -21,7 +21,7 @@ public static class RunCommand
                 WriteErrors(parsed, errors);
                 return ExitCodes.Usage;
             }
-            return handlers.Run(options);
+            return handlers.Run(options, (out List<string> reloadErrors) => Load(parsed, out reloadErrors));
         });
         return run;
     }

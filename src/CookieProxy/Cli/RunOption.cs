@@ -34,6 +34,9 @@ public abstract class RunOption
     /// <summary>A reload may change it in place; otherwise a reload that changes it is refused.</summary>
     public bool Reloadable { get; }
 
+    /// <summary>The value is a list: comma-separated on the command line, a YAML list (or one value) in the file.</summary>
+    public bool IsList { get; init; }
+
     /// <summary>The System.CommandLine option (syntax, --help, `--opt=value` and `--opt value`).</summary>
     public abstract Option Symbol { get; }
 
@@ -107,6 +110,7 @@ public sealed class RunOption<T> : RunOption
     public override string Format(ProxyOptions options) => _get(options) switch
     {
         null => "",
+        Limits.SourcePrefixSet set => set.Count == 0 ? "[]" : "[" + set + "]",
         bool b => b ? "true" : "false",
         IFormattable f => f.ToString(null, CultureInfo.InvariantCulture),
         object o => o.ToString() ?? "",

@@ -3,8 +3,10 @@ using System.CommandLine.Parsing;
 using System.Globalization;
 using System.Net;
 using CookieProxy.Cookies;
+using CookieProxy.Limits;
 using CookieProxy.Platform;
 using CookieProxy.ProxyProtocol;
+using CookieProxy.Tcp;
 
 namespace CookieProxy.Host.Cli;
 
@@ -84,28 +86,33 @@ public static class RunOptions
 
     public static readonly RunOption<int> MaxFlows = Add(new RunOption<int>("--max-flows", "N",
         "cap on concurrent flows, split evenly over the threads (default 100000)",
-        Int(1, 10_000_000), o => o.MaxFlows, (o, v) => o with { MaxFlows = v }, reloadable: false));
+        Int(1, 10_000_000), o => o.MaxFlows, (o, v) => o with { MaxFlows = v }, reloadable: true));
 
     public static readonly RunOption<int> MaxBufferMegabytes = Add(new RunOption<int>("--max-buffer-mb", "N",
         "cap on bytes buffered across all flows, split likewise (default 1024)",
-        Int(1, 1 << 20), o => (int)(o.MaxBufferedBytes >> 20), (o, v) => o with { MaxBufferedBytes = (long)v << 20 }, reloadable: false));
+        Int(1, 1 << 20), o => (int)(o.MaxBufferedBytes >> 20), (o, v) => o with { MaxBufferedBytes = (long)v << 20 }, reloadable: true));
 
     public static readonly RunOption<int> FlowBufferKilobytes = Add(new RunOption<int>("--flow-buffer-kb", "N",
         "per-flow buffer each way (default 256)",
         Int(16, 64 * 1024), o => o.FlowBufferBytes >> 10, (o, v) => o with { FlowBufferBytes = v << 10 }, reloadable: false));
 
+    public static readonly RunOption<TcpCongestionControl> Congestion = Add(new RunOption<TcpCongestionControl>("--congestion", "cubic|newreno",
+        "congestion control of the client-facing TCP: CUBIC (RFC 9438, as Linux) or NewReno (RFC 5681); either way loss "
+        + "recovery is RACK-TLP with PRR (default cubic)",
+        ParseCongestion, o => o.Congestion, (o, v) => o with { Congestion = v }, reloadable: false));
+
     public static readonly RunOption<int> ConnectTimeout = Add(new RunOption<int>("--connect-timeout", "MS",
         "backend connect timeout (default 3000)",
-        Int(10, 600_000), o => o.ConnectTimeoutMs, (o, v) => o with { ConnectTimeoutMs = v }, reloadable: false));
+        Int(10, 600_000), o => o.ConnectTimeoutMs, (o, v) => o with { ConnectTimeoutMs = v }, reloadable: true));
 
     public static readonly RunOption<int> IdleTimeout = Add(new RunOption<int>("--idle-timeout", "S",
         "close flows idle this long (default 300)",
-        Int(1, 86_400 * 7), o => (int)(o.IdleTimeoutMs / 1000), (o, v) => o with { IdleTimeoutMs = v * 1000L }, reloadable: false));
+        Int(1, 86_400 * 7), o => (int)(o.IdleTimeoutMs / 1000), (o, v) => o with { IdleTimeoutMs = v * 1000L }, reloadable: true));
 
     public static readonly RunOption<int> FirstDataTimeout = Add(new RunOption<int>("--first-data-timeout", "S",
         "reset flows whose client sends nothing this long after the handshake (default 0 = off; leave off for "
         + "server-speaks-first protocols)",
-        Int(0, 86_400), o => (int)(o.FirstDataTimeoutMs / 1000), (o, v) => o with { FirstDataTimeoutMs = v * 1000L }, reloadable: false));
+        Int(0, 86_400), o => (int)(o.FirstDataTimeoutMs / 1000), (o, v) => o with { FirstDataTimeoutMs = v * 1000L }, reloadable: true));
 
     public static readonly RunOption<double> StatsInterval = Add(new RunOption<double>("--stats-interval", "SEC",
         "counters line on stdout every SEC seconds (default 0 = off; a final line is printed at exit when on)",
@@ -134,15 +141,15 @@ public static class RunOptions
 
     public static readonly RunOption<int> MaxConnectionsPerSource = Add(new RunOption<int>("--max-conn-per-source", "N",
         "concurrent flows per source prefix (validated sources only; 0 = off)",
-        Int(0, 1_000_000), o => o.MaxConnectionsPerSource, (o, v) => o with { MaxConnectionsPerSource = v }, reloadable: false));
+        Int(0, 1_000_000), o => o.MaxConnectionsPerSource, (o, v) => o with { MaxConnectionsPerSource = v }, reloadable: true));
 
     public static readonly RunOption<double> ConnectionRatePerSource = Add(new RunOption<double>("--conn-rate-per-source", "R",
         "new flows per second per source prefix, burst 20 (0 = off)",
-        Double(0, 1_000_000), o => o.ConnectionRatePerSource, (o, v) => o with { ConnectionRatePerSource = v }, reloadable: false));
+        Double(0, 1_000_000), o => o.ConnectionRatePerSource, (o, v) => o with { ConnectionRatePerSource = v }, reloadable: true));
 
     public static readonly RunOption<int> SynRatePerSource = Add(new RunOption<int>("--syn-rate-per-source", "R",
         "SYN+ACKs per second per source prefix (0 = off)",
-        Int(0, 1_000_000), o => o.SynRatePerSource, (o, v) => o with { SynRatePerSource = v }, reloadable: false));
+        Int(0, 1_000_000), o => o.SynRatePerSource, (o, v) => o with { SynRatePerSource = v }, reloadable: true));
 
     public static readonly RunOption<int> SourcePrefixV4 = Add(new RunOption<int>("--source-prefix4", "N",
         "IPv4 prefix length that groups sources for the per-source limits (default 32)",
@@ -151,6 +158,14 @@ public static class RunOptions
     public static readonly RunOption<int> SourcePrefixV6 = Add(new RunOption<int>("--source-prefix6", "N",
         "IPv6 prefix length that groups sources for the per-source limits (default 64)",
         Int(1, 128), o => o.SourcePrefixV6, (o, v) => o with { SourcePrefixV6 = v }, reloadable: false));
+
+    public static readonly RunOption<SourcePrefixSet> AllowSource = Add(new RunOption<SourcePrefixSet>("--allow-source", "PREFIX[,PREFIX...]",
+        "sources exempt from the per-source limits (e.g. 198.18.0.0/15,2001:db8::/32; config: a list)",
+        PrefixList, o => o.AllowSource, (o, v) => o with { AllowSource = v }, reloadable: true) { IsList = true });
+
+    public static readonly RunOption<SourcePrefixSet> DenySource = Add(new RunOption<SourcePrefixSet>("--deny-source", "PREFIX[,PREFIX...]",
+        "sources whose SYNs and handshake ACKs are dropped (DropReason SourceDenied); their established flows go on (config: a list)",
+        PrefixList, o => o.DenySource, (o, v) => o with { DenySource = v }, reloadable: true) { IsList = true });
 
     // ---- the listeners: ordered pairs, so not RunOption<T>s (see ReadListeners)
 
@@ -463,6 +478,9 @@ public static class RunOptions
         return true;
     }
 
+    private static bool PrefixList(string text, out SourcePrefixSet value, out string error) =>
+        SourcePrefixSet.TryParse(text.Split(','), out value, out error);
+
     private static bool ParseCapture(string text, out CaptureKind value, out string error)
     {
         if (!Enum.TryParse(text, ignoreCase: true, out value) || !Enum.IsDefined(value) || text.All(char.IsDigit))
@@ -501,6 +519,18 @@ public static class RunOptions
             _ => (false, ReceiveRings.Separate),
         };
         error = known ? "" : "expected separate, separate-v3 or single";
+        return known;
+    }
+
+    private static bool ParseCongestion(string text, out TcpCongestionControl value, out string error)
+    {
+        (bool known, value) = text.ToLowerInvariant() switch
+        {
+            "cubic" => (true, TcpCongestionControl.Cubic),
+            "newreno" or "reno" => (true, TcpCongestionControl.NewReno),
+            _ => (false, TcpCongestionControl.Cubic),
+        };
+        error = known ? "" : "expected cubic or newreno";
         return known;
     }
 

@@ -64,7 +64,11 @@ public static class ConfigFile
         }
         catch (YamlException e)
         {
-            errors.Add(new ConfigError(path, (int)e.Start.Line, null, $"not valid YAML: {Clean(e)}"));
+            string message = Clean(e);
+            const string Duplicate = "Duplicate key ";
+            errors.Add(message.StartsWith(Duplicate, StringComparison.Ordinal)
+                ? new ConfigError(path, (int)e.Start.Line, message[Duplicate.Length..], "given twice")
+                : new ConfigError(path, (int)e.Start.Line, null, $"not valid YAML: {message}"));
             return;
         }
         if (yaml.Documents.Count == 0 || yaml.Documents[0].RootNode is YamlScalarNode { Value: null or "" })
@@ -121,6 +125,35 @@ public static class ConfigFile
             if (option is null)
             {
                 errors.Add(new ConfigError(path, line, key, UnknownKey(key)));
+                continue;
+            }
+            if (option.IsList && value is YamlSequenceNode items)
+            {
+                // A YAML list: each item one value, checked one by one so the error points at its line.
+                var texts = new List<string>();
+                bool ok = true;
+                foreach (YamlNode item in items.Children)
+                {
+                    if (!TryScalar(item, out string? itemText, out string? itemShape))
+                    {
+                        errors.Add(new ConfigError(path, Line(item), key, itemShape!));
+                        ok = false;
+                        continue;
+                    }
+                    ProxyOptions probe = options;
+                    string? itemError = option.TryApply(ref probe, itemText!);
+                    if (itemError is not null)
+                    {
+                        errors.Add(new ConfigError(path, Line(item), key, $"'{itemText}': {itemError}"));
+                        ok = false;
+                        continue;
+                    }
+                    texts.Add(itemText!);
+                }
+                if (ok && option.TryApply(ref options, string.Join(",", texts)) is null)
+                {
+                    origins[key] = line;
+                }
                 continue;
             }
             if (!TryScalar(value, out string? scalar, out string? shapeError))

@@ -37,6 +37,8 @@ public sealed class Flow
     internal bool Removed;
     internal bool SettlePending;
     internal int ReadinessFd = -1;
+    // Owned by CaptureWorker: the per-source limiter counted this flow (so its end is uncounted there too).
+    internal bool CountedBySource;
 
     internal Flow(FlowWorkQueue queue, ProxyCounters counters, in FlowKey key, TcpEndpoint endpoint, EndPoint backend,
         BackendOptions backendOptions, object? replyTemplate, long nowMs, IBackendReadiness? readiness = null)

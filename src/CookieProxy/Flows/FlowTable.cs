@@ -36,7 +36,12 @@ public sealed class FlowTable : IDisposable
         BufferPool = new RingBufferPool(options.Tcp.ReceiveBufferSize, options.MaxPooledRings);
     }
 
-    public FlowTableOptions Options { get; }
+    /// <summary>The caps and the TCP settings of new flows. A reload may replace them (owner thread, between
+    /// batches; the ring buffer size is fixed); flows already in the table keep the settings they started with.</summary>
+    public FlowTableOptions Options { get; set; }
+
+    /// <summary>The flows now in the table (owner thread).</summary>
+    public IEnumerable<Flow> Flows => _flows.Values;
 
     /// <summary>Backend events waiting for <see cref="ProcessWork"/>.</summary>
     public FlowWorkQueue WorkQueue { get; }

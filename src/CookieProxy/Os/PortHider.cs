@@ -23,15 +23,21 @@ public sealed class PortHider : IDisposable
 
     public static string NftTable => NftTablePrefix + Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
     private readonly Action _remove;
+    private readonly Func<IReadOnlyList<ListenerOptions>, string?> _update;
     private bool _disposed;
 
-    private PortHider(string method, Action remove)
+    private PortHider(string method, Action remove, Func<IReadOnlyList<ListenerOptions>, string?> update)
     {
         Method = method;
         _remove = remove;
+        _update = update;
     }
 
     public string Method { get; }
+
+    /// <summary>A reload changed the listeners: the rule set now drops exactly these endpoints (nft and pf swap it in
+    /// one transaction; iptables adds the new rules before deleting the old). Null, or why not (nothing changed).</summary>
+    public string? Update(IReadOnlyList<ListenerOptions> listeners) => _disposed ? "removed already" : _update(listeners);
 
     public static PortHider Install(string interfaceName, IReadOnlyList<ListenerOptions> listeners)
     {
@@ -41,16 +47,22 @@ public sealed class PortHider : IDisposable
             {
                 SweepStaleNftTables();
                 string method = "nftables (ingress hook)";
+                bool ingress = true;
                 if (!TryRun("nft", "-f -", BuildNftScript(interfaceName, listeners, ingressHook: true), out string err))
                 {
                     // Kernels before 5.10 have no ingress hook in the inet family: prerouting it is.
                     method = "nftables (prerouting)";
+                    ingress = false;
                     if (!TryRun("nft", "-f -", BuildNftScript(interfaceName, listeners, ingressHook: false), out string err2))
                     {
                         throw new InvalidOperationException($"--hide-port: nft rejected the rule set: {err2.Trim()} (ingress hook: {err.Trim()})");
                     }
                 }
-                return new PortHider(method, () => TryRun("nft", $"delete table inet {NftTable}", null, out _));
+                return new PortHider(method, () => TryRun("nft", $"delete table inet {NftTable}", null, out _), next =>
+                    // One nft transaction: the flush and the new rules apply together or not at all.
+                    TryRun("nft", "-f -", $"flush table inet {NftTable}\n" + BuildNftScript(interfaceName, next, ingress), out string updateError)
+                        ? null
+                        : $"nft rejected the new rule set: {updateError.Trim()}");
             }
             var added = new List<string>();
             foreach (string rule in BuildIptablesRules(interfaceName, listeners))
@@ -63,30 +75,57 @@ public sealed class PortHider : IDisposable
                 }
                 added.Add(rule);
             }
+            static bool Iptables(string verb, string rule, out string error)
+            {
+                string tool = rule.StartsWith("-6 ", StringComparison.Ordinal) ? "ip6tables" : "iptables";
+                string args = rule.StartsWith("-6 ", StringComparison.Ordinal) ? rule[3..] : rule;
+                return TryRun(tool, $"-w -t raw {verb} PREROUTING " + args, null, out error);
+            }
             return new PortHider("iptables", () =>
             {
                 foreach (string rule in added)
                 {
-                    string tool = rule.StartsWith("-6 ", StringComparison.Ordinal) ? "ip6tables" : "iptables";
-                    string args = rule.StartsWith("-6 ", StringComparison.Ordinal) ? rule[3..] : rule;
-                    TryRun(tool, "-w -t raw -D PREROUTING " + args, null, out _);
+                    Iptables("-D", rule, out _);
                 }
+            }, next =>
+            {
+                var wanted = BuildIptablesRules(interfaceName, next).ToList();
+                foreach (string rule in wanted.Except(added).ToList())
+                {
+                    if (!Iptables("-I", rule, out string error))
+                    {
+                        return $"iptables: {error.Trim()}";
+                    }
+                    added.Add(rule);
+                }
+                foreach (string rule in added.Except(wanted).ToList())
+                {
+                    Iptables("-D", rule, out _);
+                    added.Remove(rule);
+                }
+                return null;
             });
         }
 
         // macOS / FreeBSD / OpenBSD: a pf anchor. The main ruleset must reference it:
         //   anchor "cookieproxy"   (pf.conf), then `pfctl -e`.
-        var pf = new StringBuilder();
-        foreach (ListenerOptions l in listeners)
+        static string PfRules(string interfaceName, IReadOnlyList<ListenerOptions> listeners)
         {
-            string af = l.Listen.AddressFamily == AddressFamily.InterNetworkV6 ? "inet6" : "inet";
-            pf.Append(CultureInfoInvariant($"block drop in quick on {interfaceName} {af} proto tcp from any to {l.Listen.Address} port {l.Listen.Port}\n"));
+            var pf = new StringBuilder();
+            foreach (ListenerOptions l in listeners)
+            {
+                string af = l.Listen.AddressFamily == AddressFamily.InterNetworkV6 ? "inet6" : "inet";
+                pf.Append(CultureInfoInvariant($"block drop in quick on {interfaceName} {af} proto tcp from any to {l.Listen.Address} port {l.Listen.Port}\n"));
+            }
+            return pf.ToString();
         }
-        if (!TryRun("pfctl", "-a cookieproxy -f -", pf.ToString(), out string pfErr))
+        if (!TryRun("pfctl", "-a cookieproxy -f -", PfRules(interfaceName, listeners), out string pfErr))
         {
             throw new InvalidOperationException($"--hide-port: pfctl failed: {pfErr.Trim()}");
         }
-        return new PortHider("pf anchor cookieproxy", () => TryRun("pfctl", "-a cookieproxy -F rules", null, out _));
+        // pfctl -f replaces the anchor's rules in one step.
+        return new PortHider("pf anchor cookieproxy", () => TryRun("pfctl", "-a cookieproxy -F rules", null, out _), next =>
+            TryRun("pfctl", "-a cookieproxy -f -", PfRules(interfaceName, next), out string error) ? null : $"pfctl: {error.Trim()}");
     }
 
     /// <summary>

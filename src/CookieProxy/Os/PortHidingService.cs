@@ -34,6 +34,9 @@ public sealed class PortHidingService : IHostService
         }
     }
 
+    /// <summary>Reload: drop exactly these endpoints (the accepting listeners and the removed ones whose flows go on).</summary>
+    public string? Update(IReadOnlyList<ListenerOptions> listeners) => _hider?.Update(listeners);
+
     public void Close()
     {
         _hider?.Dispose();

@@ -227,4 +227,34 @@ public sealed class SeparateSynRingLabTests
             VethLab.Shell($"ip -n {VethLab.NsA} link set {VethLab.IfA} mtu 1500; ip -n {VethLab.NsB} link set {VethLab.IfB} mtu 1500; true");
         }
     }
+
+    [RootFact]
+    public void AReloadedEndpointListReachesBothRings()
+    {
+        if (!RootOnly.CanRun(_output))
+        {
+            return;
+        }
+        _lab.EnsureUp();
+        using AfPacketDevice receiver = OpenSplit();
+        using IPacketDevice sender = OpenSender();
+        const ushort Added = 8443;
+        sender.Send(V4(0, Syn, port: Added));
+        sender.Send(V4(1, Ack, port: Added));
+        sender.Flush();
+        Assert.Empty(VethPair.ReceiveAtLeast(receiver, 1, timeoutMs: 300));
+
+        IPEndPoint[] next = [.. Endpoints, new IPEndPoint(VethLab.AddrA, Added)];
+        Assert.True(receiver.TryReplaceFilter(BpfFilter.ForProtectedEndpoints(next), next));
+        (long synBefore, long flowBefore) = receiver.PacketsPerRing();
+        sender.Send(V4(2, Syn, port: Added));
+        sender.Send(V4(3, Ack, port: Added));
+        sender.Send(V4(4, Syn));
+        sender.Flush();
+
+        Assert.Equal(3, VethPair.ReceiveAtLeast(receiver, 3, timeoutMs: 2000).Count);
+        (long syn, long flow) = receiver.PacketsPerRing();
+        Assert.Equal(2, syn - synBefore);
+        Assert.Equal(1, flow - flowBefore);
+    }
 }

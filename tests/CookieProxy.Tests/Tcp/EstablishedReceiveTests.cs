@@ -10,6 +10,7 @@ public class EstablishedReceiveTests : TcpTestBase
     public void In_order_data_is_buffered_and_acked_when_the_delayed_ack_timer_fires()
     {
         InEstablished();
+        SpendQuickAcks();
         byte[] data = SendData(100);
         RecvNothing();
         Assert.Equal(100, Ep.ReceiveAvailable);
@@ -25,6 +26,7 @@ public class EstablishedReceiveTests : TcpTestBase
     public void Every_second_segment_is_acked_immediately()
     {
         InEstablished();
+        SpendQuickAcks();
         SendData(Mss);
         RecvNothing();
         SendData(Mss);

@@ -26,7 +26,7 @@ public class RetransmissionTests : TcpTestBase
     [Fact]
     public void The_rto_collapses_cwnd_to_one_segment_and_goes_back_n_from_snd_una()
     {
-        InEstablished();
+        InEstablished(NewRenoConfig);
         Ep.Send(new byte[5 * Mss]);
         Assert.Equal(5, DispatchAll().Count);
         Advance(1000);
@@ -100,7 +100,7 @@ public class RetransmissionTests : TcpTestBase
     [Fact]
     public void Three_duplicate_acks_trigger_a_fast_retransmit_and_newreno_partial_acks_retransmit_the_next_hole()
     {
-        InEstablished();
+        InEstablished(NewRenoConfig);
         Ep.Send(new byte[10 * Mss]);
         Assert.Equal(10, DispatchAll().Count);
         SeqNumber s1 = OurNext + Mss;
@@ -113,7 +113,8 @@ public class RetransmissionTests : TcpTestBase
         Recv(s1, ClientNext, TcpFlags.Ack, length: Mss);
         Assert.True(Ep.InRecovery);
         Assert.Equal(9 * Mss / 2, Ep.SlowStartThreshold);
-        Assert.Equal((9 * Mss / 2) + (3 * Mss), Ep.CongestionWindow);
+        // RFC 6937 (PRR), not RFC 6582's inflation: cwnd = pipe (9 out - 3 duplicate-ACKed - 1 lost) + one segment.
+        Assert.Equal(6 * Mss, Ep.CongestionWindow);
 
         // Partial ACK (RFC 6582 3.2 (5)): retransmit the next unacknowledged segment at once.
         SeqNumber s3 = OurNext + (3 * Mss);
@@ -121,10 +122,10 @@ public class RetransmissionTests : TcpTestBase
         Recv(s3, ClientNext, TcpFlags.Ack, length: Mss);
         Assert.True(Ep.InRecovery);
 
-        // Full ACK: recovery ends with cwnd = min(ssthresh, FlightSize + SMSS).
+        // Full ACK: recovery ends with cwnd = ssthresh (RFC 6937 3, RFC 6582 3.2 (3) option 2).
         Send(ClientNext, ack: OurNext + (10 * Mss));
         Assert.False(Ep.InRecovery);
-        Assert.Equal(2 * Mss, Ep.CongestionWindow);
+        Assert.Equal(9 * Mss / 2, Ep.CongestionWindow);
         Assert.Equal(1, Ep.FastRecoveries);
     }
 
@@ -146,7 +147,7 @@ public class RetransmissionTests : TcpTestBase
     [Fact]
     public void Sack_recovery_retransmits_only_the_holes_judged_lost()
     {
-        InEstablished(handshake: Handshake(sack: true));
+        InEstablished(NewRenoConfig, Handshake(sack: true));
         Ep.Send(new byte[10 * Mss]);
         Assert.Equal(10, DispatchAll().Count);
         SeqNumber S(int i) => OurNext + (i * Mss);
@@ -158,16 +159,20 @@ public class RetransmissionTests : TcpTestBase
         Send(ClientNext, ack: S(0), sack: [new SackBlock(S(3), S(5)), new SackBlock(S(1), S(2))]);
         Recv(S(0), ClientNext, TcpFlags.Ack, length: Mss);
         Assert.True(Ep.InRecovery);
-        Assert.Equal(5 * Mss, Ep.CongestionWindow); // RFC 6675: cwnd = ssthresh = FlightSize / 2
+        Assert.Equal(5 * Mss, Ep.SlowStartThreshold); // RFC 5681 (4): FlightSize / 2
 
-        // S2 is lost once more than 2 SMSS are SACKed above it, and pipe leaves room for it.
+        // Three segments SACKed and no reordering seen: RACK's window is zero (RFC 8985 6.2 step 4), so S2 is
+        // lost too; PRR (RFC 6937) sends it once the deliveries make room in the pipe.
         Send(ClientNext, ack: S(0), sack: [new SackBlock(S(3), S(6)), new SackBlock(S(1), S(2))]);
         RecvNothing();
         Send(ClientNext, ack: S(0), sack: [new SackBlock(S(3), S(7)), new SackBlock(S(1), S(2))]);
         Recv(S(2), ClientNext, TcpFlags.Ack, length: Mss);
 
-        // Partial ACK: nothing else is missing below the SACKed data and nothing new is queued.
-        Send(ClientNext, ack: S(2), sack: [new SackBlock(S(3), S(7))]);
+        // S7..S9 arrive, then the retransmitted S0 (sent after them): a partial ACK; nothing else is missing
+        // below the SACKed data and nothing new is queued.
+        Send(ClientNext, ack: S(0), sack: [new SackBlock(S(3), S(10)), new SackBlock(S(1), S(2))]);
+        RecvNothing();
+        Send(ClientNext, ack: S(2), sack: [new SackBlock(S(3), S(10))]);
         RecvNothing();
         Send(ClientNext, ack: S(10));
         Assert.False(Ep.InRecovery);
@@ -179,15 +184,25 @@ public class RetransmissionTests : TcpTestBase
 public class SackGoBackNTests : TcpTestBase
 {
     [Fact]
-    public void After_an_rto_go_back_n_skips_the_ranges_the_client_sacked()
+    public void After_an_rto_the_retransmissions_skip_the_ranges_the_client_sacked()
     {
-        InEstablished(handshake: Handshake(sack: true));
+        InEstablished(NewRenoConfig, Handshake(sack: true));
         Ep.Send(new byte[5 * Mss]);
         Assert.Equal(5, DispatchAll().Count);
+        long rtoAt = Now + 1000;
         SeqNumber S(int i) => OurNext + (i * Mss);
+
+        // S2 and S3 arrive: RACK's reordering timer finds S0 (and S1) lost, the retransmission of S0 is lost too.
         Send(ClientNext, ack: S(0), sack: [new SackBlock(S(2), S(4))]);
-        Advance(1000);
+        Advance(Ep.NextDeadlineMs - Now);
+        Assert.Equal([S(0)], DispatchAll().Select(s => s.Seq));
+        Assert.True(Ep.InRecovery);
+
+        // Nothing more comes back: the RTO (RFC 6298 5.5) marks all but the SACKed ranges lost and starts over.
+        Now = rtoAt;
         Recv(S(0), ClientNext, TcpFlags.Ack, length: Mss);
+        Assert.Equal(1, Ep.RetransmitTimeouts);
+        Assert.True(Ep.InLossRecovery);
         Send(ClientNext, ack: S(1), sack: [new SackBlock(S(2), S(4))]);
         List<SentSegment> segs = DispatchAll();
         Assert.Equal([S(1), S(4)], segs.Select(s => s.Seq));

@@ -100,7 +100,7 @@ public class SendBufferAutotuningTests : TcpTestBase
             FillSendBuffer();
         }
 
-        Assert.True(Ep.CongestionWindow > 2 * Initial);    // 2 x cwnd alone would grow it
+        Assert.True(2 * Ep.CongestionWindow > Initial);    // 2 x cwnd alone would grow it
         Assert.Equal(0, Ep.ExpandSendBuffer(int.MaxValue));    // 2 x 16000 fits: cwnd is not what limits
         Assert.Equal(Initial, Ep.SendBufferCapacity);
     }

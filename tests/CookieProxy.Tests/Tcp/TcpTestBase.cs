@@ -46,6 +46,9 @@ public abstract class TcpTestBase
     protected static readonly SeqNumber Iss = new(1_000_000);
     protected static readonly SeqNumber Irs = new(0xFFFF_F000);
 
+    /// <summary>NewReno instead of the default CUBIC: tests that check RFC 5681's halving use it.</summary>
+    protected static TcpConfig NewRenoConfig => new() { CongestionControl = TcpCongestionControl.NewReno };
+
     protected long Now = 10_000;
     protected TcpEndpoint Ep = null!;
     /// <summary>Ring buffer pool handed to the endpoints the fixtures create (null: they allocate).</summary>
@@ -229,6 +232,27 @@ public abstract class TcpTestBase
     }
 
     protected void Advance(long ms) => Now += ms;
+
+    /// <summary>
+    /// Linux-style quick ACKs answer the first data segments of a connection at once (Linux
+    /// tcp_in_quickack_mode); this spends them with one-byte segments, so a test sees the delayed-ACK regime.
+    /// </summary>
+    protected void SpendQuickAcks()
+    {
+        for (int i = 0; i < 64; i++)
+        {
+            SendData(1);
+            if (DispatchAll().Count == 0)
+            {
+                Advance(Ep.NextDeadlineMs - Now); // the delayed ACK of that last byte
+                Recv();
+                ReadAll();
+                return;
+            }
+        }
+
+        Assert.Fail("quick ACK mode never ended");
+    }
 
     protected byte[] ReadAll()
     {

@@ -67,6 +67,7 @@ public class TimeoutTests : TcpTestBase
     public void Next_deadline_is_the_delayed_ack_when_that_comes_first()
     {
         InEstablished();
+        SpendQuickAcks();
         SendData(10);
         Assert.Equal(Now + 40, Ep.NextDeadlineMs);
     }
