@@ -12,6 +12,7 @@ cp_require_root
 packages=(
   apache2 hping3 nftables iptables curl iproute2 ethtool wrk tcpdump iputils-ping procps psmisc
   netsniff-ng haproxy python3 ca-certificates coreutils
+  clang linux-libc-dev # the lab's VLAN tagger (scripts/lab-vlan-tag.bpf.c), built at `lab.sh up`
 )
 
 # Debian 13 renamed the runtime library (64-bit time_t transition); take whichever this release has.

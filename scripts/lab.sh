@@ -8,10 +8,17 @@
 #                                              Apache 127.0.0.1:8081, 198.18.0.1:8081 (PROXY v1/v2)
 #                                              nft: iif cp-s0 tcp dport 80 drop (before conntrack)
 #                                              cookieproxy run --interface cp-s0 --listen 198.18.0.1:80
+#   IPv6 (unless --no-ipv6), same veth:
+#   cp-c0 2001:db8:18::2/64                    cp-s0 2001:db8:18::1/64; Apache also on [::1] and it (8080, 8081)
+#         2001:db8:18:1::1-20/128              nft: iif cp-s0 ip6 daddr 2001:db8:18::1 tcp dport 80 drop
+#   802.1Q VLAN 100 (unless --no-vlan), over the same veth, cp-c0 a trunk port (tc BPF tagger):
+#   cp-c0 198.18.2.2/24 2001:db8:18:2::2/64    cp-s0 receives them tagged (a proxy on the parent sees VID 100);
+#         (static neighbours)                  cp-s0.100 198.18.2.1/24 2001:db8:18:2::1 if the kernel has 802.1Q
 #
-# Usage: lab.sh up [--no-hide] | down | status | exec-cli CMD... | exec-srv CMD...
+# Usage: lab.sh up [--no-hide] [--no-ipv6] [--no-vlan] | down | status | exec-cli CMD... | exec-srv CMD...
 #        lab.sh proxy-start [ARGS...] | proxy-stop | proxy-pid | stats
 #        lab.sh apache-start | apache-kill | impair-on [--both] | impair-off | paths
+#        lab.sh banner-start | banner-stop   (a server-speaks-first backend on 127.0.0.1:2525)
 # proxy-start adds `--listen 198.18.0.1:80 --backend 127.0.0.1:8080` unless ARGS name --listen or
 # --backend themselves, and `--interface cp-s0` unless ARGS name --interface.
 # Style after the kernel's tools/testing/selftests/net/netfilter/nft_synproxy.sh.
@@ -153,6 +160,9 @@ ScriptAlias /cgi-bin/ "$CP_LABDIR/cgi-bin/"
     RemoteIPProxyProtocol On
     CustomLog "$APACHE_DIR/logs/remoteip.log" cplab
 </VirtualHost>
+
+# The optional parts of the lab (IPv6) add their listeners here.
+IncludeOptional "$APACHE_DIR/conf.d/*.conf"
 EOF
 }
 
@@ -372,12 +382,169 @@ cmd_impair_off()
   fi
 }
 
+# ---------------------------------------------------------------- IPv6 (optional, on unless --no-ipv6)
+# The same veth carries IPv6: documentation addresses, no DAD (usable at once), on-link /128 "fresh sources".
+lab_ipv6_up()
+{
+  local ns
+  for ns in "$CP_NS_SRV" "$CP_NS_CLI"; do
+    ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.default.disable_ipv6=0 \
+      net.ipv6.conf.lo.disable_ipv6=0 "net.ipv6.conf.all.accept_ra=0" "net.ipv6.conf.default.accept_ra=0"
+  done
+  ip netns exec "$CP_NS_SRV" sysctl -qw "net.ipv6.conf.$CP_DEV_SRV.disable_ipv6=0"
+  ip netns exec "$CP_NS_CLI" sysctl -qw "net.ipv6.conf.$CP_DEV_CLI.disable_ipv6=0"
+  ip -n "$CP_NS_SRV" addr add "$CP_IP6_SRV/$CP_PREFIX6_LEN" dev "$CP_DEV_SRV" nodad
+  ip -n "$CP_NS_CLI" addr add "$CP_IP6_CLI/$CP_PREFIX6_LEN" dev "$CP_DEV_CLI" nodad
+  local i
+  for ((i = 1; i <= CP_EXTRA6_COUNT; i++)); do
+    printf 'addr add %s::%x/128 dev %s nodad\n' "$CP_EXTRA6_NET" "$i" "$CP_DEV_CLI"
+  done | ip -n "$CP_NS_CLI" -batch -
+  ip -n "$CP_NS_SRV" -6 route add "$CP_EXTRA6_NET::/64" dev "$CP_DEV_SRV"
+}
+
+# The protected port of the IPv6 address, hidden like the IPv4 one (same table and chain).
+lab_ipv6_hide_port()
+{
+  ip netns exec "$CP_NS_SRV" nft add rule inet "$CP_NFT_TABLE" prerouting \
+    iifname "$CP_DEV_SRV" ip6 daddr "$CP_IP6_SRV" tcp dport "$CP_PROTECTED_PORT" counter drop
+}
+
+# Apache on IPv6 as well: plain on 8080, PROXY protocol on 8081 (mod_remoteip logs the client it carries).
+write_apache_ipv6_config()
+{
+  mkdir -p "$APACHE_DIR/conf.d"
+  cat >"$APACHE_DIR/conf.d/ipv6.conf" <<EOF
+Listen [::1]:$CP_BACKEND_PORT
+Listen [$CP_IP6_SRV]:$CP_BACKEND_PORT
+Listen [::1]:$CP_REMOTEIP_PORT
+Listen [$CP_IP6_SRV]:$CP_REMOTEIP_PORT
+<VirtualHost [::1]:$CP_REMOTEIP_PORT [$CP_IP6_SRV]:$CP_REMOTEIP_PORT>
+    RemoteIPProxyProtocol On
+    CustomLog "$APACHE_DIR/logs/remoteip.log" cplab
+</VirtualHost>
+EOF
+}
+
+# ---------------------------------------------------------------- VLAN (optional, on unless --no-vlan)
+# An 802.1Q trunk on the same veth. The client's "VLAN 100 host" addresses sit on cp-c0 itself; a tc BPF pair
+# (scripts/lab-vlan-tag.bpf.c) tags their frames on the way out and untags VID 100 on the way in, with the tag
+# written into the frame (txvlan off), as on a real wire. So this works on kernels without 802.1Q support
+# (CONFIG_VLAN_8021Q) and without the tc vlan action. On cp-srv, cp-s0 then receives tagged frames: a proxy on
+# the parent sees them. Where the kernel has 802.1Q, cp-s0.100 (198.18.2.1, 2001:db8:18:2::1) is created as
+# well, for a proxy on the sub-interface; without it, tagged frames are no host's business (PACKET_OTHERHOST)
+# and the VLAN addresses exist only for the proxy.
+VLAN_TAG_SRC="$CP_ROOT/scripts/lab-vlan-tag.bpf.c"
+
+# The tagger object, compiled once per source version into the cache.
+vlan_tagger_object()
+{
+  local sum obj arch
+  sum="$(sha256sum "$VLAN_TAG_SRC" | cut -c1-16)"
+  obj="$CP_CACHEDIR/lab-vlan-tag-$sum.o"
+  if [[ ! -s "$obj" ]]; then
+    cp_have clang || { cp_log "warning: no clang: no VLAN in the lab (scripts/install-deps.sh installs it)"; return 1; }
+    arch="$(gcc -print-multiarch 2>/dev/null || echo "$(uname -m)-linux-gnu")"
+    mkdir -p "$CP_CACHEDIR"
+    clang -O2 -g -target bpf -I"/usr/include/$arch" -DLAB_VLAN_ID="$CP_VLAN_ID" -c "$VLAN_TAG_SRC" -o "$obj.tmp.$$" >&2 \
+      || { rm -f "$obj.tmp.$$"; cp_log "warning: the VLAN tagger does not compile: no VLAN in the lab"; return 1; }
+    mv "$obj.tmp.$$" "$obj"
+    chmod 644 "$obj"
+  fi
+  printf '%s\n' "$obj"
+}
+
+lab_vlan_up()
+{
+  local ipv6="$1" obj srv_mac
+  obj="$(vlan_tagger_object)" || return 0
+  ip -n "$CP_NS_CLI" addr add "$CP_IP_CLI_VLAN/24" dev "$CP_DEV_CLI"
+  # Neighbour resolution would cross the trunk too, and a cp-srv without 802.1Q answers none: static entries.
+  srv_mac="$(ip netns exec "$CP_NS_SRV" cat "/sys/class/net/$CP_DEV_SRV/address")"
+  ip -n "$CP_NS_CLI" neigh replace "$CP_IP_SRV_VLAN" lladdr "$srv_mac" dev "$CP_DEV_CLI" nud permanent
+  if ((ipv6)); then
+    ip -n "$CP_NS_CLI" addr add "$CP_IP6_CLI_VLAN/64" dev "$CP_DEV_CLI" nodad
+    ip -n "$CP_NS_CLI" -6 neigh replace "$CP_IP6_SRV_VLAN" lladdr "$srv_mac" dev "$CP_DEV_CLI" nud permanent
+  fi
+  ip netns exec "$CP_NS_CLI" ethtool -K "$CP_DEV_CLI" txvlan off >/dev/null 2>&1 || true
+  ip netns exec "$CP_NS_CLI" tc qdisc add dev "$CP_DEV_CLI" clsact
+  ip netns exec "$CP_NS_CLI" tc filter add dev "$CP_DEV_CLI" egress bpf da obj "$obj" sec tc/egress
+  ip netns exec "$CP_NS_CLI" tc filter add dev "$CP_DEV_CLI" ingress bpf da obj "$obj" sec tc/ingress
+
+  if ip -n "$CP_NS_SRV" link add link "$CP_DEV_SRV" name "$CP_DEV_SRV_VLAN" type vlan id "$CP_VLAN_ID" 2>/dev/null; then
+    ip -n "$CP_NS_SRV" addr add "$CP_IP_SRV_VLAN/24" dev "$CP_DEV_SRV_VLAN"
+    if ((ipv6)); then
+      ip netns exec "$CP_NS_SRV" sysctl -qw "net.ipv6.conf.$CP_DEV_SRV_VLAN.disable_ipv6=0"
+      ip -n "$CP_NS_SRV" addr add "$CP_IP6_SRV_VLAN/64" dev "$CP_DEV_SRV_VLAN" nodad
+    fi
+    offloads_off "$CP_NS_SRV" "$CP_DEV_SRV_VLAN"
+    ip -n "$CP_NS_SRV" link set "$CP_DEV_SRV_VLAN" up
+  fi
+}
+
+# Only when cp-s0.100 exists: its addresses' port 80 hidden like the others.
+lab_vlan_hide_port()
+{
+  local ipv6="$1"
+  ip -n "$CP_NS_SRV" link show "$CP_DEV_SRV_VLAN" >/dev/null 2>&1 || return 0
+  ip netns exec "$CP_NS_SRV" nft add rule inet "$CP_NFT_TABLE" prerouting \
+    iifname "$CP_DEV_SRV_VLAN" ip daddr "$CP_IP_SRV_VLAN" tcp dport "$CP_PROTECTED_PORT" counter drop
+  if ((ipv6)); then
+    ip netns exec "$CP_NS_SRV" nft add rule inet "$CP_NFT_TABLE" prerouting \
+      iifname "$CP_DEV_SRV_VLAN" ip6 daddr "$CP_IP6_SRV_VLAN" tcp dport "$CP_PROTECTED_PORT" counter drop
+  fi
+}
+
+# ---------------------------------------------------------------- server-speaks-first backend
+# A greeting on connect (like SMTP's 220), then an echo of whatever the client sends; bounded to 600 s.
+BANNER_PID="$CP_LABDIR/banner.pid"
+BANNER_LOG="$CP_LABDIR/banner.log"
+BANNER_SCRIPT='
+import socketserver, sys, threading
+class Greeter(socketserver.BaseRequestHandler):
+    def handle(self):
+        self.request.sendall(b"220 cp-srv.lab ESMTP cookieproxy lab banner\r\n")
+        print("greeted %s:%d" % self.client_address[:2], flush=True)
+        while True:
+            data = self.request.recv(4096)
+            if not data:
+                return
+            self.request.sendall(data)
+class Server(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+server = Server(("127.0.0.1", int(sys.argv[1])), Greeter)
+threading.Timer(600, server.shutdown).start()
+print("listening", flush=True)
+server.serve_forever()
+'
+
+banner_start()
+{
+  ns_exists "$CP_NS_SRV" || cp_die "lab is not up"
+  cp_stop_pidfile "$BANNER_PID" 2
+  mkdir -p "$CP_LABDIR"
+  rm -f "$BANNER_LOG"
+  ip netns exec "$CP_NS_SRV" python3 -c "$BANNER_SCRIPT" "$CP_BANNER_PORT" </dev/null >"$BANNER_LOG" 2>&1 &
+  echo $! >"$BANNER_PID"
+  if ! cp_wait_until 5 grep -q listening "$BANNER_LOG"; then
+    cat "$BANNER_LOG" >&2
+    cp_die "banner server did not start"
+  fi
+}
+
+banner_stop()
+{
+  cp_stop_pidfile "$BANNER_PID" 2
+}
+
 cmd_up()
 {
-  local hide=1
+  local hide=1 ipv6=1 vlan=1
   for arg in "$@"; do
     case "$arg" in
       --no-hide) hide=0 ;;
+      --no-ipv6) ipv6=0 ;;
+      --no-vlan) vlan=0 ;;
       *) cp_die "up: unknown option $arg" ;;
     esac
   done
@@ -404,22 +571,46 @@ cmd_up()
   ip -n "$CP_NS_SRV" link set "$CP_DEV_SRV" up
   ip -n "$CP_NS_CLI" link set "$CP_DEV_CLI" up
   ip -n "$CP_NS_SRV" route add "$CP_EXTRA_NET.0/24" dev "$CP_DEV_SRV"
+  if ((ipv6)); then
+    lab_ipv6_up
+  fi
+  if ((vlan)); then
+    lab_vlan_up "$ipv6"
+  fi
 
   if ((hide)); then
     hide_port
+    if ((ipv6)); then
+      lab_ipv6_hide_port
+    fi
+    if ((vlan)); then
+      lab_vlan_hide_port "$ipv6"
+    fi
   fi
   write_apache_config
+  if ((ipv6)); then
+    write_apache_ipv6_config
+  fi
   apache_start
   if ! cp_wait_until 5 ip netns exec "$CP_NS_CLI" ping -c1 -W1 "$CP_IP_SRV"; then
     cp_die "$CP_NS_CLI cannot reach $CP_IP_SRV"
   fi
-  cp_log "lab up (port $CP_PROTECTED_PORT hidden: $([[ $hide == 1 ]] && echo yes || echo no))"
+  if ((ipv6)) && ! cp_wait_until 5 ip netns exec "$CP_NS_CLI" ping -6 -c1 -W1 "$CP_IP6_SRV"; then
+    cp_die "$CP_NS_CLI cannot reach $CP_IP6_SRV"
+  fi
+  if ((vlan)) && ip -n "$CP_NS_SRV" link show "$CP_DEV_SRV_VLAN" >/dev/null 2>&1 \
+    && ! cp_wait_until 5 ip netns exec "$CP_NS_CLI" ping -c1 -W1 "$CP_IP_SRV_VLAN"; then
+    cp_die "$CP_NS_CLI cannot reach $CP_IP_SRV_VLAN over VLAN $CP_VLAN_ID"
+  fi
+  local yn=(no yes)
+  cp_log "lab up (port $CP_PROTECTED_PORT hidden: ${yn[hide]}, IPv6: ${yn[ipv6]}, VLAN $CP_VLAN_ID: ${yn[vlan]})"
 }
 
 cmd_down()
 {
   cp_stop_pidfile "$PROXY_PID" 5
   cp_stop_pidfile "$REORDER_PID" 2
+  cp_stop_pidfile "$BANNER_PID" 2
   if [[ -f "$APACHE_PID" ]]; then
     apache_stop
   fi
@@ -465,6 +656,13 @@ cmd_status()
   fi
   if ns_exists "$CP_NS_CLI"; then
     echo "$CP_DEV_CLI: $(ip -n "$CP_NS_CLI" -4 -o addr show dev "$CP_DEV_CLI" | wc -l) IPv4 addresses"
+    echo "$CP_DEV_CLI: $(ip -n "$CP_NS_CLI" -6 -o addr show dev "$CP_DEV_CLI" scope global | wc -l) global IPv6 addresses"
+    if ip netns exec "$CP_NS_CLI" tc filter show dev "$CP_DEV_CLI" egress 2>/dev/null | grep -q lab-vlan-tag; then
+      echo "$CP_DEV_CLI: VLAN $CP_VLAN_ID trunk (tc tagger for $CP_IP_CLI_VLAN)"
+    fi
+  fi
+  if ns_exists "$CP_NS_SRV" && ip -n "$CP_NS_SRV" link show "$CP_DEV_SRV_VLAN" >/dev/null 2>&1; then
+    echo "$CP_DEV_SRV_VLAN: VLAN $CP_VLAN_ID sub-interface present"
   fi
   local pid
   pid="$(apache_pid 2>/dev/null)" || true
@@ -559,6 +757,8 @@ main()
     apache-kill) apache_kill ;;
     impair-on) cmd_impair_on "$@" ;;
     impair-off) cmd_impair_off ;;
+    banner-start) banner_start ;;
+    banner-stop) banner_stop ;;
     paths)
       echo "labdir=$CP_LABDIR"
       echo "cachedir=$CP_CACHEDIR"
@@ -568,6 +768,7 @@ main()
       echo "remoteiplog=$APACHE_DIR/logs/remoteip.log"
       echo "binary=$(cp_binary)"
       echo "reorderstats=$REORDER_STATS"
+      echo "bannerlog=$BANNER_LOG"
       ;;
     *)
       sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' >&2

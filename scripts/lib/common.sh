@@ -25,6 +25,26 @@ CP_BACKEND_PORT=8080
 CP_REMOTEIP_PORT=8081
 CP_NFT_TABLE=cookieproxy_lab
 
+# IPv6 on the same veth (lab.sh up, unless --no-ipv6): documentation addresses (RFC 3849), /64 on-link, and
+# 2001:db8:18:1::1 .. ::32 as /128s on cp-c0 ("fresh source" clients, routed on-link from cp-srv).
+CP_IP6_SRV=2001:db8:18::1
+CP_IP6_CLI=2001:db8:18::2
+CP_PREFIX6_LEN=64
+CP_EXTRA6_NET=2001:db8:18:1
+CP_EXTRA6_COUNT=32
+
+# An 802.1Q VLAN (lab.sh up, unless --no-vlan): cp-c0 is a trunk port for the client's VLAN 100 addresses (a tc
+# BPF tagger), so cp-s0 receives tagged frames; cp-s0.100 exists too where the kernel has 802.1Q.
+CP_VLAN_ID=100
+CP_DEV_SRV_VLAN="$CP_DEV_SRV.$CP_VLAN_ID"
+CP_IP_SRV_VLAN=198.18.2.1
+CP_IP_CLI_VLAN=198.18.2.2
+CP_IP6_SRV_VLAN=2001:db8:18:2::1
+CP_IP6_CLI_VLAN=2001:db8:18:2::2
+
+# The lab's server-speaks-first backend (lab.sh banner-start): a greeting on connect, then an echo.
+CP_BANNER_PORT=2525
+
 # Run-time state (removed by `lab.sh down`) and the file cache (kept: 100 MiB of random data is
 # created once).
 CP_LABDIR="${CP_LABDIR:-/tmp/cookieproxy-lab$CP_LAB_SUFFIX}"

@@ -68,6 +68,17 @@ public sealed class ProxyHost
 
     private int RunServices()
     {
+        // Registered before anything opens: a SIGTERM during start-up becomes a stop once started (and the
+        // services opened so far are closed), a SIGHUP a reload, never the default action that ends the process
+        // without unwinding (the drop rule and an XDP program would stay behind). systemd may well send either
+        // while a slow start (the XDP verifier) is under way.
+        using PosixSignalRegistration sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnStopSignal);
+        using PosixSignalRegistration sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnStopSignal);
+        using PosixSignalRegistration sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c =>
+        {
+            c.Cancel = true;
+            _ = _lifetime.RequestReload("SIGHUP");
+        });
         foreach (IHostService s in _services)
         {
             try
@@ -105,15 +116,6 @@ public sealed class ProxyHost
                 started.Add(s);
             }
 
-            using PosixSignalRegistration sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnStopSignal);
-            using PosixSignalRegistration sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnStopSignal);
-            // SIGHUP's default action ends the process without unwinding, which would leave the drop rule (and an XDP
-            // program) behind and the port blackholed: an ssh hang-up or `systemctl reload` reloads instead.
-            using PosixSignalRegistration sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c =>
-            {
-                c.Cancel = true;
-                _ = _lifetime.RequestReload("SIGHUP");
-            });
             _systemd.Ready(ReadyStatus());
 
             WaitForStop();

@@ -49,6 +49,55 @@ public sealed class CliTests : LabTestBase
         Assert.Contains("no such device", r.StdErr, StringComparison.OrdinalIgnoreCase);
     }
 
+    [LabFact]
+    public void Check_passes_on_the_example_config()
+    {
+        CommandResult r = RunBinary(["check", "--config", Path.Combine(Lab.RepoRoot, "packaging", "cookieproxy.yaml")]);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Contains("ok", r.StdOut);
+    }
+
+    public static TheoryData<string, string, string> BrokenConfigs => new()
+    {
+        { "a bad number", "max-flows: many", "2: max-flows: 'many'" },
+        { "a typo in a key", "max-flow: 10", "2: max-flow: unknown key (did you mean 'max-flows'?)" },
+        { "a listener without a port", "listeners:\n  - listen: 198.18.0.1\n    backend: 127.0.0.1:8080", "3: listen: '198.18.0.1'" },
+        { "a listener without a backend", "listeners:\n  - listen: 198.18.0.1:80", "3: backend: missing" },
+        { "a bad PROXY version", "listeners:\n  - listen: 198.18.0.1:80\n    backend: 127.0.0.1:8080\n    proxy-protocol: v3", "5: proxy-protocol: 'v3'" },
+        { "a flag that is no boolean", "hide-port: maybe", "2: hide-port: 'maybe'" },
+        { "an unknown capture", "capture: dpdk", "2: capture: 'dpdk'" },
+        { "a prefix with host bits", "deny-source: [198.18.0.1/15]", "2: deny-source: '198.18.0.1/15'" },
+        { "a key given twice", "interface: cp-s1", "2: interface: given twice" },
+        { "broken YAML", "listeners: [", "3: not valid YAML" },
+    };
+
+    [LabTheory]
+    [MemberData(nameof(BrokenConfigs))]
+    public void Check_gives_file_line_key_and_reason_and_exit_2_for_a_broken_config(string why, string line, string expected)
+    {
+        string path = Path.Combine(Lab.LabDir, "broken.yaml");
+        File.WriteAllText(path, "interface: cp-s0\n" + line + "\n");
+        CommandResult r = RunBinary(["check", "--config", path]);
+        Assert.True(r.ExitCode == 2, $"{why}: expected exit code 2\n{r}");
+        Assert.Contains($"{path}:{expected}", r.StdErr);
+        Assert.DoesNotContain("   at ", r.StdErr);
+    }
+
+    [LabFact]
+    public void Help_works_for_every_command_and_both_option_spellings_parse()
+    {
+        foreach (string command in new[] { "run", "check", "reload", "stats", "top", "genkey", "cleanup", "version" })
+        {
+            CommandResult help = RunBinary([command, "--help"]);
+            Assert.True(help.ExitCode == 0, $"{command} --help\n{help}");
+            Assert.Contains("Usage:", help.StdOut);
+        }
+        CommandResult version = RunBinary(["--version"]);
+        Assert.Matches(@"^cookieproxy \d+\.\d+\.\d+", version.StdOut);
+        CommandResult equals = RunBinary(["check", "--interface=cp-s0", "--listen=198.18.0.1:80", "--backend=127.0.0.1:8080", "--max-flows=10"]);
+        Assert.True(equals.ExitCode == 0, equals.ToString());
+    }
+
     private CommandResult RunBinary(string[] args)
     {
         Assert.True(File.Exists(Lab.BinaryPath), $"no cookieproxy binary at {Lab.BinaryPath}");

@@ -30,6 +30,15 @@ public enum Counter : byte
     XdpSynAckSent,
     XdpSynPassed,
     XdpInternalErrors,
+    SynCacheAdded,
+    SynCacheRetransmits,
+    SynCacheAcked,
+    SynCacheReset,
+    SynCacheExpired,
+    SynCacheOverflow,
+    SynCacheModeChanges,
+    SynCacheEntries,
+    SynCacheFloodMode,
     CaptureDroppedFlow,
 
     Count,
@@ -90,6 +99,15 @@ public static class CounterTable
         Set(Counter.XdpSynAckSent, "xdp_synack_sent", "SYN+ACKs the XDP program sent (part of synack_sent).");
         Set(Counter.XdpSynPassed, "xdp_syn_passed", "SYNs to a protected endpoint the XDP program passed up to user space.");
         Set(Counter.XdpInternalErrors, "xdp_internal_errors", "XDP program errors (map lookups that cannot fail did).");
+        Set(Counter.SynCacheAdded, "syncache_added", "Answered SYNs the syncache remembered (to retransmit their SYN+ACK).");
+        Set(Counter.SynCacheRetransmits, "syncache_retransmits", "SYN+ACKs the syncache sent again (part of synack_sent).");
+        Set(Counter.SynCacheAcked, "syncache_acked", "Syncache entries ended by their validated ACK.");
+        Set(Counter.SynCacheReset, "syncache_reset", "Syncache entries ended by the client's RST.");
+        Set(Counter.SynCacheExpired, "syncache_expired", "Syncache entries dropped after their last retransmission, no ACK seen.");
+        Set(Counter.SynCacheOverflow, "syncache_overflow", "SYNs answered with a pure cookie because the syncache was full.");
+        Set(Counter.SynCacheModeChanges, "syncache_mode_changes", "Switches between remembering SYNs and pure cookies.");
+        Set(Counter.SynCacheEntries, "syncache_entries", "SYNs the syncache holds now.", CounterKind.Gauge);
+        Set(Counter.SynCacheFloodMode, "syncache_flood_mode", "Capture threads answering pure cookies now (SYN rate above the syncache threshold).", CounterKind.Gauge);
         Set(Counter.CaptureDroppedFlow, "capture_dropped_flow",
             "Part of capture_dropped: segments of live flows (not bare SYNs) the kernel dropped because their own ring was full.");
 

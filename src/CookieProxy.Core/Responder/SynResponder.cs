@@ -11,7 +11,8 @@ namespace CookieProxy.Responder;
 /// <summary>
 /// The stateless half of CookieProxy: classifies every captured frame, answers SYNs to protected endpoints
 /// with cookie SYN+ACKs (SendClientSynAck) built in place in the capture buffer, and checks returning ACKs
-/// (RecvClientAck). No state is kept per SYN.
+/// (RecvClientAck). No state is needed per SYN: with a <see cref="SynCache"/> (hybrid mode) answered SYNs are also
+/// remembered while the SYN rate is low, only to retransmit their SYN+ACKs; the ACK validates from its cookie either way.
 ///
 /// Work order within a batch (most important first, so legitimate traffic keeps low latency while SYNs are
 /// shed): segments of existing flows and cookie ACKs are handled in the first pass; SYNs are only queued,
@@ -38,11 +39,13 @@ public sealed class SynResponder
     private SourceLimiter? _limiter;
     private SourcePrefixSet _allow = SourcePrefixSet.Empty;
     private SourcePrefixSet _deny = SourcePrefixSet.Empty;
+    private readonly SynCache? _synCache;
 
     public SynResponder(ResponderConfig config, SynCookieCodec codec, ProtectedEndpoints endpoints, ProxyCounters counters,
-        int maxBatch = 64, SourceLimiter? limiter = null)
+        int maxBatch = 64, SourceLimiter? limiter = null, SynCache? synCache = null)
     {
         _limiter = limiter;
+        _synCache = synCache;
         _config = config;
         _codec = codec;
         _endpoints = endpoints;
@@ -62,6 +65,15 @@ public sealed class SynResponder
     public ProxyCounters Counters => _counters;
 
     public SynCookieCodec Codec => _codec;
+
+    /// <summary>This thread's syncache (null: pure cookies always, <c>--syncache 0</c>).</summary>
+    public SynCache? SynCache => _synCache;
+
+    /// <summary>When <see cref="Tick"/> has work next (a SYN+ACK retransmission), or <see cref="long.MaxValue"/>.</summary>
+    public long NextDeadlineMs => _synCache is { Count: > 0 } cache ? cache.NextDeadlineMs : long.MaxValue;
+
+    /// <summary>The syncache's retransmissions due at monotonic <paramref name="nowMs"/>, queued on <paramref name="tx"/>.</summary>
+    public void Tick(long nowMs, IPacketDevice tx) => _synCache?.Tick(nowMs, tx);
 
     /// <summary>Our window-scale shift, as announced in every SYN+ACK (the flow's RecvWindowScale).</summary>
     public sbyte WindowScale => _windowScale;
@@ -94,6 +106,11 @@ public sealed class SynResponder
     /// across instances sharing a key). Replies are queued on <paramref name="tx"/>; the caller flushes.
     /// </summary>
     public void ProcessBatch<THandler>(FrameBatch batch, ref THandler handler, IPacketDevice tx, long unixMs)
+        where THandler : struct, IFlowHandler => ProcessBatch(batch, ref handler, tx, unixMs, unixMs);
+
+    /// <inheritdoc cref="ProcessBatch{THandler}(FrameBatch, ref THandler, IPacketDevice, long)"/>
+    /// <param name="nowMs">Monotonic time for the syncache's schedule (the same clock as <see cref="Tick"/>).</param>
+    public void ProcessBatch<THandler>(FrameBatch batch, ref THandler handler, IPacketDevice tx, long unixMs, long nowMs)
         where THandler : struct, IFlowHandler
     {
         int synCount = 0;
@@ -163,7 +180,11 @@ public sealed class SynResponder
             }
             if ((f & TcpFlags.Rst) != 0)
             {
-                // RFC 9293 3.10.7.1: never answer a RST.
+                // RFC 9293 3.10.7.1: never answer a RST. One for a remembered SYN ends its retransmissions.
+                if (_synCache is { Count: > 0 })
+                {
+                    _synCache.ForgetReset(p.Flow, p.Tcp.Seq.Value);
+                }
                 _counters.Drop(DropReason.NoFlow);
                 continue;
             }
@@ -188,6 +209,10 @@ public sealed class SynResponder
             if (reason == DropReason.None)
             {
                 _counters[Counter.CookieValid]++;
+                if (_synCache is { Count: > 0 })
+                {
+                    _synCache.ForgetAcked(p.Flow);
+                }
                 handler.OnCookieValid(ref p, frame, listener, cookie);
                 continue;
             }
@@ -201,13 +226,15 @@ public sealed class SynResponder
 
         if (synCount > 0)
         {
-            AnswerSyns(batch, synCount, tx, unixMs);
+            // The syncache counts every SYN towards its rate; under a flood that is all it does.
+            bool remember = _synCache is not null && _synCache.OnSyns(synCount, nowMs);
+            AnswerSyns(batch, synCount, tx, unixMs, remember, nowMs);
         }
     }
 
     /// <summary>SendClientSynAck for every queued SYN: MACs in SIMD batches per address family, then each
     /// SYN frame is rewritten in place into its SYN+ACK.</summary>
-    private void AnswerSyns(FrameBatch batch, int synCount, IPacketDevice tx, long unixMs)
+    private void AnswerSyns(FrameBatch batch, int synCount, IPacketDevice tx, long unixMs, bool remember, long nowMs)
     {
         uint slot = _codec.SlotAt(unixMs);
         int v4 = 0, v6 = 0;
@@ -222,12 +249,13 @@ public sealed class SynResponder
                 _v6Syns[v6++] = s;
             }
         }
-        AnswerFamily(batch, _v4Syns, v4, _v4Words, SynCookieCodec.WordsV4, _v4Macs, slot, tx);
-        AnswerFamily(batch, _v6Syns, v6, _v6Words, SynCookieCodec.WordsV6, _v6Macs, slot, tx);
+        AnswerFamily(batch, _v4Syns, v4, _v4Words, SynCookieCodec.WordsV4, _v4Macs, slot, tx, remember, nowMs);
+        AnswerFamily(batch, _v6Syns, v6, _v6Words, SynCookieCodec.WordsV6, _v6Macs, slot, tx, remember, nowMs);
     }
 
     /// <summary>One address family's SYNs: message words in SoA layout, one SIMD batch MAC, then the replies.</summary>
-    private void AnswerFamily(FrameBatch batch, int[] syns, int count, ulong[] words, int wordsPerMessage, ulong[] macs, uint slot, IPacketDevice tx)
+    private void AnswerFamily(FrameBatch batch, int[] syns, int count, ulong[] words, int wordsPerMessage, ulong[] macs, uint slot, IPacketDevice tx,
+        bool remember, long nowMs)
     {
         if (count == 0)
         {
@@ -241,11 +269,11 @@ public sealed class SynResponder
         SipHash.HashBatch(_codec.Key, words.AsSpan(0, wordsPerMessage * count), wordsPerMessage, count, macs);
         for (int j = 0; j < count; j++)
         {
-            SendSynAck(batch, syns[j], macs[j], slot, tx);
+            SendSynAck(batch, syns[j], macs[j], slot, tx, remember, nowMs);
         }
     }
 
-    private void SendSynAck(FrameBatch batch, int s, ulong mac, uint slot, IPacketDevice tx)
+    private void SendSynAck(FrameBatch batch, int s, ulong mac, uint slot, IPacketDevice tx, bool remember, long nowMs)
     {
         ref ParsedPacket syn = ref _synPacket[s];
         var options = SynOptions.FromSyn(syn.Tcp);
@@ -274,6 +302,11 @@ public sealed class SynResponder
         {
             _counters.Drop(DropReason.FrameTooShort);
             return;
+        }
+        if (remember)
+        {
+            // Also when the send below fails: the retransmission then is the first copy to leave.
+            _synCache!.Remember(syn.Flow, syn.Tcp.Seq.Value, batch.GetWithTailRoom(_synFrame[s])[..len], nowMs);
         }
         if (tx.Send(batch.GetWithTailRoom(_synFrame[s])[..len]))
         {

@@ -30,6 +30,7 @@ internal sealed class CaptureService : IHostService, IDrainingService
 
     private ProxyOptions _o;
     private int _settingsVersion;
+    private FanoutMode _fanout = FanoutMode.FlowHash;
     private readonly List<System.Net.IPEndPoint> _retired = [];
     private readonly Func<SynCookieCodec> _codec;
     private readonly HostLifetime _lifetime;
@@ -106,6 +107,7 @@ internal sealed class CaptureService : IHostService, IDrainingService
         // spreads a source's flows over the threads and makes its limits per thread.
         bool limited = limitConfig.SynLimitEnabled || limitConfig.ConnectionLimitEnabled;
         FanoutMode fanoutMode = o.Fanout ?? (limited ? FanoutMode.SourcePrefix : FanoutMode.FlowHash);
+        _fanout = fanoutMode;
         if (threads > 1 && limited && fanoutMode == FanoutMode.FlowHash)
         {
             HostLog.FanoutFlowLimits(_log, threads);
@@ -148,7 +150,10 @@ internal sealed class CaptureService : IHostService, IDrainingService
                 throw new HostStartException($"libpcap is not installed ({e.Message}); install libpcap0.8 (Debian) or use --capture afpacket");
             }
             SourceLimiter? limiter = limited ? new SourceLimiter(limitConfig) : null;
-            var responder = new SynResponder(ResponderConfig, codec, Endpoints, new ProxyCounters(), limiter: limiter);
+            var counters = new ProxyCounters();
+            // net: the hybrid syncache, one per thread (--syncache 0: none).
+            SynCache? synCache = o.SynCacheEntries > 0 ? new SynCache(SynCacheConfig.For(o.SynCacheEntries), counters, MonotonicClock.NowMs) : null;
+            var responder = new SynResponder(ResponderConfig, codec, Endpoints, counters, limiter: limiter, synCache: synCache);
             var worker = new CaptureWorker(t, device, responder, flowOptions, listeners, flowLog, limiter);
             worker.Faulted += OnFaulted;
             _workers.Add(worker);
@@ -167,7 +172,10 @@ internal sealed class CaptureService : IHostService, IDrainingService
 
         string sharing = threads == 1 ? "" : $", fanout by {deviceOptions.Fanout}";
         Description = $"{_workers[0].Device.Backend}, {threads} thread{(threads == 1 ? "" : "s")}{sharing}, "
-            + $"tx offload {(_workers[0].Device.OffloadMaxFrameBytes > 0 ? "on" : "off")}";
+            + $"tx offload {(_workers[0].Device.OffloadMaxFrameBytes > 0 ? "on" : "off")}, "
+            + (o.SynCacheEntries > 0 // net: the syncache's size and hand-over rate
+                ? $"syncache {o.SynCacheEntries}/thread (pure cookies above {SynCacheConfig.For(o.SynCacheEntries).EnterCookiesPerSecond} SYN/s per thread)"
+                : "syncache off");
     }
 
     public void Start()
@@ -294,6 +302,9 @@ internal sealed class CaptureService : IHostService, IDrainingService
         _retired.AddRange(retired);
         return null;
     }
+
+    /// <summary>True when a source's limits are exact: one thread, or the threads share the traffic by source prefix.</summary>
+    public bool LimitsExact => _workers.Count <= 1 || _fanout == FanoutMode.SourcePrefix;
 
     /// <summary>Endpoints a reload removed: protected still (their flows finish), no new connection.</summary>
     public IReadOnlyList<System.Net.IPEndPoint> Retired => _retired;

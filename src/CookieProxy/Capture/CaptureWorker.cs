@@ -238,7 +238,7 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
             while (!_stop)
             {
                 long now = MonotonicClock.NowMs;
-                long next = _flows.NextDeadlineMs;
+                long next = Math.Min(_flows.NextDeadlineMs, _responder.NextDeadlineMs); // syncache: SYN+ACK retransmissions
                 int wait = next == long.MaxValue ? MaxWaitMs : (int)Math.Clamp(next - now, 0, MaxWaitMs);
                 if (!_flows.WorkQueue.IsEmpty)
                 {
@@ -256,7 +256,7 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
                 if (_batch.Count > 0)
                 {
                     _unixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-                    _responder.ProcessBatch(_batch, ref handler, _device, _unixMs);
+                    _responder.ProcessBatch(_batch, ref handler, _device, _unixMs, _nowMs);
                 }
                 if (OperatingSystem.IsLinux() && _readiness is not null && _armed.Count > 0)
                 {
@@ -265,6 +265,7 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
                 _flows.SettleProcessed(_nowMs, ref handler);
                 _flows.ProcessWork(_nowMs, ref handler);
                 _flows.Tick(_nowMs, ref handler);
+                _responder.Tick(_nowMs, _device); // syncache: SYN+ACK retransmissions due now
                 _device.Flush();
             }
             _flows.AbortAll(MonotonicClock.NowMs, ref handler);

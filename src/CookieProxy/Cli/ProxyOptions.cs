@@ -83,4 +83,8 @@ public sealed record ProxyOptions
 
     /// <summary>Sources whose SYNs and cookie ACKs are dropped (SourceDenied).</summary>
     public SourcePrefixSet DenySource { get; init; } = SourcePrefixSet.Empty;
+
+    /// <summary>Syncache entries per capture thread (hybrid mode: SYN+ACK retransmission while the SYN rate is low);
+    /// 0 = pure cookies always.</summary>
+    public int SynCacheEntries { get; init; } = Responder.SynCacheConfig.DefaultCapacity;
 }

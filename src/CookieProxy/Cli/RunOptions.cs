@@ -167,6 +167,12 @@ public static class RunOptions
         "sources whose SYNs and handshake ACKs are dropped (DropReason SourceDenied); their established flows go on (config: a list)",
         PrefixList, o => o.DenySource, (o, v) => o with { DenySource = v }, reloadable: true) { IsList = true });
 
+    public static readonly RunOption<int> SynCache = Add(new RunOption<int>("--syncache", "N",
+        "remember up to N answered SYNs per capture thread and send their SYN+ACK again after 1 s and 3 s until the "
+        + "ACK comes, while the thread's SYN rate is below N/4 per second; above it, or when full, pure cookies "
+        + $"(default {Responder.SynCacheConfig.DefaultCapacity}; 0 = off)",
+        Int(0, Responder.SynCacheConfig.MaxCapacity), o => o.SynCacheEntries, (o, v) => o with { SynCacheEntries = v }, reloadable: false));
+
     // ---- the listeners: ordered pairs, so not RunOption<T>s (see ReadListeners)
 
     public static readonly Option<string[]> Listen = new("--listen")

@@ -131,6 +131,12 @@ internal sealed class ReloadService : IHostService
         }
 
         List<string> changes = Describe(_current, next, keyChanged);
+        SourceLimitConfigView limits = new(next);
+        if (limits.Any && !_capture.LimitsExact)
+        {
+            // The threads were set up to share by flow hash (no limit at start): a source's flows spread over them.
+            changes.Add($"warning: the capture threads share the traffic by flow hash, so the per-source limits apply per thread (start with a limit, or --fanout source, for exact ones)");
+        }
         if (listenersChanged)
         {
             string? lockError = _locks.Update([.. next.Listeners.Select(l => l.Listen)]);
@@ -181,6 +187,11 @@ internal sealed class ReloadService : IHostService
         {
             Thread.Sleep(5);
         }
+    }
+
+    private readonly record struct SourceLimitConfigView(ProxyOptions O)
+    {
+        public bool Any => O.MaxConnectionsPerSource > 0 || O.ConnectionRatePerSource > 0 || O.SynRatePerSource > 0;
     }
 
     private static bool SameListeners(IReadOnlyList<ListenerOptions> a, IReadOnlyList<ListenerOptions> b) =>

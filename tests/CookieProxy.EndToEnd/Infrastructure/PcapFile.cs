@@ -3,7 +3,9 @@ using System.Net;
 
 namespace CookieProxy.EndToEnd.Infrastructure;
 
-/// <summary>One IPv4/TCP segment from a capture, with its checksums verified (when fully captured).</summary>
+/// <summary>One IPv4 or IPv6 TCP segment from a capture, with its checksums verified (when fully captured);
+/// <see cref="VlanId"/> is the 802.1Q VLAN it was tagged with, -1 when untagged. IPv6 has no header checksum:
+/// <see cref="IpChecksumOk"/> is true for it.</summary>
 public readonly record struct CapturedTcp(
     IPAddress Source,
     IPAddress Destination,
@@ -16,7 +18,8 @@ public readonly record struct CapturedTcp(
     int OptionsLength,
     int PayloadLength,
     bool IpChecksumOk,
-    bool? TcpChecksumOk)
+    bool? TcpChecksumOk,
+    int VlanId = -1)
 {
     public const byte Fin = 0x01;
     public const byte Syn = 0x02;
@@ -42,6 +45,9 @@ public static class PcapFile
     private const int LinkTypeEthernet = 1;
     private const int EthernetHeaderLength = 14;
     private const ushort EtherTypeIPv4 = 0x0800;
+    private const ushort EtherTypeIPv6 = 0x86dd;
+    private const ushort EtherTypeVlan = 0x8100;
+    private const int Ipv6HeaderLength = 40;
 
     public static List<CapturedTcp> ReadTcp(string path)
     {
@@ -100,12 +106,33 @@ public static class PcapFile
     private static bool TryParse(ReadOnlySpan<byte> frame, out CapturedTcp tcp)
     {
         tcp = default;
-        if (frame.Length < EthernetHeaderLength + 20 || BinaryPrimitives.ReadUInt16BigEndian(frame[12..]) != EtherTypeIPv4)
+        if (frame.Length < EthernetHeaderLength + 20)
         {
             return false;
         }
 
-        ReadOnlySpan<byte> ip = frame[EthernetHeaderLength..];
+        // One 802.1Q tag (the lab's VLAN trunk); tcpdump writes it into the frame as it was on the wire.
+        int l3 = EthernetHeaderLength;
+        int vlan = -1;
+        ushort etherType = BinaryPrimitives.ReadUInt16BigEndian(frame[12..]);
+        if (etherType == EtherTypeVlan && frame.Length >= EthernetHeaderLength + 4 + 20)
+        {
+            vlan = BinaryPrimitives.ReadUInt16BigEndian(frame[14..]) & 0x0fff;
+            etherType = BinaryPrimitives.ReadUInt16BigEndian(frame[16..]);
+            l3 += 4;
+        }
+
+        if (etherType == EtherTypeIPv6)
+        {
+            return TryParseIpv6(frame[l3..], vlan, out tcp);
+        }
+
+        if (etherType != EtherTypeIPv4)
+        {
+            return false;
+        }
+
+        ReadOnlySpan<byte> ip = frame[l3..];
         int ihl = (ip[0] & 0x0f) * 4;
         int totalLength = BinaryPrimitives.ReadUInt16BigEndian(ip[2..]);
         if ((ip[0] >> 4) != 4 || ihl < 20 || ip[9] != 6 || totalLength < ihl + 20 || ip.Length < ihl + 20)
@@ -139,7 +166,47 @@ public static class PcapFile
             Math.Max(0, dataOffset - 20),
             segmentLength - dataOffset,
             ipOk,
-            dataOffset >= 20 && dataOffset <= segmentLength ? tcpOk : false);
+            dataOffset >= 20 && dataOffset <= segmentLength ? tcpOk : false,
+            vlan);
+        return true;
+    }
+
+    /// <summary>IPv6 with TCP right after the fixed header (no extension headers: what the lab's stacks send).</summary>
+    private static bool TryParseIpv6(ReadOnlySpan<byte> ip, int vlan, out CapturedTcp tcp)
+    {
+        tcp = default;
+        if (ip.Length < Ipv6HeaderLength + 20 || (ip[0] >> 4) != 6 || ip[6] != 6)
+        {
+            return false;
+        }
+
+        int segmentLength = BinaryPrimitives.ReadUInt16BigEndian(ip[4..]);
+        ReadOnlySpan<byte> seg = ip[Ipv6HeaderLength..];
+        int dataOffset = (seg[12] >> 4) * 4;
+        bool? tcpOk = null;
+        if (ip.Length >= Ipv6HeaderLength + segmentLength)
+        {
+            // RFC 8200 8.1: source, destination, upper-layer length, next header.
+            uint sum = Sum(ip.Slice(8, 32), 0);
+            sum += 6u + (uint)segmentLength;
+            sum = Sum(seg[..segmentLength], sum);
+            tcpOk = Fold(sum) == 0xffff;
+        }
+
+        tcp = new CapturedTcp(
+            new IPAddress(ip.Slice(8, 16)),
+            new IPAddress(ip.Slice(24, 16)),
+            BinaryPrimitives.ReadUInt16BigEndian(seg),
+            BinaryPrimitives.ReadUInt16BigEndian(seg[2..]),
+            BinaryPrimitives.ReadUInt32BigEndian(seg[4..]),
+            BinaryPrimitives.ReadUInt32BigEndian(seg[8..]),
+            seg[13],
+            BinaryPrimitives.ReadUInt16BigEndian(seg[14..]),
+            Math.Max(0, dataOffset - 20),
+            segmentLength - dataOffset,
+            true,
+            dataOffset >= 20 && dataOffset <= segmentLength ? tcpOk : false,
+            vlan);
         return true;
     }
 

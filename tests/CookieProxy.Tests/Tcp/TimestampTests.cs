@@ -70,4 +70,56 @@ public class TimestampTests : TcpTestBase
         Assert.Equal(3, segs[0].Repr.Options.SackCount); // RFC 2018 3: 3 blocks with timestamps
         Assert.Equal(1448 - 28, segs[0].Payload.Length);
     }
+    [Fact]
+    public void A_segment_without_timestamps_on_a_timestamp_connection_is_accepted_as_linux_does()
+    {
+        // RFC 7323 3.2 says a TCP SHOULD drop it; Linux accepts it (tcp_validate_incoming checks PAWS only when
+        // the segment carries the option) and so do we, leaving TS.Recent alone.
+        InEstablished(handshake: Handshake(ts: true));
+        byte[] data = Pattern(ClientNext, 10);
+        Send(ClientNext, payload: data);
+        ClientNext += 10;
+        Assert.Equal(data, ReadAll());
+        Assert.Equal(0, Ep.PawsRejected);
+        Ep.Send(new byte[10]);
+        Assert.Equal(5_000u, Recv().Repr.Options.TsEcr);
+        Assert.Equal(TcpState.Established, Ep.State);
+    }
+
+    [Fact]
+    public void A_tsval_one_tick_older_than_ts_recent_still_passes_paws()
+    {
+        InEstablished(handshake: Handshake(ts: true));
+        Send(ClientNext, payload: new byte[10], tsVal: 4_999); // Linux TCP_PAWS_WINDOW = 1
+        Assert.Equal(10, Ep.ReceiveAvailable);
+        Assert.Equal(0, Ep.PawsRejected);
+    }
+
+    [Fact]
+    public void An_old_pure_ack_failing_paws_is_dropped_without_an_answer()
+    {
+        InEstablished(handshake: Handshake(ts: true));
+        Send(ClientNext, payload: new byte[10], tsVal: 6_000);
+        ClientNext += 10;
+        DispatchAll();
+        Send(ClientNext - 10, tsVal: 5_500); // an ACK overtaken on the way: below RCV.NXT, older TSval
+        Assert.Equal(1, Ep.PawsRejected);
+        RecvNothing(); // Linux TCP_RFC7323_PAWS_ACK: no duplicate ACK for it
+    }
+
+    [Fact]
+    public void A_reordered_duplicate_ack_with_an_older_tsval_passes_paws()
+    {
+        // Linux tcp_disordered_ack_check: a pure duplicate ACK that changes nothing may come out of order;
+        // dropping it would lose the SACK information recovery needs.
+        InEstablished(handshake: Handshake(ts: true, sack: true));
+        Ep.Send(new byte[4 * 1448]);
+        Assert.Equal(4, DispatchAll().Count);
+        Send(ClientNext, tsVal: 6_000, tsEcr: 70_000, sack: [new SackBlock(OurNext + 1448, OurNext + 2896)]);
+        Send(ClientNext, tsVal: 5_990, tsEcr: 70_000, sack: [new SackBlock(OurNext + 1448, OurNext + 4344)]);
+        Assert.Equal(0, Ep.PawsRejected);
+        Assert.Equal(0, Ep.SegmentsDropped);
+        Send(ClientNext, payload: new byte[10], tsVal: 5_990); // data with that TSval fails PAWS: only pure duplicate ACKs pass
+        Assert.Equal(1, Ep.PawsRejected);
+    }
 }
