@@ -13,6 +13,8 @@ packages=(
   apache2 hping3 nftables iptables curl iproute2 ethtool wrk tcpdump iputils-ping procps psmisc
   netsniff-ng haproxy python3 ca-certificates coreutils
   clang linux-libc-dev # the lab's VLAN tagger (scripts/lab-vlan-tag.bpf.c), built at `lab.sh up`
+  # ops e2e: tshark reads the sampled pcap, promtool (package prometheus) checks /metrics, tmux runs `top`
+  tshark prometheus tmux
 )
 
 # Debian 13 renamed the runtime library (64-bit time_t transition); take whichever this release has.
@@ -21,6 +23,9 @@ if ! dpkg -s libpcap0.8 >/dev/null 2>&1 && apt-cache show libpcap0.8t64 >/dev/nu
   pcap_runtime=libpcap0.8t64
 fi
 packages+=("$pcap_runtime" libpcap0.8-dev)
+# scripts/publish.sh checks the binaries with file(1); scripts/package-deb.sh builds the man page with help2man
+# and the .deb with dpkg-deb; its test verifies the unit (systemd-analyze) and the capabilities (capsh, setpriv).
+packages+=(file help2man dpkg-dev systemd libcap2-bin util-linux)
 
 installed()
 {
@@ -60,8 +65,9 @@ else
   cp_log "all packages present"
 fi
 
-# Make sure no distribution apache2/haproxy service listens in the root namespace.
-for svc in apache2 haproxy; do
+# Make sure no distribution apache2/haproxy/prometheus service listens in the root namespace (prometheus is
+# installed for promtool only).
+for svc in apache2 haproxy prometheus; do
   if [[ -d /run/systemd/system ]]; then
     if systemctl is-enabled --quiet "$svc" 2>/dev/null || systemctl is-active --quiet "$svc" 2>/dev/null; then
       cp_log "stopping and disabling the $svc system service"
@@ -78,7 +84,7 @@ for svc in apache2 haproxy; do
   fi
 done
 
-for tool in ip nft tc ethtool apache2 curl hping3 tcpdump wrk python3 ping; do
+for tool in ip nft tc ethtool apache2 curl hping3 tcpdump wrk python3 ping tshark promtool tmux; do
   cp_have "$tool" || cp_die "$tool still missing after install"
 done
 [[ -x /usr/bin/python3 ]] || cp_die "/usr/bin/python3 missing (the lab's upload CGI uses it)"

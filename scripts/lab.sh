@@ -695,13 +695,14 @@ cmd_proxy_start()
   [[ -x "$bin" ]] || cp_die "no binary at $bin (publish it, or set COOKIEPROXY_BIN)"
   cp_stop_pidfile "$PROXY_PID" 5
 
-  local has_pair=0 has_if=0 has_config=0 has_drain=0 arg
+  local has_pair=0 has_if=0 has_config=0 has_drain=0 has_ctl=0 arg
   for arg in "$@"; do
     case "$arg" in
       --listen | --backend) has_pair=1 ;;
       --interface) has_if=1 ;;
       --config) has_config=1 ;;
       --drain-timeout) has_drain=1 ;;
+      --control-socket | --control-socket=*) has_ctl=1 ;;
     esac
   done
   local args=(run)
@@ -710,7 +711,13 @@ cmd_proxy_start()
   ((has_pair || has_config)) || args+=(--listen "$CP_IP_SRV:$CP_PROTECTED_PORT" --backend "127.0.0.1:$CP_BACKEND_PORT")
   # proxy-stop sends SIGTERM and waits 5 s before SIGKILL: keep the drain shorter than that.
   ((has_drain)) || args+=(--drain-timeout 2)
+  # The control socket in the lab's own directory: labs of several checkouts must not share /run/cookieproxy's.
+  ((has_ctl)) || args+=(--control-socket "$CP_LABDIR/control.sock")
   args+=(--stats-interval 1 --stats-file "$STATS_FILE" "$@")
+  # COOKIEPROXY_RUN_ARGS: extra run options for every proxy the lab starts, e.g. "--capture pcap" to run the
+  # end-to-end tiers on the libpcap device.
+  # shellcheck disable=SC2206 # word splitting intended
+  [[ -n "${COOKIEPROXY_RUN_ARGS:-}" ]] && args+=(${COOKIEPROXY_RUN_ARGS})
 
   rm -f "$STATS_FILE"
   cp_log "starting: $bin ${args[*]}"

@@ -70,6 +70,18 @@ if ! cp_publish; then
   broken=1
 fi
 
+# The release binaries for every platform (linux-x64/arm64, osx-arm64/x64), each checked with file(1); its
+# "N passed, N failed" line is added to the totals.
+cp_log "scripts/publish.sh: release binaries"
+publish_summary="$(bash scripts/publish.sh 2>&1 | tee /dev/stderr | tail -1)"
+if [[ "$publish_summary" =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+  passed=$((passed + BASH_REMATCH[1]))
+  failed=$((failed + BASH_REMATCH[2]))
+else
+  cp_log "scripts/publish.sh ended without its summary line; counting 1 failure"
+  failed=$((failed + 1))
+fi
+
 # --blame-hang-timeout turns a hung test into a failure instead of a stuck CI job.
 # COOKIEPROXY_E2E_FILTER narrows the end-to-end run, e.g. "Tier!=splice" or "Tier=handshake".
 e2e_args=(tests/CookieProxy.EndToEnd --blame-hang-timeout 10m)
@@ -77,6 +89,18 @@ if [[ -n "${COOKIEPROXY_E2E_FILTER:-}" ]]; then
   e2e_args+=(--filter "$COOKIEPROXY_E2E_FILTER")
 fi
 run_tests e2e -- "${e2e_args[@]}"
+
+# The Debian package: dpkg -i, systemd-analyze verify, the daemon as its user with exactly the unit's
+# capabilities protecting the lab's port, dpkg --purge. Its "N passed, N failed" line joins the totals.
+cp_log "scripts/package-deb.sh --test"
+package_summary="$(bash scripts/package-deb.sh --test 2>&1 | tee /dev/stderr | tail -1)"
+if [[ "$package_summary" =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+  passed=$((passed + BASH_REMATCH[1]))
+  failed=$((failed + BASH_REMATCH[2]))
+else
+  cp_log "scripts/package-deb.sh --test ended without its summary line; counting 1 failure"
+  failed=$((failed + 1))
+fi
 
 echo "test results (trx): $results"
 echo "$passed passed, $failed failed"

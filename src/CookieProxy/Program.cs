@@ -1,5 +1,6 @@
 using CookieProxy.Host.Capture;
 using CookieProxy.Host.Cli;
+using CookieProxy.Host.Control;
 using CookieProxy.Host.Config;
 using CookieProxy.Host.Cookies;
 using CookieProxy.Host.Diagnostics;
@@ -27,7 +28,7 @@ internal static class Program
         }
         try
         {
-            var root = CommandTree.Build(new CommandHandlers { Run = RunProxy });
+            var root = CommandTree.Build(new CommandHandlers { Run = RunProxy, Control = new SocketControlClient() });
             return CommandTree.Invoke(root, args, Console.Out, Console.Error);
         }
         catch (Exception e)
@@ -48,9 +49,17 @@ internal static class Program
 
         var locks = new InstanceLock(o.RunDirectory, o.Interface, o.Listeners.Select(l => l.Listen));
         var keys = new KeyringService(o.KeyFile, o.SlotSeconds, Log("CookieProxy.Host.Keys"));
-        var capture = new CaptureService(o, () => keys.Codec, lifetime, Log("CookieProxy.Host.Capture"));
+        PcapSamplerService? sampler = o.SamplePcap is string pcap
+            ? new PcapSamplerService(new PcapSampleOptions(pcap, o.SampleEvery, (long)o.SampleMaxMegabytes << 20), o.Interface, Log("CookieProxy.Host.Sampling"))
+            : null;
+        var capture = new CaptureService(o, () => keys.Codec, lifetime, Log("CookieProxy.Host.Capture")) { Sampler = sampler?.Sampler };
         var counters = new CounterSources(capture.Snapshot);
-        var services = new List<IHostService> { locks, keys, capture };
+        var services = new List<IHostService> { locks, keys };
+        if (sampler is not null)
+        {
+            services.Add(sampler);    // before the capture: its file exists before the threads take their rings
+        }
+        services.Add(capture);
         PortHidingService? hider = null;
         if (o.HidePort)
         {
@@ -65,6 +74,16 @@ internal static class Program
             services.Add(xdp);
         }
         services.Add(new StatsService(counters, Console.Out, o.StatsIntervalSeconds, o.StatsFile, Log("CookieProxy.Host.Stats")));
+        var view = new ProxyView(counters.Snapshot, capture.ThreadViews,
+            () => [.. capture.Listeners.Select(l => new ListenerInfo(l.Listen, l.Backend.ToString()))]);
+        if (o.ControlSocketPath is string control)
+        {
+            services.Add(new ControlService(control, o.ControlSocket is not null, view, lifetime, Log("CookieProxy.Host.Control")));
+        }
+        if (o.MetricsListen is System.Net.IPEndPoint metrics)
+        {
+            services.Add(new MetricsService(metrics, view, Log("CookieProxy.Host.Metrics")));
+        }
         var reloads = new ReloadService(o, reload, keys, capture, locks, hider, xdp, lifetime, systemd, Log("CookieProxy.Host.Reload"));
         services.Add(reloads);
         ILogger hostLog = Log("CookieProxy.Host");

@@ -39,6 +39,8 @@ public enum Counter : byte
     SynCacheModeChanges,
     SynCacheEntries,
     SynCacheFloodMode,
+    PcapSampled,
+    PcapSampleLost,
     CaptureDroppedFlow,
 
     Count,
@@ -108,6 +110,8 @@ public static class CounterTable
         Set(Counter.SynCacheModeChanges, "syncache_mode_changes", "Switches between remembering SYNs and pure cookies.");
         Set(Counter.SynCacheEntries, "syncache_entries", "SYNs the syncache holds now.", CounterKind.Gauge);
         Set(Counter.SynCacheFloodMode, "syncache_flood_mode", "Capture threads answering pure cookies now (SYN rate above the syncache threshold).", CounterKind.Gauge);
+        Set(Counter.PcapSampled, "pcap_sampled", "Dropped frames copied for the sampled pcap (--sample-pcap).");
+        Set(Counter.PcapSampleLost, "pcap_sample_lost", "Dropped frames picked for the sampled pcap but lost: the writer was behind.");
         Set(Counter.CaptureDroppedFlow, "capture_dropped_flow",
             "Part of capture_dropped: segments of live flows (not bare SYNs) the kernel dropped because their own ring was full.");
 

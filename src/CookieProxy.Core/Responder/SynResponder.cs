@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using CookieProxy.Cookies;
 using CookieProxy.Crypto;
 using CookieProxy.Diagnostics;
@@ -41,11 +42,23 @@ public sealed class SynResponder
     private SourcePrefixSet _deny = SourcePrefixSet.Empty;
     private readonly SynCache? _synCache;
 
+    // Observability (`cookieproxy top`, --sample-pcap): per-listener counts always (one array increment per
+    // event); the source sketch and the drop sampler cost a null check each when off.
+    private readonly ListenerCounters _listenerCounters;
+    private int[] _listenerSlots = [];            // listener index -> slot, for the endpoints below
+    private ProtectedEndpoints? _slotsFor;
+    private readonly SourceSketch? _sketch;
+    private readonly DropSampler? _sampler;
+
     public SynResponder(ResponderConfig config, SynCookieCodec codec, ProtectedEndpoints endpoints, ProxyCounters counters,
-        int maxBatch = 64, SourceLimiter? limiter = null, SynCache? synCache = null)
+        int maxBatch = 64, SourceLimiter? limiter = null, SynCache? synCache = null, SourceSketch? sketch = null,
+        DropSampler? sampler = null)
     {
         _limiter = limiter;
         _synCache = synCache;
+        _sketch = sketch;
+        _sampler = sampler;
+        _listenerCounters = new ListenerCounters();
         _config = config;
         _codec = codec;
         _endpoints = endpoints;
@@ -63,6 +76,53 @@ public sealed class SynResponder
     }
 
     public ProxyCounters Counters => _counters;
+
+    /// <summary>Per-listener counts (indexed like <see cref="ProtectedEndpoints"/>), written by the owner thread.</summary>
+    public ListenerCounters ListenerCounters => _listenerCounters;
+
+    /// <summary>The sampled top SYN sources of this thread, if the host asked for them.</summary>
+    public SourceSketch? Sketch => _sketch;
+
+    /// <summary>The dropped-frame sampler (--sample-pcap), if on.</summary>
+    public DropSampler? Sampler => _sampler;
+
+    public SourceLimiter? Limiter => _limiter;
+
+    /// <summary>Counts a per-listener event (owner thread); <paramref name="listener"/> indexes <see cref="Endpoints"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void CountListener(int listener, ListenerCounter c)
+    {
+        if (!ReferenceEquals(_slotsFor, _endpoints) || _listenerSlots.Length != _endpoints.Count)
+        {
+            MapListenerSlots();    // the endpoints changed (start, a reload)
+        }
+        int[] slots = _listenerSlots;
+        if ((uint)listener < (uint)slots.Length)
+        {
+            _listenerCounters.Increment(slots[listener], c);
+        }
+    }
+
+    /// <summary>The endpoints changed (start, a reload): each listener index gets its endpoint's counter slot.</summary>
+    private void MapListenerSlots()
+    {
+        ProtectedEndpoints endpoints = _endpoints;
+        var slots = new int[endpoints.Count];
+        for (int i = 0; i < slots.Length; i++)
+        {
+            slots[i] = _listenerCounters.SlotFor(endpoints.Endpoints[i]);
+        }
+        _listenerSlots = slots;
+        _slotsFor = endpoints;
+    }
+
+    /// <summary>Counts a drop and offers the frame to the sampler: for drops with the frame in hand.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Drop(DropReason reason, ReadOnlySpan<byte> frame)
+    {
+        _counters.Drop(reason);
+        _sampler?.OnDrop(frame, reason);
+    }
 
     public SynCookieCodec Codec => _codec;
 
@@ -115,6 +175,7 @@ public sealed class SynResponder
     {
         int synCount = 0;
         int count = Math.Min(batch.Count, _synFrame.Length);
+        _sketch?.Advance(unixMs);
         for (int i = 0; i < count; i++)
         {
             _counters[Counter.FramesReceived]++;
@@ -126,13 +187,13 @@ public sealed class SynResponder
             DropReason reason = PacketParser.Parse(frame, out ParsedPacket p, verify);
             if (reason != DropReason.None)
             {
-                _counters.Drop(reason);
+                Drop(reason, frame);
                 continue;
             }
             int listener = _endpoints.Find(p.Flow.DstAddr, p.Flow.DstPort);
             if (listener < 0)
             {
-                _counters.Drop(DropReason.NotProtected);
+                Drop(DropReason.NotProtected, frame);
                 continue;
             }
 
@@ -145,27 +206,30 @@ public sealed class SynResponder
                     continue;
                 }
                 _counters[Counter.SynReceived]++;
+                CountListener(listener, ListenerCounter.SynReceived);
+                _sketch?.OnSyn(p.Flow.SrcAddr);
                 if (Draining)
                 {
-                    _counters.Drop(DropReason.Draining);
+                    _counters.Drop(DropReason.Draining);    // not sampled: our own shutdown, not attack traffic
                     continue;
                 }
                 if (!_endpoints.Accepts(listener))
                 {
                     // A listener a reload removed: its flows finish, it takes no new connection.
-                    _counters.Drop(DropReason.NotProtected);
+                    Drop(DropReason.NotProtected, frame);
                     continue;
                 }
                 if (!_deny.IsEmpty && _deny.Contains(p.Flow.SrcAddr))
                 {
-                    _counters.Drop(DropReason.SourceDenied);
+                    Drop(DropReason.SourceDenied, frame);
                     continue;
                 }
                 // Per-source SYN budget (nmsynproxy's ratehash): sources are spoofable here, so this only
                 // caps what one prefix can make us send; the limiter's table is bounded and seeded.
                 if (_limiter is not null && (_allow.IsEmpty || !_allow.Contains(p.Flow.SrcAddr)) && !_limiter.TryAcceptSyn(p.Flow.SrcAddr, unixMs))
                 {
-                    _counters.Drop(DropReason.RateLimited);
+                    CountListener(listener, ListenerCounter.SynRateLimited);
+                    Drop(DropReason.RateLimited, frame);
                     continue;
                 }
                 _synFrame[synCount] = i;
@@ -185,30 +249,31 @@ public sealed class SynResponder
                 {
                     _synCache.ForgetReset(p.Flow, p.Tcp.Seq.Value);
                 }
-                _counters.Drop(DropReason.NoFlow);
+                Drop(DropReason.NoFlow, frame);
                 continue;
             }
             if ((f & TcpFlags.Syn) != 0)
             {
                 // SYN+ACK towards a protected endpoint: nothing we started.
-                _counters.Drop(DropReason.TcpBadFlags);
+                Drop(DropReason.TcpBadFlags, frame);
                 continue;
             }
 
             if (!_endpoints.Accepts(listener))
             {
-                _counters.Drop(DropReason.NotProtected);
+                Drop(DropReason.NotProtected, frame);
                 continue;
             }
             if (!_deny.IsEmpty && _deny.Contains(p.Flow.SrcAddr))
             {
-                _counters.Drop(DropReason.SourceDenied);
+                Drop(DropReason.SourceDenied, frame);
                 continue;
             }
             reason = _codec.Validate(p.Flow, p.Tcp, unixMs, out CookieDecoded cookie);
             if (reason == DropReason.None)
             {
                 _counters[Counter.CookieValid]++;
+                CountListener(listener, ListenerCounter.CookieValid);
                 if (_synCache is { Count: > 0 })
                 {
                     _synCache.ForgetAcked(p.Flow);
@@ -217,7 +282,8 @@ public sealed class SynResponder
                 continue;
             }
             _counters[Counter.CookieInvalid]++;
-            _counters.Drop(reason);
+            CountListener(listener, ListenerCounter.CookieInvalid);
+            Drop(reason, frame);    // before SendReset rewrites the frame
             if (_config.RstInvalid)
             {
                 SendReset(p, frame, tx);
@@ -300,7 +366,7 @@ public sealed class SynResponder
         int len = SynAckWriter.RewriteInPlace(batch.GetWithTailRoom(_synFrame[s]), syn, isn, ours, _synAckWindow);
         if (len == 0)
         {
-            _counters.Drop(DropReason.FrameTooShort);
+            Drop(DropReason.FrameTooShort, batch[_synFrame[s]]);
             return;
         }
         if (remember)
@@ -314,7 +380,7 @@ public sealed class SynResponder
         }
         else
         {
-            _counters.Drop(DropReason.TxFailed);
+            _counters.Drop(DropReason.TxFailed);    // not sampled: the frame is our SYN+ACK by now
         }
     }
 

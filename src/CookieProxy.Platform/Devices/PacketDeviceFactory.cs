@@ -17,30 +17,34 @@ public static class PacketDeviceFactory
     /// <param name="protectedEndpoints">The endpoints <paramref name="filter"/> was built from. AF_XDP needs them
     /// (its XDP program matches them itself); AF_PACKET builds its SYN-ring and flow-ring filters from them
     /// (without them it uses the filter text, one ring); libpcap uses the filter text.</param>
+    /// <param name="os">The OS to choose for (<see cref="HostOs.Current"/>; tests simulate macOS).</param>
     /// <exception cref="PacketDeviceException">Nothing could be opened; the message says why.</exception>
     public static IPacketDevice Open(string interfaceName, string filter, CaptureKind kind = CaptureKind.Auto,
-        int fanoutGroup = -1, PacketDeviceOptions? options = null, IReadOnlyList<IPEndPoint>? protectedEndpoints = null)
+        int fanoutGroup = -1, PacketDeviceOptions? options = null, IReadOnlyList<IPEndPoint>? protectedEndpoints = null,
+        HostOs? os = null)
     {
         ArgumentNullException.ThrowIfNull(interfaceName);
+        os ??= HostOs.Current;
         switch (kind)
         {
             case CaptureKind.Pcap:
                 if (fanoutGroup >= 0)
                 {
-                    throw new PacketDeviceException(interfaceName,
-                        "libpcap capture cannot share frames between threads (no fanout); use --capture afpacket or one thread");
+                    throw new PacketDeviceException(interfaceName, os.IsLinux
+                        ? "libpcap capture cannot share frames between threads (no fanout); use --capture afpacket or one thread"
+                        : $"libpcap capture cannot share frames between threads (no fanout), and it is the only capture on {os.Name}; use --threads 1");
                 }
                 return new PcapDevice(interfaceName, filter, options);
 
             case CaptureKind.AfPacket:
-                if (!OperatingSystem.IsLinux())
+                if (!os.IsLinux)
                 {
                     throw new PacketDeviceException(interfaceName, "AF_PACKET capture is only available on Linux; use libpcap");
                 }
                 return OpenAfPacket(interfaceName, filter, fanoutGroup, options, protectedEndpoints);
 
             case CaptureKind.AfXdp:
-                if (!OperatingSystem.IsLinux())
+                if (!os.IsLinux)
                 {
                     throw new PacketDeviceException(interfaceName, "AF_XDP capture is only available on Linux; use libpcap");
                 }
@@ -56,9 +60,9 @@ public static class PacketDeviceFactory
                 return new AfXdpDevice(interfaceName, protectedEndpoints);
 
             case CaptureKind.Auto:
-                if (!OperatingSystem.IsLinux())
+                if (!os.IsLinux)
                 {
-                    return Open(interfaceName, filter, CaptureKind.Pcap, fanoutGroup, options);
+                    return Open(interfaceName, filter, CaptureKind.Pcap, fanoutGroup, options, os: os);
                 }
                 try
                 {

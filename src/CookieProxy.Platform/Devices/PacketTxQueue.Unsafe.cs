@@ -2,6 +2,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using CookieProxy.Io;
 using static CookieProxy.Platform.Interop.PacketSocket;
+using System.Runtime.Versioning;
 
 namespace CookieProxy.Platform;
 
@@ -11,6 +12,7 @@ namespace CookieProxy.Platform;
 /// message is two iovecs, [virtio_net_hdr, frame]: the header says what the kernel or NIC finishes
 /// (checksum, segmentation), see packet_snd / virtio_net_hdr_to_skb in net/packet/af_packet.c.
 /// </summary>
+[SupportedOSPlatform("linux")]
 internal sealed unsafe class PacketTxQueue
 {
     private readonly FrameBatch _frames;

@@ -1,62 +1,108 @@
-using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using CookieProxy.Io;
+using SharpPcap;
+using SharpPcap.LibPcap;
 
 namespace CookieProxy.Platform;
 
 public sealed unsafe partial class PcapDevice
 {
-    private static SafePcapHandle Create(string interfaceName)
+    private static LibPcapLiveDevice Find(string interfaceName)
     {
-        byte* errbuf = stackalloc byte[Interop.Pcap.PCAP_ERRBUF_SIZE];
-        errbuf[0] = 0;
-        SafePcapHandle pcap;
+        Interop.Libraries.EnsureSharpPcapResolver();
+        LibPcapLiveDeviceList devices;
         try
         {
-            pcap = Interop.Pcap.pcap_create(interfaceName, errbuf);
+            // pcap_findalldevs (getifaddrs on Linux: the calling thread's network namespace). SharpPcap opens a
+            // device only from this list.
+            devices = LibPcapLiveDeviceList.New();
         }
-        catch (DllNotFoundException e)
+        catch (Exception e) when (NotInstalled(e) is DllNotFoundException missing)
         {
-            throw new PacketDeviceException(interfaceName, $"libpcap is not installed: {e.Message}", innerException: e);
+            throw new PacketDeviceException(interfaceName, $"libpcap is not installed: {missing.Message}", innerException: missing);
         }
-        if (pcap.IsInvalid)
+        catch (PcapException e)
         {
-            pcap.Dispose();
-            throw new PacketDeviceException(interfaceName,
-                $"libpcap: pcap_create('{interfaceName}') failed: {Marshal.PtrToStringUTF8((IntPtr)errbuf)}");
+            throw new PacketDeviceException(interfaceName, $"libpcap: cannot list the interfaces: {e.Message}", (int)e.Error, e);
         }
-        return pcap;
+        foreach (LibPcapLiveDevice device in devices)
+        {
+            if (device.Name == interfaceName)
+            {
+                return device;
+            }
+        }
+        throw new PacketDeviceException(interfaceName, $"libpcap: no such interface '{interfaceName}'", Interop.Pcap.PCAP_ERROR_NO_SUCH_DEVICE);
     }
+
+    /// <summary>The DllNotFoundException behind <paramref name="e"/> (SharpPcap's static constructor wraps it), or null.</summary>
+    private static DllNotFoundException? NotInstalled(Exception e) => e switch
+    {
+        DllNotFoundException d => d,
+        TypeInitializationException { InnerException: DllNotFoundException d } => d,
+        _ => null,
+    };
 
     private void Activate(PacketDeviceOptions options)
     {
-        // These only fail with PCAP_ERROR_ACTIVATED, impossible before pcap_activate.
-        _ = Interop.Pcap.pcap_set_snaplen(_pcap, options.SnapLength);
-        _ = Interop.Pcap.pcap_set_promisc(_pcap, options.Promiscuous ? 1 : 0);
-        // Immediate mode: deliver each frame as it arrives rather than when a buffer fills (a SYN waits for nobody).
-        _ = Interop.Pcap.pcap_set_immediate_mode(_pcap, 1);
-        _ = Interop.Pcap.pcap_set_buffer_size(_pcap, options.PcapBufferBytes);
-        _ = Interop.Pcap.pcap_set_timeout(_pcap, 1);
-
-        int status = Interop.Pcap.pcap_activate(_pcap);
-        if (status < 0)
+        var configuration = new DeviceConfiguration
         {
-            throw Failure("pcap_activate", status);
+            Mode = options.Promiscuous ? DeviceModes.Promiscuous : DeviceModes.None,
+            Snaplen = options.SnapLength,
+            BufferSize = options.PcapBufferBytes,
+            // Immediate mode: deliver each frame as it arrives rather than when a buffer fills (a SYN waits for nobody).
+            Immediate = true,
+            ReadTimeout = 1,
+        };
+        // A setting libpcap refuses (a buffer size, immediate mode on an old libpcap) is a note, not a failure.
+        configuration.ConfigurationFailed += (_, failed) => Note($"libpcap: {failed.Property} not applied on '{Name}': {failed.Message}");
+        try
+        {
+            _device.Open(configuration);
         }
-        if (status > 0)
+        catch (PcapException e)
         {
-            string detail = status == Interop.Pcap.PCAP_WARNING ? Interop.Pcap.GetError(_pcap) : Interop.Pcap.StatusToString(status);
-            ActivationWarning = $"libpcap: warning activating '{Name}': {detail}";
+            throw Failure("pcap_activate", e);
         }
     }
 
+    private PacketDeviceException Failure(string what, PcapException e)
+    {
+        string detail = _device.Opened || !_device.Handle.IsInvalid ? SafeLastError() : "";
+        string message = e.Error switch
+        {
+            PcapError.NoSuchDevice => $"libpcap: no such interface '{Name}'",
+            PcapError.PermissionDenied => $"libpcap: permission denied capturing on '{Name}' (needs root or CAP_NET_RAW)",
+            PcapError.PromiscuousPermissionDenied => $"libpcap: permission denied for promiscuous mode on '{Name}'",
+            PcapError.InterfaceNotUp => $"libpcap: interface '{Name}' is not up",
+            _ => $"libpcap: {what} on '{Name}' failed: {e.Message}",
+        };
+        if (detail.Length != 0 && !message.Contains(detail, StringComparison.Ordinal))
+        {
+            message += ": " + detail;
+        }
+        return new PacketDeviceException(Name, message, (int)e.Error, e);
+    }
+
+    private string SafeLastError()
+    {
+        try
+        {
+            return _device.LastError ?? "";
+        }
+        catch (Exception e) when (e is ObjectDisposedException or InvalidOperationException)
+        {
+            return "";
+        }
+    }
+
+    private void Note(string note) => ActivationWarning = ActivationWarning is null ? note : ActivationWarning + "; " + note;
+
     private void RequireEthernet()
     {
-        int linkType = Interop.Pcap.pcap_datalink(_pcap);
-        if (linkType != Interop.Pcap.DLT_EN10MB)
+        if (_device.LinkType != PacketDotNet.LinkLayers.Ethernet)
         {
             throw new PacketDeviceException(Name,
-                $"libpcap: '{Name}' has link type {linkType}, not Ethernet (DLT_EN10MB); the proxy needs Ethernet frames");
+                $"libpcap: '{Name}' has link type {(int)_device.LinkType} ({_device.LinkType}), not Ethernet (DLT_EN10MB); the proxy needs Ethernet frames");
         }
     }
 
@@ -64,103 +110,93 @@ public sealed unsafe partial class PcapDevice
     {
         // Not every platform supports it (older BSD/macOS BPF): then our own injected frames come back and
         // the core drops them (not a SYN/ACK towards a protected port), so this is an optimisation only.
-        if (Interop.Pcap.pcap_setdirection(_pcap, Interop.Pcap.PCAP_D_IN) != 0)
+        if (Interop.Pcap.pcap_setdirection(_rawPcap, Interop.Pcap.PCAP_D_IN) != 0)
         {
-            string note = $"libpcap: pcap_setdirection(PCAP_D_IN) unsupported on '{Name}': {Interop.Pcap.GetError(_pcap)}";
-            ActivationWarning = ActivationWarning is null ? note : ActivationWarning + "; " + note;
+            Note($"libpcap: pcap_setdirection(PCAP_D_IN) unsupported on '{Name}': {SafeLastError()}");
         }
     }
 
     private void SetFilter(string filter)
     {
-        Interop.Pcap.bpf_program program;
-        if (Interop.Pcap.pcap_compile(_pcap, &program, filter, 1, Interop.Pcap.PCAP_NETMASK_UNKNOWN) != 0)
+        try
+        {
+            _device.Filter = filter;
+        }
+        catch (PcapException e)
         {
             throw new PacketDeviceException(Name,
-                $"libpcap: invalid capture filter \"{filter}\" for '{Name}': {Interop.Pcap.GetError(_pcap)}", Interop.Pcap.PCAP_ERROR);
-        }
-        int status = Interop.Pcap.pcap_setfilter(_pcap, &program);
-        Interop.Pcap.pcap_freecode(&program);
-        if (status != 0)
-        {
-            throw Failure("pcap_setfilter", status);
+                $"libpcap: invalid capture filter \"{filter}\" for '{Name}': {e.Message}", Interop.Pcap.PCAP_ERROR, e);
         }
     }
 
     private void SetNonBlocking()
     {
-        byte* errbuf = stackalloc byte[Interop.Pcap.PCAP_ERRBUF_SIZE];
-        errbuf[0] = 0;
-        if (Interop.Pcap.pcap_setnonblock(_pcap, 1, errbuf) != 0)
+        try
         {
-            throw new PacketDeviceException(Name,
-                $"libpcap: pcap_setnonblock on '{Name}' failed: {Marshal.PtrToStringUTF8((IntPtr)errbuf)}", Interop.Pcap.PCAP_ERROR);
+            // SharpPcap's name for pcap_setnonblock(p, 1): true = do not block.
+            _device.NonBlockingMode = true;
+        }
+        catch (PcapException e)
+        {
+            throw new PacketDeviceException(Name, $"libpcap: pcap_setnonblock on '{Name}' failed: {e.Message}", Interop.Pcap.PCAP_ERROR, e);
         }
     }
 
     private Interop.Pcap.pcap_stat ReadStats()
     {
         Interop.Pcap.pcap_stat stats;
-        return Interop.Pcap.pcap_stats(_pcap, &stats) == 0 ? stats : _lastStats;
+        return Interop.Pcap.pcap_stats(_rawPcap, &stats) == 0 ? stats : _lastStats;
     }
 
     public int Receive(FrameBatch batch, int timeoutMs)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         batch.Clear();
-        // Dispatch first: libpcap may hold frames in its own buffer (BSD BPF reads many at once) that poll()
+        // Drain first: libpcap may hold frames in its own buffer (BSD BPF reads many at once) that poll()
         // on the descriptor would not report.
-        Dispatch(batch);
+        Drain(batch);
         if (batch.Count == 0 && timeoutMs != 0)
         {
             WakePipe.Ready ready = _wake.Poll(_selectableFd, timeoutMs);
             if ((ready & (WakePipe.Ready.Device | WakePipe.Ready.DeviceError)) != 0)
             {
-                Dispatch(batch);
+                Drain(batch);
             }
         }
         return batch.Count;
     }
 
-    private void Dispatch(FrameBatch batch)
+    /// <summary>
+    /// pcap_next_ex until libpcap has nothing more (non-blocking: 0) or the batch is full. A frame is taken only
+    /// while the batch has room for a maximal one, so none is lost for want of bytes: what stays in libpcap's
+    /// buffer comes with the next batch.
+    /// </summary>
+    private void Drain(FrameBatch batch)
     {
-        int room = batch.MaxFrames - batch.Count;
-        if (room <= 0)
+        int maxFrame = batch.MaxFrameBytes;
+        while (!batch.IsFull && batch.TryReserve(maxFrame, out _))
         {
-            return;
+            IntPtr header = IntPtr.Zero;
+            IntPtr data = IntPtr.Zero;
+            int status = _device.GetNextPacketPointers(ref header, ref data);
+            if (status != 1)
+            {
+                if (status == Interop.Pcap.PCAP_ERROR)
+                {
+                    // The capture itself broke (e.g. "The interface disappeared"): fail fast, not per packet.
+                    throw new PacketDeviceException(Name, $"libpcap: capture on '{Name}' failed: {SafeLastError()}", status);
+                }
+                return; // 0: nothing buffered (non-blocking)
+            }
+            var h = (Interop.Pcap.pcap_pkthdr*)header;
+            uint captured = h->caplen;
+            int length = (int)Math.Min(captured, (uint)maxFrame);
+            FrameFlags flags = captured < h->len || length < captured ? FrameFlags.Truncated : FrameFlags.None;
+            bool reserved = batch.TryReserve(length, out Span<byte> destination);
+            System.Diagnostics.Debug.Assert(reserved, "room for a maximal frame was checked above");
+            new ReadOnlySpan<byte>((void*)data, length).CopyTo(destination);
+            batch.Commit(length, flags);
         }
-        _current = batch;
-        int status = Interop.Pcap.pcap_dispatch(_rawPcap, room, &OnPacket, GCHandle.ToIntPtr(_self));
-        _current = null;
-        if (status == Interop.Pcap.PCAP_ERROR)
-        {
-            // The capture itself broke (e.g. "The interface disappeared"): fail fast, not per packet.
-            throw new PacketDeviceException(Name, $"libpcap: capture on '{Name}' failed: {Interop.Pcap.GetError(_pcap)}", status);
-        }
-    }
-
-    /// <summary>pcap_handler: copies one frame into the current batch. Must never throw (it runs under native frames).</summary>
-    [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
-    private static void OnPacket(IntPtr user, Interop.Pcap.pcap_pkthdr* header, byte* bytes)
-    {
-        var device = Unsafe.As<PcapDevice>(GCHandle.FromIntPtr(user).Target);
-        FrameBatch? batch = device?._current;
-        if (batch is null)
-        {
-            return;
-        }
-        uint captured = header->caplen;
-        int length = (int)Math.Min(captured, (uint)batch.MaxFrameBytes);
-        FrameFlags flags = captured < header->len || length < captured ? FrameFlags.Truncated : FrameFlags.None;
-        if (!batch.TryReserve(length, out Span<byte> destination))
-        {
-            // Out of bytes (several maximal frames in one batch): this frame is lost; stop for this round.
-            device!._batchOverflow++;
-            Interop.Pcap.pcap_breakloop(device._rawPcap);
-            return;
-        }
-        new ReadOnlySpan<byte>(bytes, length).CopyTo(destination);
-        batch.Commit(length, flags);
     }
 
     public bool Send(ReadOnlySpan<byte> frame)

@@ -1,8 +1,10 @@
 using System.Runtime.InteropServices;
+using System.Runtime.Versioning;
 
 namespace CookieProxy.Platform;
 
 /// <summary>Owns an mmap'd packet ring; munmap on release (also from the finalizer if Dispose was missed).</summary>
+[SupportedOSPlatform("linux")]
 internal sealed class SafeRingMapping : SafeHandle
 {
     public SafeRingMapping(IntPtr address, nuint length)

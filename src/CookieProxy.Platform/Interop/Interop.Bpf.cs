@@ -2,6 +2,7 @@
 #pragma warning disable CS8981 // lower-case type names
 
 using System.Runtime.InteropServices;
+using System.Runtime.Versioning;
 
 namespace CookieProxy.Platform;
 
@@ -156,10 +157,12 @@ internal static partial class Interop
 
         /// <summary>long syscall(long number, ...): the variadic arguments all travel in integer registers on
         /// x86_64 and arm64 Linux, so a fixed three-argument prototype calls it correctly for bpf(cmd, attr, size).</summary>
+        [SupportedOSPlatform("linux")]
         [LibraryImport(Libraries.Libc, EntryPoint = "syscall", SetLastError = true)]
         private static partial nint syscall3(nint number, nint cmd, void* attr, nint size);
 
         /// <summary>bpf(2): a new fd, 0, or -1 with errno.</summary>
+        [SupportedOSPlatform("linux")]
         internal static int bpf(int cmd, void* attr, uint size)
         {
             int number = SYS_bpf;

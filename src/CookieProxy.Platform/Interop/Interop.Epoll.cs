@@ -1,11 +1,13 @@
 // Struct and constant names keep their C spelling (STYLE.md lesson 10).
 using System.Runtime.InteropServices;
+using System.Runtime.Versioning;
 
 namespace CookieProxy.Platform;
 
 internal static partial class Interop
 {
     /// <summary>epoll(7), Linux only: the capture thread's readiness set for backend sockets.</summary>
+    [SupportedOSPlatform("linux")]
     internal static unsafe partial class Epoll
     {
         internal const int EPOLL_CLOEXEC = 0x80000;

@@ -15,10 +15,18 @@ internal static partial class Interop
         internal const string Pcap = "pcap";
         internal const string Libc = "libc";
 
+        /// <summary>Debian, other Linux, macOS (in the dyld shared cache: no file on disk, but dlopen finds the
+        /// path), FreeBSD's base system.</summary>
         private static readonly string[] s_pcapCandidates =
         [
-            "libpcap.so.0.8", "libpcap.so.1", "libpcap.so", "libpcap.dylib", "libpcap.A.dylib",
+            "libpcap.so.0.8", "libpcap.so.1", "libpcap.so", "/usr/lib/libpcap.A.dylib", "libpcap.A.dylib", "libpcap.dylib",
+            "libpcap.so.8",
         ];
+
+        /// <summary>The library name SharpPcap imports libpcap by (its Windows name).</summary>
+        private const string SharpPcapLibrary = "wpcap";
+
+        private static int s_sharpPcapRegistered;
 
         private static readonly string[] s_libcCandidates =
         [
@@ -33,6 +41,22 @@ internal static partial class Interop
             if (Interlocked.Exchange(ref s_registered, 1) == 0)
             {
                 NativeLibrary.SetDllImportResolver(typeof(Libraries).Assembly, Resolve);
+            }
+        }
+
+        /// <summary>
+        /// SharpPcap resolves libpcap itself (its own DllImportResolver) on Linux and macOS, but knows no FreeBSD
+        /// name, and only "libpcap.dylib" on macOS. When its resolver gives up, the load context asks this handler,
+        /// which tries our candidates, so SharpPcap and our own calls share the one libpcap.
+        /// </summary>
+        internal static void EnsureSharpPcapResolver()
+        {
+            if (Interlocked.Exchange(ref s_sharpPcapRegistered, 1) == 0)
+            {
+                System.Runtime.Loader.AssemblyLoadContext.Default.ResolvingUnmanagedDll += (assembly, name) =>
+                    name == SharpPcapLibrary && assembly == typeof(SharpPcap.LibPcap.LibPcapLiveDevice).Assembly
+                        ? Resolve(Pcap, assembly, null)
+                        : IntPtr.Zero;
             }
         }
 

@@ -2,6 +2,7 @@
 #pragma warning disable CS8981 // lower-case type names
 
 using System.Runtime.InteropServices;
+using System.Runtime.Versioning;
 
 namespace CookieProxy.Platform;
 
@@ -12,8 +13,8 @@ namespace CookieProxy.Platform;
 /// </summary>
 internal static partial class Interop
 {
-    // No [SupportedOSPlatform]: the struct layouts are also walked over fake memory (tests, benchmarks);
-    // only AfPacketDevice, which calls the functions, is Linux-only.
+    // The struct layouts are also walked over fake memory (tests, benchmarks), so only the functions are
+    // [SupportedOSPlatform("linux")], not the class.
     internal static unsafe partial class PacketSocket
     {
         static PacketSocket() => Libraries.EnsureResolver();
@@ -307,28 +308,36 @@ internal static partial class Interop
             public uint msg_len;
         }
 
+        [SupportedOSPlatform("linux")]
         [LibraryImport(Libraries.Libc, SetLastError = true)]
         internal static partial int socket(int domain, int type, int protocol);
 
+        [SupportedOSPlatform("linux")]
         [LibraryImport(Libraries.Libc, SetLastError = true)]
         internal static partial int setsockopt(SafeFdHandle fd, int level, int optname, void* optval, uint optlen);
 
+        [SupportedOSPlatform("linux")]
         [LibraryImport(Libraries.Libc, SetLastError = true)]
         internal static partial int getsockopt(SafeFdHandle fd, int level, int optname, void* optval, uint* optlen);
 
+        [SupportedOSPlatform("linux")]
         [LibraryImport(Libraries.Libc, SetLastError = true)]
         internal static partial int bind(SafeFdHandle fd, sockaddr_ll* addr, uint addrlen);
 
+        [SupportedOSPlatform("linux")]
         [LibraryImport(Libraries.Libc, SetLastError = true)]
         internal static partial IntPtr mmap(IntPtr addr, nuint length, int prot, int flags, SafeFdHandle fd, nint offset);
 
+        [SupportedOSPlatform("linux")]
         [LibraryImport(Libraries.Libc, SetLastError = true)]
         internal static partial int munmap(IntPtr addr, nuint length);
 
+        [SupportedOSPlatform("linux")]
         [LibraryImport(Libraries.Libc, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
         internal static partial uint if_nametoindex(string ifname);
 
         /// <summary>Hot path: raw descriptor (the device keeps its SafeFdHandle alive).</summary>
+        [SupportedOSPlatform("linux")]
         [LibraryImport(Libraries.Libc, SetLastError = true)]
         internal static partial int sendmmsg(int fd, mmsghdr* msgvec, uint vlen, int flags);
 

@@ -6,8 +6,10 @@ using System.Runtime.InteropServices;
 namespace CookieProxy.Platform;
 
 /// <summary>
-/// libpcap (https://www.tcpdump.org/manpages/pcap.3pcap.html). Only calls present in libpcap 1.5+ on every
-/// platform are bound here, so the portable backend builds and runs on Linux, macOS and FreeBSD alike.
+/// libpcap (https://www.tcpdump.org/manpages/pcap.3pcap.html): the few calls we make ourselves. SharpPcap opens,
+/// configures and reads the capture device; what is left here is filter compilation without a device and the calls
+/// SharpPcap lacks or makes in a way the hot path cannot afford (PcapDevice's remarks). Only calls present in
+/// libpcap 1.5+ on every platform, so the portable backend builds and runs on Linux, macOS and FreeBSD alike.
 /// </summary>
 internal static partial class Interop
 {
@@ -77,64 +79,16 @@ internal static partial class Interop
             public uint ps_ifdrop;
         }
 
-        [LibraryImport(Libraries.Pcap, StringMarshalling = StringMarshalling.Utf8)]
-        internal static partial SafePcapHandle pcap_create(string source, byte* errbuf);
+        // Filter compilation without a capture handle (BpfProgram: the classic BPF AF_PACKET attaches).
 
         [LibraryImport(Libraries.Pcap)]
         internal static partial SafePcapHandle pcap_open_dead(int linktype, int snaplen);
-
-        [LibraryImport(Libraries.Pcap)]
-        internal static partial int pcap_set_snaplen(SafePcapHandle p, int snaplen);
-
-        [LibraryImport(Libraries.Pcap)]
-        internal static partial int pcap_set_promisc(SafePcapHandle p, int promisc);
-
-        [LibraryImport(Libraries.Pcap)]
-        internal static partial int pcap_set_immediate_mode(SafePcapHandle p, int immediate);
-
-        [LibraryImport(Libraries.Pcap)]
-        internal static partial int pcap_set_buffer_size(SafePcapHandle p, int bufferSize);
-
-        [LibraryImport(Libraries.Pcap)]
-        internal static partial int pcap_set_timeout(SafePcapHandle p, int toMs);
-
-        [LibraryImport(Libraries.Pcap)]
-        internal static partial int pcap_activate(SafePcapHandle p);
-
-        [LibraryImport(Libraries.Pcap)]
-        internal static partial int pcap_setdirection(SafePcapHandle p, int direction);
 
         [LibraryImport(Libraries.Pcap, StringMarshalling = StringMarshalling.Utf8)]
         internal static partial int pcap_compile(SafePcapHandle p, bpf_program* fp, string str, int optimize, uint netmask);
 
         [LibraryImport(Libraries.Pcap)]
-        internal static partial int pcap_setfilter(SafePcapHandle p, bpf_program* fp);
-
-        [LibraryImport(Libraries.Pcap)]
         internal static partial void pcap_freecode(bpf_program* fp);
-
-        [LibraryImport(Libraries.Pcap)]
-        internal static partial int pcap_setnonblock(SafePcapHandle p, int nonblock, byte* errbuf);
-
-        [LibraryImport(Libraries.Pcap)]
-        internal static partial int pcap_get_selectable_fd(SafePcapHandle p);
-
-        [LibraryImport(Libraries.Pcap)]
-        internal static partial int pcap_datalink(SafePcapHandle p);
-
-        /// <summary>Hot path: blittable, the handle is passed raw (the device keeps the SafeHandle alive).</summary>
-        [LibraryImport(Libraries.Pcap)]
-        internal static partial int pcap_dispatch(
-            IntPtr p, int cnt, delegate* unmanaged[Cdecl]<IntPtr, pcap_pkthdr*, byte*, void> callback, IntPtr user);
-
-        [LibraryImport(Libraries.Pcap)]
-        internal static partial int pcap_inject(IntPtr p, byte* buf, nuint size);
-
-        [LibraryImport(Libraries.Pcap)]
-        internal static partial int pcap_stats(SafePcapHandle p, pcap_stat* ps);
-
-        [LibraryImport(Libraries.Pcap)]
-        internal static partial void pcap_breakloop(IntPtr p);
 
         [LibraryImport(Libraries.Pcap)]
         internal static partial void pcap_close(IntPtr p);
@@ -142,16 +96,23 @@ internal static partial class Interop
         [LibraryImport(Libraries.Pcap)]
         internal static partial byte* pcap_geterr(SafePcapHandle p);
 
-        [LibraryImport(Libraries.Pcap)]
-        internal static partial byte* pcap_statustostr(int error);
+        // What PcapDevice does beside SharpPcap, on the pcap_t SharpPcap opened (the device keeps it alive):
+        // see the remarks on PcapDevice for why each one is ours.
 
         [LibraryImport(Libraries.Pcap)]
-        internal static partial byte* pcap_lib_version();
+        internal static partial int pcap_setdirection(IntPtr p, int direction);
+
+        [LibraryImport(Libraries.Pcap)]
+        internal static partial int pcap_get_selectable_fd(IntPtr p);
+
+        /// <summary>Hot path: blittable, the handle is passed raw.</summary>
+        [LibraryImport(Libraries.Pcap)]
+        internal static partial int pcap_inject(IntPtr p, byte* buf, nuint size);
+
+        [LibraryImport(Libraries.Pcap)]
+        internal static partial int pcap_stats(IntPtr p, pcap_stat* ps);
 
         internal static string GetError(SafePcapHandle p) => Marshal.PtrToStringUTF8((IntPtr)pcap_geterr(p)) ?? "";
 
-        internal static string StatusToString(int status) => Marshal.PtrToStringUTF8((IntPtr)pcap_statustostr(status)) ?? status.ToString();
-
-        internal static string LibVersion() => Marshal.PtrToStringUTF8((IntPtr)pcap_lib_version()) ?? "";
     }
 }

@@ -2,6 +2,7 @@
 #pragma warning disable CS8981 // lower-case type names
 
 using System.Runtime.InteropServices;
+using System.Runtime.Versioning;
 
 namespace CookieProxy.Platform;
 
@@ -118,14 +119,17 @@ internal static partial class Interop
             public uint options;
         }
 
+        [SupportedOSPlatform("linux")]
         [LibraryImport(Libraries.Libc, SetLastError = true)]
         internal static partial int bind(SafeFdHandle fd, sockaddr_xdp* addr, uint addrlen);
 
         /// <summary>off_t is 64-bit on LP64: the ring offsets above 2^31 fit.</summary>
+        [SupportedOSPlatform("linux")]
         [LibraryImport(Libraries.Libc, SetLastError = true)]
         internal static partial IntPtr mmap(IntPtr addr, nuint length, int prot, int flags, int fd, long offset);
 
         /// <summary>Hot path: the TX kick, sendto(fd, NULL, 0, MSG_DONTWAIT, NULL, 0).</summary>
+        [SupportedOSPlatform("linux")]
         [LibraryImport(Libraries.Libc, SetLastError = true)]
         internal static partial nint sendto(int fd, void* buf, nuint len, int flags, void* addr, uint addrlen);
     }

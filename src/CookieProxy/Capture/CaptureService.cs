@@ -60,13 +60,35 @@ internal sealed class CaptureService : IHostService, IDrainingService
 
     public IReadOnlyList<CaptureWorker> Workers => _workers;
 
+    // ---- ops: what `cookieproxy top`, /metrics and --sample-pcap need from the threads
+
+    /// <summary>--sample-pcap: each thread's responder gets a ring of this sampler (null: sampling off).</summary>
+    public Diagnostics.PcapSampler? Sampler { get; init; }
+
+    /// <summary>The listeners as configured now (the control socket names them).</summary>
+    public IReadOnlyList<ListenerOptions> Listeners => _o.Listeners;
+
+    /// <summary>Each thread's per-listener counts, source sketch and limiter, read by the control socket (any thread;
+    /// taken afresh on every call, since a reload may replace a limiter).</summary>
+    public IReadOnlyList<Control.ThreadView> ThreadViews()
+    {
+        CaptureWorker[] workers = [.. _workers];
+        var views = new Control.ThreadView[workers.Length];
+        for (int i = 0; i < views.Length; i++)
+        {
+            SynResponder r = workers[i].Responder;
+            views[i] = new Control.ThreadView(r.ListenerCounters, r.Sketch, r.Limiter);
+        }
+        return views;
+    }
+
     /// <summary>"AF_PACKET TPACKET_V3, 2 threads, fanout by ..." for the start-up line (after Open).</summary>
     public string Description { get; private set; } = "";
 
     /// <summary>Default for --threads 0: one per core where AF_PACKET fanout can share the frames, one with
     /// libpcap or AF_XDP (one socket on queue 0), at most <see cref="MaxDefaultThreads"/>.</summary>
-    public static int DefaultThreads(CaptureKind capture) =>
-        capture is CaptureKind.Pcap or CaptureKind.AfXdp || !OperatingSystem.IsLinux() ? 1 : Math.Clamp(Environment.ProcessorCount, 1, MaxDefaultThreads);
+    public static int DefaultThreads(CaptureKind capture, HostOs? os = null) =>
+        capture is CaptureKind.Pcap or CaptureKind.AfXdp || !(os ?? HostOs.Current).IsLinux ? 1 : Math.Clamp(Environment.ProcessorCount, 1, MaxDefaultThreads);
 
     public void Open()
     {
@@ -153,7 +175,10 @@ internal sealed class CaptureService : IHostService, IDrainingService
             var counters = new ProxyCounters();
             // net: the hybrid syncache, one per thread (--syncache 0: none).
             SynCache? synCache = o.SynCacheEntries > 0 ? new SynCache(SynCacheConfig.For(o.SynCacheEntries), counters, MonotonicClock.NowMs) : null;
-            var responder = new SynResponder(ResponderConfig, codec, Endpoints, counters, limiter: limiter, synCache: synCache);
+            // ops: top sources by the limiter's prefixes when it is on (so its state can be shown beside them).
+            var sketch = limited ? new SourceSketch(limitConfig.Ipv4PrefixLength, limitConfig.Ipv6PrefixLength) : new SourceSketch();
+            var responder = new SynResponder(ResponderConfig, codec, Endpoints, counters, limiter: limiter, synCache: synCache, sketch: sketch,
+                sampler: Sampler?.CreateRing(counters));
             var worker = new CaptureWorker(t, device, responder, flowOptions, listeners, flowLog, limiter);
             worker.Faulted += OnFaulted;
             _workers.Add(worker);
@@ -170,7 +195,9 @@ internal sealed class CaptureService : IHostService, IDrainingService
             w.Publish(initial);
         }
 
-        string sharing = threads == 1 ? "" : $", fanout by {deviceOptions.Fanout}";
+        // libpcap has no fanout: one thread, one core's worth of capacity (README, "Capacity on the libpcap path").
+        string sharing = threads > 1 ? $", fanout by {deviceOptions.Fanout}"
+            : _workers[0].Device is PcapDevice ? " (libpcap has no fanout: one core)" : "";
         Description = $"{_workers[0].Device.Backend}, {threads} thread{(threads == 1 ? "" : "s")}{sharing}, "
             + $"tx offload {(_workers[0].Device.OffloadMaxFrameBytes > 0 ? "on" : "off")}, "
             + (o.SynCacheEntries > 0 // net: the syncache's size and hand-over rate

@@ -76,13 +76,15 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
         _flowLog = flowLog;
         _batch = new FrameBatch(64);
         _flows = new FlowTable(flowOptions, _counters, device.Wake);
-        _readiness = TryOpenReadiness(device);
+        _readiness = TryOpenReadiness(device, HostOs.Current);
         if (_readiness is not null)
         {
             _flows.Readiness = this;
         }
         _flows.FlowRemoved = flow =>
         {
+            // `cookieproxy top`: flows per listener (created - closed).
+            responder.CountListener(responder.Endpoints.Find(flow.Key.DstAddr, flow.Key.DstPort), ListenerCounter.FlowsClosed);
             if (flow.CountedBySource)
             {
                 _limiter?.CloseConnection(flow.Key.SrcAddr);
@@ -98,9 +100,9 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
     public int Index { get; }
 
     /// <summary>Backend readability on this thread's own epoll set (Linux, and a device that can wait on it).</summary>
-    private static SocketReadiness? TryOpenReadiness(IPacketDevice device)
+    internal static SocketReadiness? TryOpenReadiness(IPacketDevice device, HostOs os)
     {
-        if (!OperatingSystem.IsLinux())
+        if (!os.IsLinux)
         {
             return null;
         }
@@ -157,6 +159,9 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
     }
 
     public ProxyCounters Counters => _counters;
+
+    /// <summary>The thread's responder (its per-listener counts, sketch and limiter, for the control socket).</summary>
+    public SynResponder Responder => _responder;
 
     public IPacketDevice Device => _device;
 
@@ -335,13 +340,14 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
             bool limited = limiter?.Config.ConnectionLimitEnabled == true && (_w._allow.IsEmpty || !_w._allow.Contains(packet.Flow.SrcAddr));
             if (limited && !limiter!.TryOpenConnection(packet.Flow.SrcAddr, _w._unixMs))
             {
-                _w._counters.Drop(DropReason.RateLimited);
+                _w._responder.Drop(DropReason.RateLimited, frame);    // counted and sampled before the RST rewrites it
                 _w._responder.SendReset(packet, frame, _w._device);
                 return;
             }
             DropReason refused = _w._flows.TryAdd(packet.Flow, handshake, l.Backend, path, _w._nowMs, out Flow? flow, l.BackendOptions);
             if (refused != DropReason.None)
             {
+                _w._responder.Sampler?.OnDrop(frame, refused);    // the table counted it
                 if (limited)
                 {
                     limiter!.CloseConnection(packet.Flow.SrcAddr);
@@ -350,6 +356,7 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
                 _w._responder.SendReset(packet, frame, _w._device);
                 return;
             }
+            _w._responder.CountListener(listener, ListenerCounter.FlowsCreated);
             flow!.CountedBySource = limited;
             flow.Endpoint.LocalPort = packet.Tcp.DstPort;
             flow.Endpoint.RemotePort = packet.Tcp.SrcPort;

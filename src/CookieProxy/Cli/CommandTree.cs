@@ -41,6 +41,7 @@ public static partial class CommandTree
         root.Subcommands.Add(TopCommand.Create(handlers));
         root.Subcommands.Add(GenkeyCommand.Create());
         root.Subcommands.Add(CleanupCommand.Create());
+        root.Subcommands.Add(PfRulesCommand.Create());
         root.Subcommands.Add(VersionCommand.Create());
         return root;
     }

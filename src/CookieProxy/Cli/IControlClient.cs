@@ -31,7 +31,7 @@ public static class ControlSocket
     public static string DefaultPath => Path.Combine(DefaultDirectory, FileName);
 
     /// <summary>`--socket PATH` of the commands that talk to a running daemon.</summary>
-    public static System.CommandLine.Option<string> CreateOption() => new("--socket")
+    public static System.CommandLine.Option<string> CreateOption() => new("--socket", "--control-socket")
     {
         Description = $"the daemon's control socket (default {DefaultPath})",
         HelpName = "PATH",

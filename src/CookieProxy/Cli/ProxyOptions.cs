@@ -71,6 +71,34 @@ public sealed record ProxyOptions
     /// <summary>Where the instance locks live (and, by default, the control socket): /run/cookieproxy.</summary>
     public string RunDirectory { get; init; } = "/run/cookieproxy";
 
+    // ---- observability (helper ops: Control/*, Diagnostics/Metrics*, Diagnostics/PcapSampler*)
+
+    /// <summary>The control socket (`cookieproxy stats`, `top`, `reload`); null = control.sock in
+    /// <see cref="RunDirectory"/>; <see cref="ControlSocketOff"/> = none.</summary>
+    public string? ControlSocket { get; init; }
+
+    public const string ControlSocketOff = "off";
+
+    /// <summary>Where /metrics (Prometheus text) is served; null = nowhere (the default).</summary>
+    public IPEndPoint? MetricsListen { get; init; }
+
+    /// <summary>The sampled pcap of dropped frames (pcapng); null = off.</summary>
+    public string? SamplePcap { get; init; }
+
+    /// <summary>Keep 1 in this many dropped frames (plus the first of every drop reason).</summary>
+    public int SampleEvery { get; init; } = 1000;
+
+    /// <summary>The most the sampled pcap files hold together, MiB.</summary>
+    public int SampleMaxMegabytes { get; init; } = 64;
+
+    /// <summary>The control socket's path, or null when it is off.</summary>
+    public string? ControlSocketPath => ControlSocket switch
+    {
+        ControlSocketOff => null,
+        null => System.IO.Path.Combine(RunDirectory, Cli.ControlSocket.FileName),
+        string path => path,
+    };
+
     /// <summary>Per-source limits (pf max-src-conn / max-src-conn-rate, nmsynproxy ratehash); 0 = off.</summary>
     public int MaxConnectionsPerSource { get; init; }
     public double ConnectionRatePerSource { get; init; }

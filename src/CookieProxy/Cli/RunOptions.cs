@@ -173,6 +173,30 @@ public static class RunOptions
         + $"(default {Responder.SynCacheConfig.DefaultCapacity}; 0 = off)",
         Int(0, Responder.SynCacheConfig.MaxCapacity), o => o.SynCacheEntries, (o, v) => o with { SynCacheEntries = v }, reloadable: false));
 
+    // ---- observability (helper ops)
+
+    public static readonly RunOption<string?> ControlSocketPath = Add(new RunOption<string?>("--control-socket", "PATH|off",
+        "Unix socket (mode 0660) that `cookieproxy stats`, `top` and `reload` talk to (default: control.sock in --run-dir; "
+        + "off = none)",
+        Path, o => o.ControlSocket, (o, v) => o with { ControlSocket = v }, reloadable: false));
+
+    public static readonly RunOption<IPEndPoint?> MetricsListen = Add(new RunOption<IPEndPoint?>("--metrics-listen", "ADDR:PORT",
+        "serve Prometheus metrics at http://ADDR:PORT/metrics (default: off)",
+        ParseMetricsListen, o => o.MetricsListen, (o, v) => o with { MetricsListen = v }, reloadable: false));
+
+    public static readonly RunOption<string?> SamplePcap = Add(new RunOption<string?>("--sample-pcap", "FILE",
+        "write a sample of the dropped frames to FILE (pcapng, the drop reason in each packet's comment; rotated to "
+        + "FILE.1 .. FILE.3) (default: off)",
+        WritableFilePath, o => o.SamplePcap, (o, v) => o with { SamplePcap = v }, reloadable: false));
+
+    public static readonly RunOption<int> SampleEvery = Add(new RunOption<int>("--sample-every", "N",
+        "with --sample-pcap: keep 1 in N dropped frames, plus the first 8 of every drop reason (default 1000)",
+        Int(1, 100_000_000), o => o.SampleEvery, (o, v) => o with { SampleEvery = v }, reloadable: false));
+
+    public static readonly RunOption<int> SampleMaxMegabytes = Add(new RunOption<int>("--sample-max-mb", "M",
+        "with --sample-pcap: the files together hold at most M MiB (default 64)",
+        Int(1, 1 << 20), o => o.SampleMaxMegabytes, (o, v) => o with { SampleMaxMegabytes = v }, reloadable: false));
+
     // ---- the listeners: ordered pairs, so not RunOption<T>s (see ReadListeners)
 
     public static readonly Option<string[]> Listen = new("--listen")
@@ -551,6 +575,24 @@ public static class RunOptions
         };
         error = known ? "" : "expected auto, source or flow";
         return known;
+    }
+
+    /// <summary>--metrics-listen: an IP:PORT to bind (a wildcard address is fine here), or off.</summary>
+    private static bool ParseMetricsListen(string text, out IPEndPoint? value, out string error)
+    {
+        value = null;
+        if (text.ToLowerInvariant() is "off" or "none" or "false")
+        {
+            error = "";
+            return true;
+        }
+        if (!TryParseEndpoint(text, out value, out string? why))
+        {
+            error = why!;
+            return false;
+        }
+        error = "";
+        return true;
     }
 
     private static RunOption<T> Add<T>(RunOption<T> option)

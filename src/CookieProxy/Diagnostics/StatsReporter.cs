@@ -168,34 +168,21 @@ public sealed class StatsReporter : IDisposable
         {
             w.WriteStartObject();
             w.WriteNumber("uptime_s", Math.Round(uptimeSeconds, 3));
-            WriteCounters(w, c);
-            w.WriteStartObject("drops");
-            for (var r = (DropReason)1; r < DropReason.Count; r++)
-            {
-                w.WriteNumber(CounterTable.NameOf(r), c.Drops(r));
-            }
-            w.WriteEndObject();
+            // The same writers as the control socket's `stats` (which adds rates and listeners to this document).
+            Control.ControlJson.WriteCounters(w, c);
+            Control.ControlJson.WriteDrops(w, "drops", c);
             w.WriteNumber("threads", perThread.Count);
             w.WriteStartArray("per_thread");
             foreach (ProxyCounters t in perThread)
             {
                 w.WriteStartObject();
-                WriteCounters(w, t);
+                Control.ControlJson.WriteCounters(w, t);
                 w.WriteEndObject();
             }
             w.WriteEndArray();
             w.WriteEndObject();
         }
         File.Move(tmp, path, overwrite: true);
-    }
-
-    private static void WriteCounters(Utf8JsonWriter w, ProxyCounters c)
-    {
-        for (var k = (Counter)0; k < Counter.Count; k++)
-        {
-            w.WriteNumber(CounterTable.NameOf(k), c.Read(k));
-        }
-        w.WriteNumber("drops_total", c.TotalDrops);
     }
 
     /// <summary>Stops the periodic reports (the thread is joined).</summary>

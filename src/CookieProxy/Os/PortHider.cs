@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using CookieProxy.Host.Cli;
+using CookieProxy.Platform;
 
 namespace CookieProxy.Host.Os;
 
@@ -39,9 +40,12 @@ public sealed class PortHider : IDisposable
     /// one transaction; iptables adds the new rules before deleting the old). Null, or why not (nothing changed).</summary>
     public string? Update(IReadOnlyList<ListenerOptions> listeners) => _disposed ? "removed already" : _update(listeners);
 
-    public static PortHider Install(string interfaceName, IReadOnlyList<ListenerOptions> listeners)
+    /// <param name="os">The OS to choose for (<see cref="HostOs.Current"/>; tests simulate macOS).</param>
+    /// <param name="pfctl">pfctl(8) for the pf path (tests pass a fake).</param>
+    public static PortHider Install(string interfaceName, IReadOnlyList<ListenerOptions> listeners, HostOs? os = null,
+        PfRules.Pfctl? pfctl = null)
     {
-        if (OperatingSystem.IsLinux())
+        if ((os ?? HostOs.Current).IsLinux)
         {
             if (TryRun("nft", "--version", null, out _))
             {
@@ -107,25 +111,12 @@ public sealed class PortHider : IDisposable
             });
         }
 
-        // macOS / FreeBSD / OpenBSD: a pf anchor. The main ruleset must reference it:
-        //   anchor "cookieproxy"   (pf.conf), then `pfctl -e`.
-        static string PfRules(string interfaceName, IReadOnlyList<ListenerOptions> listeners)
-        {
-            var pf = new StringBuilder();
-            foreach (ListenerOptions l in listeners)
-            {
-                string af = l.Listen.AddressFamily == AddressFamily.InterNetworkV6 ? "inet6" : "inet";
-                pf.Append(CultureInfoInvariant($"block drop in quick on {interfaceName} {af} proto tcp from any to {l.Listen.Address} port {l.Listen.Port}\n"));
-            }
-            return pf.ToString();
-        }
-        if (!TryRun("pfctl", "-a cookieproxy -f -", PfRules(interfaceName, listeners), out string pfErr))
-        {
-            throw new InvalidOperationException($"--hide-port: pfctl failed: {pfErr.Trim()}");
-        }
-        // pfctl -f replaces the anchor's rules in one step.
-        return new PortHider("pf anchor cookieproxy", () => TryRun("pfctl", "-a cookieproxy -F rules", null, out _), next =>
-            TryRun("pfctl", "-a cookieproxy -f -", PfRules(interfaceName, next), out string error) ? null : $"pfctl: {error.Trim()}");
+        // macOS / FreeBSD: a pf anchor, checked to be referenced by the main ruleset (Os/PfRules.cs). pfctl -f
+        // replaces the anchor's rules in one step, so a reload swaps them whole.
+        PfRules.Pfctl run = pfctl ?? PfRules.SystemPfctl;
+        Action flush = PfRules.Install(interfaceName, listeners.Select(l => l.Listen), run);
+        return new PortHider($"pf anchor {PfRules.AnchorName}", flush,
+            next => PfRules.Load(interfaceName, next.Select(l => l.Listen), run));
     }
 
     /// <summary>
