@@ -12,7 +12,9 @@ cp_require_root
 packages=(
   apache2 hping3 nftables iptables curl iproute2 ethtool wrk tcpdump iputils-ping procps psmisc
   netsniff-ng haproxy python3 ca-certificates coreutils
-  clang linux-libc-dev # the lab's VLAN tagger (scripts/lab-vlan-tag.bpf.c), built at `lab.sh up`
+  # The XDP programs (native/*.c) and the lab's VLAN tagger (scripts/lab-vlan-tag.bpf.c): clang for the BPF
+  # target at build time, the libbpf and kernel UAPI headers, and libbpf1 (libbpf.so.1), which loads ours at run time.
+  clang llvm libbpf-dev libbpf1 linux-libc-dev
   # ops e2e: tshark reads the sampled pcap, promtool (package prometheus) checks /metrics, tmux runs `top`
   tshark prometheus tmux
 )
@@ -84,8 +86,9 @@ for svc in apache2 haproxy prometheus; do
   fi
 done
 
-for tool in ip nft tc ethtool apache2 curl hping3 tcpdump wrk python3 ping tshark promtool tmux; do
+for tool in ip nft tc ethtool apache2 curl hping3 tcpdump wrk python3 ping clang tshark promtool tmux; do
   cp_have "$tool" || cp_die "$tool still missing after install"
 done
 [[ -x /usr/bin/python3 ]] || cp_die "/usr/bin/python3 missing (the lab's upload CGI uses it)"
+[[ -f /usr/include/bpf/bpf_helpers.h ]] || cp_die "/usr/include/bpf/bpf_helpers.h missing (libbpf-dev: the XDP programs need it)"
 cp_log "dependencies ok"

@@ -66,13 +66,12 @@ internal static class Program
             hider = new PortHidingService(o.Interface, o.Listeners);
             services.Add(hider);
         }
-        XdpSynService? xdp = null;
-        if (o.XdpSyn is Platform.XdpAttachMode xdpMode)
-        {
-            xdp = new XdpSynService(o.Interface, xdpMode, capture, () => keys.Codec, Log("CookieProxy.Host.Xdp"));
-            counters.Add(xdp.AddCounters);
-            services.Add(xdp);
-        }
+        // The SYN path in the kernel (--xdp-syn, auto by default; off: user space only). Its live-flow map goes to
+        // every capture thread.
+        var xdp = new XdpSynService(o, capture, () => keys.Codec, Log("CookieProxy.Host.Xdp"));
+        capture.LiveFlows = xdp.LiveFlows;
+        counters.Add(xdp.AddCounters);
+        services.Add(xdp);
         services.Add(new StatsService(counters, Console.Out, o.StatsIntervalSeconds, o.StatsFile, Log("CookieProxy.Host.Stats")));
         var view = new ProxyView(counters.Snapshot, capture.ThreadViews,
             () => [.. capture.Listeners.Select(l => new ListenerInfo(l.Listen, l.Backend.ToString()))]);

@@ -97,15 +97,22 @@ public sealed class SynCookieCodec
     public const int WordsV4 = 3;
     public const int WordsV6 = 6;
 
-    private const int MacBits = 24;
+    // The layout in the diagrams above. Public so that the XDP responder gets it from here, not from a copy.
+
+    /// <summary>MAC bits in the ISN (and in the TSval).</summary>
+    public const int MacBits = 24;
     private const uint MacMask = (1u << MacBits) - 1;
-    private const int OptionShiftWsi = 5;
-    private const int OptionShiftMsi = 2;
-    private const int OptionShiftSack = 1;
+
+    /// <summary>Bit positions of WSI, MSI and S in the ISN (ComposeIsn).</summary>
+    public const int OptionShiftWsi = 5;
+    public const int OptionShiftMsi = 2;
+    public const int OptionShiftSack = 1;
     private const uint ParityBit = 1;
     private const int TsWsMask = 0xF;
-    private const int TsWsNone = 0xF;
-    private const uint TsEcnBit = 0x10;
+
+    /// <summary>The TSval's "WS exact" when the client sent no window scale, and its ECN bit.</summary>
+    public const int TsWsNone = 0xF;
+    public const uint TsEcnBit = 0x10;
     private const uint TsReservedMask = 0xE0;
 
     private readonly SipKey _key;

@@ -30,6 +30,9 @@ public enum Counter : byte
     XdpSynAckSent,
     XdpSynPassed,
     XdpInternalErrors,
+    XdpSynLiveFlow,
+    XdpSynOverBudget,
+    XdpLiveFlowUpdateFailed,
     SynCacheAdded,
     SynCacheRetransmits,
     SynCacheAcked,
@@ -41,6 +44,7 @@ public enum Counter : byte
     SynCacheFloodMode,
     PcapSampled,
     PcapSampleLost,
+    SynCacheXdpFlood,
     CaptureDroppedFlow,
 
     Count,
@@ -101,6 +105,9 @@ public static class CounterTable
         Set(Counter.XdpSynAckSent, "xdp_synack_sent", "SYN+ACKs the XDP program sent (part of synack_sent).");
         Set(Counter.XdpSynPassed, "xdp_syn_passed", "SYNs to a protected endpoint the XDP program passed up to user space.");
         Set(Counter.XdpInternalErrors, "xdp_internal_errors", "XDP program errors (map lookups that cannot fail did).");
+        Set(Counter.XdpSynLiveFlow, "xdp_syn_live_flow", "SYNs the XDP program passed up because their 4-tuple has a live flow (part of xdp_syn_passed).");
+        Set(Counter.XdpSynOverBudget, "xdp_syn_over_budget", "SYNs the XDP program dropped: their source prefix was over --syn-rate-per-source.");
+        Set(Counter.XdpLiveFlowUpdateFailed, "xdp_live_flow_update_failed", "Live-flow map updates for the XDP program that failed (the flow went on).");
         Set(Counter.SynCacheAdded, "syncache_added", "Answered SYNs the syncache remembered (to retransmit their SYN+ACK).");
         Set(Counter.SynCacheRetransmits, "syncache_retransmits", "SYN+ACKs the syncache sent again (part of synack_sent).");
         Set(Counter.SynCacheAcked, "syncache_acked", "Syncache entries ended by their validated ACK.");
@@ -112,6 +119,7 @@ public static class CounterTable
         Set(Counter.SynCacheFloodMode, "syncache_flood_mode", "Capture threads answering pure cookies now (SYN rate above the syncache threshold).", CounterKind.Gauge);
         Set(Counter.PcapSampled, "pcap_sampled", "Dropped frames copied for the sampled pcap (--sample-pcap).");
         Set(Counter.PcapSampleLost, "pcap_sample_lost", "Dropped frames picked for the sampled pcap but lost: the writer was behind.");
+        Set(Counter.SynCacheXdpFlood, "syncache_xdp_flood", "1 while the XDP program answers SYNs itself because all SYNs together are above the syncache's rate (0: it passes them up to be remembered).", CounterKind.Gauge);
         Set(Counter.CaptureDroppedFlow, "capture_dropped_flow",
             "Part of capture_dropped: segments of live flows (not bare SYNs) the kernel dropped because their own ring was full.");
 

@@ -54,6 +54,17 @@ public sealed class SourceLimitConfig
     /// <summary>The SYN bucket depth after applying the 0 = one-second default.</summary>
     public int EffectiveSynBurst => SynBurst > 0 ? SynBurst : Math.Max(1, SynsPerSecond);
 
+    /// <summary>The SYN bucket's emission interval in µs (the GCRA's T; 0 when the limit is off), the one
+    /// <see cref="SourceLimiter"/> uses and the XDP responder is given.</summary>
+    public long SynIntervalMicros => IntervalMicros(SynsPerSecond);
+
+    /// <summary>The SYN bucket's tolerance in µs: (burst - 1) × interval.</summary>
+    public long SynToleranceMicros => (EffectiveSynBurst - 1) * SynIntervalMicros;
+
+    /// <summary>A token bucket's emission interval for <paramref name="perSecond"/> tokens per second, in whole
+    /// µs (at least 1); 0 for a rate of 0 (off).</summary>
+    public static long IntervalMicros(double perSecond) => perSecond > 0 ? Math.Max(1, (long)Math.Round(1_000_000 / perSecond)) : 0;
+
     /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> naming the first bad setting.</summary>
     public void Validate()
     {

@@ -45,7 +45,7 @@ public sealed partial class SourceLimiter
         {
             if (perSecond > 0)
             {
-                IntervalUs = Math.Max(1, (long)Math.Round(1_000_000 / perSecond));
+                IntervalUs = SourceLimitConfig.IntervalMicros(perSecond);
                 ToleranceUs = (burst - 1) * IntervalUs;
             }
         }

@@ -130,10 +130,17 @@ public sealed class SynResponder
     public SynCache? SynCache => _synCache;
 
     /// <summary>When <see cref="Tick"/> has work next (a SYN+ACK retransmission), or <see cref="long.MaxValue"/>.</summary>
-    public long NextDeadlineMs => _synCache is { Count: > 0 } cache ? cache.NextDeadlineMs : long.MaxValue;
+    public long NextDeadlineMs => !Draining && _synCache is { Count: > 0 } cache ? cache.NextDeadlineMs : long.MaxValue;
 
-    /// <summary>The syncache's retransmissions due at monotonic <paramref name="nowMs"/>, queued on <paramref name="tx"/>.</summary>
-    public void Tick(long nowMs, IPacketDevice tx) => _synCache?.Tick(nowMs, tx);
+    /// <summary>The syncache's retransmissions due at monotonic <paramref name="nowMs"/>, queued on <paramref name="tx"/>.
+    /// None while draining: their ACKs would only be refused.</summary>
+    public void Tick(long nowMs, IPacketDevice tx)
+    {
+        if (!Draining)
+        {
+            _synCache?.Tick(nowMs, tx);
+        }
+    }
 
     /// <summary>Our window-scale shift, as announced in every SYN+ACK (the flow's RecvWindowScale).</summary>
     public sbyte WindowScale => _windowScale;

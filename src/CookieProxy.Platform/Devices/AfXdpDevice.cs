@@ -7,7 +7,7 @@ using CookieProxy.Io;
 namespace CookieProxy.Platform;
 
 /// <summary>
-/// Linux AF_XDP backend: an <see cref="XdpProgram"/> attached to the interface redirects the protected
+/// Linux AF_XDP backend: an XDP program (native/xdp_redirect.c) attached to the interface redirects the protected
 /// endpoints' TCP frames into an AF_XDP socket, so they skip the IP stack (no routing, no netfilter, no
 /// AF_PACKET tap) and land in a UMEM we share with the kernel; everything else goes to the stack as before.
 /// Transmit writes frames into the same UMEM and kicks the socket once per <see cref="Flush"/>.
@@ -103,9 +103,6 @@ public sealed partial class AfXdpDevice : IPacketDevice
 
     /// <summary>UMEM chunks lent to the kernel for receive (fill and RX ring size).</summary>
     public int RxFrames { get; }
-
-    /// <summary>Size of the emitted XDP program, for logs.</summary>
-    public int ProgramInstructions => _redirect.InstructionCount;
 
     public void Wake() => _wake.Wake();
 

@@ -7,6 +7,7 @@ namespace CookieProxy.Platform;
 /// Native library names and the resolver that maps them to the file each OS ships. libpcap's soname
 /// differs by distribution ("libpcap.so.0.8" on Debian, "libpcap.so.1" elsewhere, "libpcap.A.dylib" on
 /// macOS), and "libc" is a linker script on glibc, so neither name can be left to the default probing.
+/// libbpf is the runtime library (libbpf.so.1, Debian's libbpf1), not the development symlink.
 /// </summary>
 internal static partial class Interop
 {
@@ -14,6 +15,7 @@ internal static partial class Interop
     {
         internal const string Pcap = "pcap";
         internal const string Libc = "libc";
+        internal const string Libbpf = "bpf";
 
         /// <summary>Debian, other Linux, macOS (in the dyld shared cache: no file on disk, but dlopen finds the
         /// path), FreeBSD's base system.</summary>
@@ -32,6 +34,8 @@ internal static partial class Interop
         [
             "libc.so.6", "libc.musl-x86_64.so.1", "libc.musl-aarch64.so.1", "libc.so.7", "libSystem.dylib", "libc.so",
         ];
+
+        private static readonly string[] s_libbpfCandidates = ["libbpf.so.1", "libbpf.so"];
 
         private static int s_registered;
 
@@ -66,6 +70,7 @@ internal static partial class Interop
             {
                 Pcap => s_pcapCandidates,
                 Libc => s_libcCandidates,
+                Libbpf => s_libbpfCandidates,
                 _ => null,
             };
             if (candidates is null)

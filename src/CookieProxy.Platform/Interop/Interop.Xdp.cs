@@ -132,5 +132,83 @@ internal static partial class Interop
         [SupportedOSPlatform("linux")]
         [LibraryImport(Libraries.Libc, SetLastError = true)]
         internal static partial nint sendto(int fd, void* buf, nuint len, int flags, void* addr, uint addrlen);
+
+        // ---- What a device's XDP can do: the driver's name (SIOCETHTOOL, ETHTOOL_GDRVINFO) and its
+        // xdp-features (the "netdev" generic netlink family, Linux 6.3+: Documentation/netlink/specs/netdev.yaml).
+
+        internal const int AF_INET = 2;
+        internal const int AF_NETLINK = 16;
+        internal const int SOCK_DGRAM = 2;
+        internal const int NETLINK_GENERIC = 16;
+        internal const int SIOCETHTOOL = 0x8946;
+        internal const uint ETHTOOL_GDRVINFO = 0x00000003;
+        internal const int IFNAMSIZ = 16;
+
+        // <linux/netlink.h>, <linux/genetlink.h>
+        internal const ushort NLM_F_REQUEST = 1;
+        internal const ushort NLMSG_ERROR = 2;
+        internal const ushort NLMSG_DONE = 3;
+        internal const ushort GENL_ID_CTRL = 0x10;
+        internal const byte CTRL_CMD_GETFAMILY = 3;
+        internal const ushort CTRL_ATTR_FAMILY_ID = 1;
+        internal const ushort CTRL_ATTR_FAMILY_NAME = 2;
+
+        // netdev family
+        internal const byte NETDEV_CMD_DEV_GET = 1;
+        internal const ushort NETDEV_A_DEV_IFINDEX = 1;
+        internal const ushort NETDEV_A_DEV_XDP_FEATURES = 3;
+
+        // rtnetlink (<linux/rtnetlink.h>, <linux/if_link.h>): a veth's peer and whether it runs native XDP
+        internal const int NETLINK_ROUTE = 0;
+        internal const ushort RTM_NEWLINK = 16;
+        internal const ushort RTM_GETLINK = 18;
+        internal const ushort IFLA_LINK = 5;
+        internal const ushort IFLA_LINK_NETNSID = 37;
+        internal const ushort IFLA_XDP = 43;
+        internal const ushort IFLA_TARGET_NETNSID = 46;
+        internal const ushort IFLA_XDP_ATTACHED = 2;
+        internal const ushort IFLA_XDP_DRV_PROG_ID = 5;
+
+        // enum netdev_xdp_act
+        internal const ulong NETDEV_XDP_ACT_BASIC = 1;       // XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX
+        internal const ulong NETDEV_XDP_ACT_REDIRECT = 2;
+        internal const ulong NETDEV_XDP_ACT_NDO_XMIT = 4;    // frames may be transmitted through it (on a veth: the peer has NAPI)
+
+        /// <summary>struct ethtool_drvinfo (196 bytes).</summary>
+        [StructLayout(LayoutKind.Sequential)]
+        internal struct ethtool_drvinfo
+        {
+            public uint cmd;
+            public fixed byte driver[32];
+            public fixed byte version[32];
+            public fixed byte fw_version[32];
+            public fixed byte bus_info[32];
+            public fixed byte erom_version[32];
+            public fixed byte reserved2[12];
+            public uint n_priv_flags;
+            public uint n_stats;
+            public uint testinfo_len;
+            public uint eedump_len;
+            public uint regdump_len;
+        }
+
+        /// <summary>struct ifreq with the ifr_data member (40 bytes on LP64).</summary>
+        [StructLayout(LayoutKind.Sequential, Size = 40)]
+        internal struct ifreq_data
+        {
+            public fixed byte ifr_name[IFNAMSIZ];
+            public void* ifr_data;
+        }
+
+        /// <summary>int ioctl(int, unsigned long, ...): the one variadic pointer travels in a register on x86_64
+        /// and arm64 Linux, so the fixed prototype is the same call.</summary>
+        [LibraryImport(Libraries.Libc, SetLastError = true)]
+        internal static partial int ioctl(int fd, nuint request, void* argp);
+
+        [LibraryImport(Libraries.Libc, SetLastError = true)]
+        internal static partial nint send(int fd, void* buf, nuint len, int flags);
+
+        [LibraryImport(Libraries.Libc, SetLastError = true)]
+        internal static partial nint recv(int fd, void* buf, nuint len, int flags);
     }
 }

@@ -58,6 +58,9 @@ internal sealed class CaptureService : IHostService, IDrainingService
 
     public ResponderConfig ResponderConfig { get; }
 
+    /// <summary>xdp: the XDP SYN responder's live-flow map, handed to every worker (set before Open; null: none).</summary>
+    public ILiveFlowRegistry? LiveFlows { get; set; }
+
     public IReadOnlyList<CaptureWorker> Workers => _workers;
 
     // ---- ops: what `cookieproxy top`, /metrics and --sample-pcap need from the threads
@@ -179,7 +182,7 @@ internal sealed class CaptureService : IHostService, IDrainingService
             var sketch = limited ? new SourceSketch(limitConfig.Ipv4PrefixLength, limitConfig.Ipv6PrefixLength) : new SourceSketch();
             var responder = new SynResponder(ResponderConfig, codec, Endpoints, counters, limiter: limiter, synCache: synCache, sketch: sketch,
                 sampler: Sampler?.CreateRing(counters));
-            var worker = new CaptureWorker(t, device, responder, flowOptions, listeners, flowLog, limiter);
+            var worker = new CaptureWorker(t, device, responder, flowOptions, listeners, flowLog, limiter, LiveFlows);
             worker.Faulted += OnFaulted;
             _workers.Add(worker);
         }
@@ -199,10 +202,8 @@ internal sealed class CaptureService : IHostService, IDrainingService
         string sharing = threads > 1 ? $", fanout by {deviceOptions.Fanout}"
             : _workers[0].Device is PcapDevice ? " (libpcap has no fanout: one core)" : "";
         Description = $"{_workers[0].Device.Backend}, {threads} thread{(threads == 1 ? "" : "s")}{sharing}, "
-            + $"tx offload {(_workers[0].Device.OffloadMaxFrameBytes > 0 ? "on" : "off")}, "
-            + (o.SynCacheEntries > 0 // net: the syncache's size and hand-over rate
-                ? $"syncache {o.SynCacheEntries}/thread (pure cookies above {SynCacheConfig.For(o.SynCacheEntries).EnterCookiesPerSecond} SYN/s per thread)"
-                : "syncache off");
+            + $"tx offload {(_workers[0].Device.OffloadMaxFrameBytes > 0 ? "on" : "off")}";
+        SynCacheLog.Configured(_log, o.SynCacheEntries); // net: the syncache's size and hand-over rate
     }
 
     public void Start()

@@ -53,6 +53,7 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
     private readonly Thread _thread;
     private readonly ILogger? _flowLog;
     private SourceLimiter? _limiter;
+    private readonly ILiveFlowRegistry? _liveFlows;
     private SourcePrefixSet _allow = SourcePrefixSet.Empty;
     private volatile WorkerSettings? _pending;
     private volatile int _settingsVersion;
@@ -65,9 +66,10 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
     private long _unixMs;
 
     public CaptureWorker(int index, IPacketDevice device, SynResponder responder, FlowTableOptions flowOptions,
-        ListenerRuntime[] listeners, ILogger? flowLog, SourceLimiter? limiter = null)
+        ListenerRuntime[] listeners, ILogger? flowLog, SourceLimiter? limiter = null, ILiveFlowRegistry? liveFlows = null)
     {
         _limiter = limiter;
+        _liveFlows = liveFlows; // xdp: the XDP SYN responder's live-flow map (XdpSynService)
         Index = index;
         _device = device;
         _responder = responder;
@@ -83,6 +85,7 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
         }
         _flows.FlowRemoved = flow =>
         {
+            _liveFlows?.Remove(flow.Key); // xdp: a SYN on this 4-tuple is the XDP program's again
             // `cookieproxy top`: flows per listener (created - closed).
             responder.CountListener(responder.Endpoints.Find(flow.Key.DstAddr, flow.Key.DstPort), ListenerCounter.FlowsClosed);
             if (flow.CountedBySource)
@@ -356,6 +359,7 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
                 _w._responder.SendReset(packet, frame, _w._device);
                 return;
             }
+            _w._liveFlows?.Add(packet.Flow); // xdp: from now on a SYN on this 4-tuple goes to the flow (RFC 5961 4)
             _w._responder.CountListener(listener, ListenerCounter.FlowsCreated);
             flow!.CountedBySource = limited;
             flow.Endpoint.LocalPort = packet.Tcp.DstPort;

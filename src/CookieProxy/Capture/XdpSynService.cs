@@ -1,6 +1,7 @@
+using System.Net;
 using CookieProxy.Cookies;
 using CookieProxy.Diagnostics;
-using CookieProxy.Host.Diagnostics.Logging;
+using CookieProxy.Host.Cli;
 using CookieProxy.Host.Services;
 using CookieProxy.Platform;
 using Microsoft.Extensions.Logging;
@@ -8,137 +9,76 @@ using Microsoft.Extensions.Logging;
 namespace CookieProxy.Host.Capture;
 
 /// <summary>
-/// --xdp-syn: the SYN path in the kernel (<see cref="XdpSynResponder"/>; owned by helper `xdp`). Loaded and
-/// attached after the capture rings are open, so the ACKs to its SYN+ACKs wait there until the threads start.
-/// Detached when the drain begins (from then on SYNs reach the draining capture threads, which leave them
-/// unanswered) and at the latest on close, before the capture devices go.
+/// --xdp-syn (auto by default): the SYN path in the kernel as a host service (owned by helper `xdp`; the logic
+/// is <see cref="XdpSynPath"/>). Opened after the capture rings, so the ACKs to its SYN+ACKs wait there until the
+/// threads start. Detached when the drain begins (from then on SYNs reach the draining capture threads, which
+/// leave them unanswered) and at the latest on close, before the capture devices go. The capture threads get
+/// its live-flow map through <see cref="LiveFlows"/> (CaptureService hands it to every worker).
 /// </summary>
 internal sealed class XdpSynService : IHostService, IDrainingService
 {
-    private readonly string _interface;
-    private readonly XdpAttachMode _mode;
+    private readonly ProxyOptions _options;
     private readonly CaptureService _capture;
-    private readonly Func<SynCookieCodec> _codec;
-    private readonly ILogger _log;
-    private readonly object _gate = new();
-    private XdpSynResponder? _xdp;
-    private Timer? _slotTimer;
+    private readonly XdpSynPath _path;
 
-    public XdpSynService(string interfaceName, XdpAttachMode mode, CaptureService capture, Func<SynCookieCodec> codec, ILogger log)
+    public XdpSynService(ProxyOptions options, CaptureService capture, Func<SynCookieCodec> codec, ILogger log)
     {
-        _interface = interfaceName;
-        _mode = mode;
+        _options = options;
         _capture = capture;
-        _codec = codec;
-        _log = log;
+        _path = XdpSynPath.Create(options.XdpSyn, options.Interface, log, codec);
     }
 
     public string Name => "xdp-syn";
 
     long IDrainingService.Outstanding => 0;
 
+    /// <summary>For the capture threads (null with --xdp-syn off): a no-op until the program is loaded.</summary>
+    public ILiveFlowRegistry? LiveFlows => _path.LiveFlows;
+
+    /// <summary>The mode the program runs in; null: SYNs are answered in user space.</summary>
+    public XdpAttachMode? ActiveMode => _path.ActiveMode;
+
     public void Open()
     {
-        if (!OperatingSystem.IsLinux())
+        if (_capture.Workers.Count == 0)
         {
-            throw new HostStartException("--xdp-syn needs Linux (XDP)", ExitCodes.Usage);
+            throw new HostStartException("--xdp-syn: no capture device is open");
         }
-        SynCookieCodec codec = _codec();
-        try
+        string? error = _path.Start(_capture.Workers[0].Device, _capture.Endpoints.Endpoints, _capture.ResponderConfig,
+            CaptureService.LimitConfigFor(_options), Math.Max(1, _options.MaxFlows));
+        if (error is not null)
         {
-            _xdp = XdpSynResponder.Load(_interface, XdpSynSettings.For(_capture.ResponderConfig, _capture.Endpoints.Endpoints),
-                codec.Key.K0, codec.Key.K1, codec.SlotAt(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()));
-            _xdp.Attach(_mode);
+            throw new HostStartException(error);
         }
-        catch (PacketDeviceException e)
-        {
-            ((IDisposable?)_xdp)?.Dispose();
-            _xdp = null;
-            throw new HostStartException($"--xdp-syn: {e.Message}");
-        }
-        HostLog.XdpSynAttached(_log, _mode.ToString().ToLowerInvariant(), _xdp.InstructionCount, _interface);
     }
 
     public void Start()
     {
-        // The program's slot follows the clock within a second; a cookie then lives at least SlotSeconds - 1
-        // (the validator accepts the slot before the current one).
-        _slotTimer = new Timer(_ => UpdateSlot(), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
-    }
-
-    private void UpdateSlot()
-    {
-        lock (_gate)
-        {
-            try
-            {
-                if (OperatingSystem.IsLinux() && _xdp is not null)
-                {
-                    _xdp.SetSlot(_codec().SlotAt(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()));
-                }
-            }
-            catch (PacketDeviceException e)
-            {
-                HostLog.XdpSynUpdateFailed(_log, e.Message);
-            }
-        }
     }
 
     /// <summary>The program's counters ride on thread 0's (one program for the interface, not per thread).</summary>
     public void AddCounters(ProxyCounters[] perThread)
     {
-        lock (_gate)
+        if (perThread.Length > 0)
         {
-            if (_xdp is null || perThread.Length == 0 || !OperatingSystem.IsLinux())
-            {
-                return;
-            }
-            XdpSynCounters x = _xdp.ReadCounters();
-            perThread[0][Counter.XdpSynAckSent] = x.SynAckSent;
-            perThread[0][Counter.XdpSynPassed] = x.SynPassed;
-            perThread[0][Counter.XdpInternalErrors] = x.InternalErrors;
-            // syn_received and synack_sent count every SYN, wherever it was answered.
-            perThread[0][Counter.SynReceived] += x.SynAckSent;
-            perThread[0][Counter.SynAckSent] += x.SynAckSent;
+            _path.AddCounters(perThread[0]);
         }
     }
 
-    /// <summary>
-    /// Reload with a rotated key: the program should sign with the new key from now on (the capture threads
-    /// validate both). Null when done, or why not. This build's <see cref="XdpSynResponder"/> keeps the key it was
-    /// loaded with: its cookies then stay valid only while the old key is the previous one.
-    /// </summary>
-    public string? UpdateKey(SynCookieCodec codec)
-    {
-        _ = codec;
-        return "the XDP program keeps signing with the key it was loaded with until restart (XdpSynResponder has no key update here)";
-    }
+    /// <summary>Reload with a rotated key: the program signs with the new key from now on (the capture threads
+    /// validate both). Null when done, or why not.</summary>
+    public string? UpdateKey(SynCookieCodec codec) => _path.UpdateKey(codec);
 
-    public void BeginDrain() => StopTimer();
+    /// <summary>Reload with listeners added or removed: the program's endpoint map follows (null when done, or why
+    /// not). A SYN to an endpoint the program does not hold goes up to the capture threads.</summary>
+    public string? UpdateEndpoints(IReadOnlyList<IPEndPoint> endpoints) => _path.UpdateEndpoints(endpoints);
 
-    public void Stop() => StopTimer();
+    /// <summary>While true every SYN goes up to user space (a SYN cache that answers while the rate is low).</summary>
+    public void SetPassSyns(bool pass) => _path.SetPassSyns(pass);
 
-    private void StopTimer()
-    {
-        Timer? timer = Interlocked.Exchange(ref _slotTimer, null);
-        if (timer is not null)
-        {
-            using var done = new ManualResetEvent(false);
-            if (timer.Dispose(done))
-            {
-                done.WaitOne(TimeSpan.FromSeconds(2)); // a running slot update finishes before the maps close
-            }
-        }
-    }
+    public void BeginDrain() => _path.Detach();
 
-    public void Close()
-    {
-        StopTimer();
-        lock (_gate)
-        {
-            // Detached before the capture stops: from here SYNs reach the host stack's drop rule (or it).
-            ((IDisposable?)_xdp)?.Dispose();
-            _xdp = null;
-        }
-    }
+    public void Stop() => _path.Detach();
+
+    public void Close() => _path.Dispose();
 }

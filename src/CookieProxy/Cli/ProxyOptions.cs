@@ -44,8 +44,9 @@ public sealed record ProxyOptions
     /// <summary>Flow data as TCP super-frames cut by the kernel/NIC (AF_PACKET + PACKET_VNET_HDR); off: one frame per segment.</summary>
     public bool TxOffload { get; init; } = true;
 
-    /// <summary>Answer SYNs in an XDP program on the interface (<see cref="XdpSynProgram"/>); null = off.</summary>
-    public XdpAttachMode? XdpSyn { get; init; }
+    /// <summary>Where SYNs are answered: an XDP program on the interface (native or generic; auto picks) or
+    /// user space (off). See <c>XdpSynPath</c>.</summary>
+    public CookieProxy.Host.Capture.XdpSynMode XdpSyn { get; init; } = CookieProxy.Host.Capture.XdpSynMode.Auto;
     public int MaxFlows { get; init; } = 100_000;
     public long MaxBufferedBytes { get; init; } = 1L << 30;
 

@@ -3,6 +3,7 @@ using System.CommandLine.Parsing;
 using System.Globalization;
 using System.Net;
 using CookieProxy.Cookies;
+using CookieProxy.Host.Capture;
 using CookieProxy.Limits;
 using CookieProxy.Platform;
 using CookieProxy.ProxyProtocol;
@@ -51,9 +52,10 @@ public static class RunOptions
         + "(each may wait up to 1 ms, overflow drops any frame) (default separate)",
         ParseRxRings, o => o.RxRings, (o, v) => o with { RxRings = v }, reloadable: false));
 
-    public static readonly RunOption<XdpAttachMode?> XdpSyn = Add(new RunOption<XdpAttachMode?>("--xdp-syn", "generic|native",
+    public static readonly RunOption<XdpSynMode> XdpSyn = Add(new RunOption<XdpSynMode>("--xdp-syn", "auto|native|generic|off",
         "answer SYNs with cookie SYN+ACKs in an XDP program on the interface (XDP_TX), byte for byte what user space "
-        + "sends; unusual SYNs and everything else still come up (default: off; generic works on any device, Linux 5.9+)",
+        + "sends; unusual SYNs, SYNs of live flows and everything else still come up. auto (default on Linux): native "
+        + "where the driver's XDP_TX really sends, else generic, else user space; off: user space",
         ParseXdpMode, o => o.XdpSyn, (o, v) => o with { XdpSyn = v }, reloadable: false));
 
     public static readonly RunOption<bool> NoTxOffload = Add(new RunOption<bool>("--no-tx-offload", null,
@@ -374,13 +376,13 @@ public static class RunOptions
         {
             return ($"--threads {o.Threads}: AF_XDP capture here uses one socket on queue 0 (one thread); use --capture afpacket for several", Threads);
         }
-        if (o.XdpSyn is not null && o.Capture == CaptureKind.AfXdp)
+        if (o.XdpSyn is XdpSynMode.Native or XdpSynMode.Generic && o.Capture == CaptureKind.AfXdp)
         {
-            return ("--xdp-syn with --capture afxdp: both need the interface's XDP hook; use --capture afpacket (or auto) with --xdp-syn", XdpSyn);
+            return ($"--xdp-syn {o.XdpSyn.ToString().ToLowerInvariant()} with --capture afxdp: both need the interface's XDP hook; use --capture afpacket (or auto) with --xdp-syn", XdpSyn);
         }
-        if (o.XdpSyn is not null && o.SynRatePerSource > 0)
+        if (o.XdpSyn is XdpSynMode.Native or XdpSynMode.Generic && o.Capture == CaptureKind.Pcap)
         {
-            return ("--xdp-syn with --syn-rate-per-source: the XDP responder answers every SYN and keeps no per-source budget; use one or the other", XdpSyn);
+            return ($"--xdp-syn {o.XdpSyn.ToString().ToLowerInvariant()} with --capture pcap: the XDP responder needs Linux and the AF_PACKET capture; use --capture afpacket (or auto)", XdpSyn);
         }
         foreach (ListenerOptions l in o.Listeners)
         {
@@ -522,21 +524,19 @@ public static class RunOptions
         return true;
     }
 
-    private static bool ParseXdpMode(string text, out XdpAttachMode? value, out string error)
+    private static bool ParseXdpMode(string text, out XdpSynMode value, out string error)
     {
-        value = text.ToLowerInvariant() switch
+        XdpSynMode? mode = text.ToLowerInvariant() switch
         {
-            "generic" or "skb" => XdpAttachMode.Generic,
-            "native" or "drv" => XdpAttachMode.Native,
+            "auto" => XdpSynMode.Auto,
+            "generic" or "skb" => XdpSynMode.Generic,
+            "native" or "drv" => XdpSynMode.Native,
+            "off" => XdpSynMode.Off,
             _ => null,
         };
-        if (value is null && text.ToLowerInvariant() is "off" or "none" or "false")
-        {
-            error = "";
-            return true;
-        }
-        error = value is null ? "expected generic or native (or off)" : "";
-        return value is not null;
+        value = mode ?? XdpSynMode.Auto;
+        error = mode is null ? "expected auto, native, generic or off" : "";
+        return mode is not null;
     }
 
     private static bool ParseRxRings(string text, out ReceiveRings value, out string error)

@@ -107,10 +107,6 @@ internal sealed class ReloadService : IHostService
             }
         }
         bool listenersChanged = !SameListeners(_current.Listeners, next.Listeners);
-        if (listenersChanged && _xdp is not null)
-        {
-            refusals.Add("listeners: cannot change while --xdp-syn answers SYNs (its program holds the endpoints); restart to apply");
-        }
         foreach (ListenerOptions l in next.Listeners)
         {
             ListenerOptions? old = _current.Listeners.FirstOrDefault(o => o.Listen.Equals(l.Listen));
@@ -162,6 +158,16 @@ internal sealed class ReloadService : IHostService
             if (hideError is not null)
             {
                 changes.Add($"warning: --hide-port: {hideError}");
+            }
+        }
+        if (listenersChanged && _xdp is not null)
+        {
+            // xdp: the program answers SYNs of the new set from now on; a removed listener's SYNs go up to the
+            // capture threads (and its established flows' SYNs go to their flows, as before).
+            string? xdpError = _xdp.UpdateEndpoints([.. next.Listeners.Select(l => l.Listen)]);
+            if (xdpError is not null)
+            {
+                changes.Add($"warning: --xdp-syn: {xdpError}");
             }
         }
         if (keyChanged && _xdp is not null)

@@ -21,6 +21,7 @@ public sealed class StatsReporter : IDisposable
         ("synack", Counter.SynAckSent, false),
         ("xdp_synack", Counter.XdpSynAckSent, true),
         ("xdp_passed", Counter.XdpSynPassed, true),
+        ("xdp_over_budget", Counter.XdpSynOverBudget, true),
         ("ack_valid", Counter.CookieValid, false),
         ("ack_invalid", Counter.CookieInvalid, false),
         ("flows", Counter.FlowsActive, false),

@@ -64,10 +64,10 @@ public class CommandLineTests
     [InlineData("run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1 --capture dpdk", "--capture 'dpdk'")]
     [InlineData("run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1 --ring-mb 0", "--ring-mb")]
     [InlineData("run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1 --capture afxdp --threads 2", "AF_XDP capture here uses one socket")]
-    [InlineData("run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1 --xdp-syn turbo", "--xdp-syn 'turbo': expected generic or native")]
+    [InlineData("run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1 --xdp-syn turbo", "--xdp-syn 'turbo': expected auto, native, generic or off")]
     [InlineData("run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1 --xdp-syn", "--xdp-syn")]
     [InlineData("run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1 --xdp-syn generic --capture afxdp", "both need the interface's XDP hook")]
-    [InlineData("run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1 --xdp-syn native --syn-rate-per-source 5", "keeps no per-source budget")]
+    [InlineData("run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1 --xdp-syn native --capture pcap", "needs Linux and the AF_PACKET capture")]
     [InlineData("run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1 --slot-seconds 10", "--slot-seconds")]
     [InlineData("run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1 --mss 100", "--mss")]
     [InlineData("run --interface x --listen 198.18.0.1:80 --backend 127.0.0.1:1 --threads", "needs a value")]
@@ -121,11 +121,15 @@ public class CommandLineTests
     }
 
     [Theory]
-    [InlineData("", null)]
-    [InlineData("--xdp-syn generic", XdpAttachMode.Generic)]
-    [InlineData("--xdp-syn SKB", XdpAttachMode.Generic)]
-    [InlineData("--xdp-syn native", XdpAttachMode.Native)]
-    public void XdpSynParses(string options, XdpAttachMode? expected) =>
+    [InlineData("", XdpSynMode.Auto)]
+    [InlineData("--xdp-syn auto", XdpSynMode.Auto)]
+    [InlineData("--xdp-syn generic", XdpSynMode.Generic)]
+    [InlineData("--xdp-syn SKB", XdpSynMode.Generic)]
+    [InlineData("--xdp-syn native", XdpSynMode.Native)]
+    [InlineData("--xdp-syn off", XdpSynMode.Off)]
+    [InlineData("--xdp-syn native --syn-rate-per-source 5", XdpSynMode.Native)]
+    [InlineData("--capture afxdp", XdpSynMode.Auto)]
+    public void XdpSynParses(string options, XdpSynMode expected) =>
         Assert.Equal(expected, Parse($"{Minimal} {options}").Options!.XdpSyn);
 
     [Theory]

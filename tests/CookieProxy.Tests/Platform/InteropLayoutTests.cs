@@ -110,16 +110,40 @@ public class XdpInteropLayoutTests
     }
 
     [Fact]
-    public void BpfAttrMembersMatchTheKernel()
+    public void LibbpfOptionStructsMatchLibbpf()
     {
-        Assert.Equal(44, Unsafe.SizeOf<Interop.Bpf.bpf_map_create_attr>());
-        Assert.Equal(28, (int)Marshal.OffsetOf<Interop.Bpf.bpf_map_create_attr>(nameof(Interop.Bpf.bpf_map_create_attr.map_name)));
-        Assert.Equal(32, Unsafe.SizeOf<Interop.Bpf.bpf_map_elem_attr>());
-        Assert.Equal(72, Unsafe.SizeOf<Interop.Bpf.bpf_prog_load_attr>());
-        Assert.Equal(48, (int)Marshal.OffsetOf<Interop.Bpf.bpf_prog_load_attr>(nameof(Interop.Bpf.bpf_prog_load_attr.prog_name)));
-        Assert.Equal(68, (int)Marshal.OffsetOf<Interop.Bpf.bpf_prog_load_attr>(nameof(Interop.Bpf.bpf_prog_load_attr.expected_attach_type)));
-        Assert.Equal(16, Unsafe.SizeOf<Interop.Bpf.bpf_link_create_attr>());
-        Assert.Equal(64, Unsafe.SizeOf<Interop.Bpf.bpf_test_run_attr>());
-        Assert.Equal(24, Unsafe.SizeOf<Interop.Bpf.xdp_md>());
+        // Sizes and offsets from gcc on x86-64 with /usr/include/bpf/{bpf,libbpf}.h (libbpf 1.1), each struct
+        // cut after the last field we set (libbpf takes sz and treats the rest as zero).
+        Assert.Equal(16, Unsafe.SizeOf<Interop.Libbpf.bpf_object_open_opts>());
+        Assert.Equal(32, Unsafe.SizeOf<Interop.Libbpf.bpf_link_create_opts>());
+        Assert.Equal(28, (int)Marshal.OffsetOf<Interop.Libbpf.bpf_link_create_opts>(nameof(Interop.Libbpf.bpf_link_create_opts.target_btf_id)));
+        Assert.Equal(16, Unsafe.SizeOf<Interop.Libbpf.bpf_xdp_attach_opts>());
+        Assert.Equal(32, Unsafe.SizeOf<Interop.Libbpf.bpf_xdp_query_opts>());
+        Assert.Equal(24, (int)Marshal.OffsetOf<Interop.Libbpf.bpf_xdp_query_opts>(nameof(Interop.Libbpf.bpf_xdp_query_opts.attach_mode)));
+        Assert.Equal(80, Unsafe.SizeOf<Interop.Libbpf.bpf_test_run_opts>());
+        Assert.Equal(56, (int)Marshal.OffsetOf<Interop.Libbpf.bpf_test_run_opts>(nameof(Interop.Libbpf.bpf_test_run_opts.retval)));
+        Assert.Equal(64, (int)Marshal.OffsetOf<Interop.Libbpf.bpf_prog_info>(nameof(Interop.Libbpf.bpf_prog_info.name)));
+    }
+
+    [Fact]
+    public void EthtoolAndIfreqMatchTheKernel()
+    {
+        Assert.Equal(196, Unsafe.SizeOf<Interop.Xdp.ethtool_drvinfo>());
+        Assert.Equal(40, Unsafe.SizeOf<Interop.Xdp.ifreq_data>());
+    }
+
+    [Fact]
+    public void XdpMapStructsMatchNativeCpXdpH()
+    {
+        // native/cp_xdp.h; the loader checks these against the object's BTF at every load as well.
+        Assert.Equal(20, Unsafe.SizeOf<XdpMaps.cp_endpoint_key>());
+        Assert.Equal(36, Unsafe.SizeOf<XdpMaps.cp_flow_key>());
+        Assert.Equal(16, Unsafe.SizeOf<XdpMaps.cp_prefix_key>());
+        Assert.Equal(24, Unsafe.SizeOf<XdpMaps.cp_syn_key>());
+        Assert.Equal(112, Unsafe.SizeOf<XdpMaps.cp_syn_config>());
+        Assert.Equal(56, (int)Marshal.OffsetOf<XdpMaps.cp_syn_config>(nameof(XdpMaps.cp_syn_config.mss_v4)));
+        Assert.Equal(88, (int)Marshal.OffsetOf<XdpMaps.cp_syn_config>(nameof(XdpMaps.cp_syn_config.mac_bits)));
+        Assert.Equal(96, (int)Marshal.OffsetOf<XdpMaps.cp_syn_config>(nameof(XdpMaps.cp_syn_config.syn_interval_ns)));
+        Assert.Equal(64, Unsafe.SizeOf<XdpMaps.cp_syn_counters>());
     }
 }

@@ -184,6 +184,15 @@ public class SynCacheResponderTests
     }
 
     [Fact]
+    public void WhileDrainingNothingIsRetransmitted()
+    {
+        SendSyn(Frames.ClientToServer(), Frames.LinuxSyn(40000, 1, timestamps: false));
+        _responder.Draining = true;
+        Assert.Equal(long.MaxValue, _responder.NextDeadlineMs);
+        Assert.Empty(Tick(10_000));
+    }
+
+    [Fact]
     public void WithoutASyncacheNothingIsEverRetransmitted()
     {
         var endpoints = new ProtectedEndpoints();

@@ -55,11 +55,20 @@ internal static partial class HostLog
     public static partial void FlowValidated(ILogger logger, int thread, string flow, ushort mss, sbyte windowScale, bool sack, bool timestamps);
 
     // ---- 21xx XDP SYN responder
-    [LoggerMessage(2101, LogLevel.Information, "SYNs answered in XDP ({Mode} mode, {Instructions} instructions) on {Interface}")]
-    public static partial void XdpSynAttached(ILogger logger, string mode, int instructions, string @interface);
+    [LoggerMessage(2101, LogLevel.Information, "SYNs answered in XDP on {Interface} ({Mode}: {Reason}{Budget}); the SYNs it passes up are answered in user space")]
+    public static partial void XdpSynAttached(ILogger logger, string @interface, string mode, string reason, string budget);
 
     [LoggerMessage(2102, LogLevel.Warning, "--xdp-syn: {Message}")]
     public static partial void XdpSynUpdateFailed(ILogger logger, string message);
+
+    [LoggerMessage(2103, LogLevel.Information, "SYNs answered in user space ({Reason})")]
+    public static partial void XdpSynUserSpace(ILogger logger, string reason);
+
+    [LoggerMessage(2104, LogLevel.Warning, "removed a stale XDP program left on {Interface}: {Program}")]
+    public static partial void XdpStaleRemoved(ILogger logger, string @interface, string program);
+
+    [LoggerMessage(2105, LogLevel.Warning, "the veth peer of {Interface} stopped running native XDP (native XDP_TX would not reach it): SYNs now answered in generic XDP")]
+    public static partial void XdpSynMovedToGeneric(ILogger logger, string @interface);
 
     // ---- 3xxx config and reload
     [LoggerMessage(3001, LogLevel.Information, "{Origin}: {Message}")]
