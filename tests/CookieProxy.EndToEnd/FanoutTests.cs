@@ -124,7 +124,7 @@ public sealed partial class FanoutTests : LabTestBase
     public void Libpcap_capture_defaults_to_one_thread()
     {
         StartProxy("--capture", "pcap");
-        AssertLogEventuallyContains(Lab.ProxyLogPath, "(libpcap, 1 thread, tx offload off");
+        AssertLogEventuallyContains(Lab.ProxyLogPath, "(libpcap, 1 thread (libpcap has no fanout: one core), tx offload off");
         Assert.Equal("connected", TryConnect());
         ProxyStats stats = WaitForStats(s => s.CookieValid >= 1, TimeSpan.FromSeconds(5), "cookie_valid >= 1");
         Assert.Equal(1, stats["threads"]);

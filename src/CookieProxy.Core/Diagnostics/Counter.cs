@@ -13,7 +13,6 @@ public enum Counter : byte
     SynAckSent,
     CookieValid,
     CookieInvalid,
-    CookieRetransmit,
     RstSent,
     FlowsCreated,
     FlowsClosed,
@@ -30,6 +29,11 @@ public enum Counter : byte
     XdpSynAckSent,
     XdpSynPassed,
     XdpInternalErrors,
+    BackendTimeouts,
+    FlowsEvicted,
+    LoopFaults,
+    FlowBufferBytes,
+    RingBuffersDecommitted,
     XdpSynLiveFlow,
     XdpSynOverBudget,
     XdpLiveFlowUpdateFailed,
@@ -88,7 +92,6 @@ public static class CounterTable
         Set(Counter.SynAckSent, "synack_sent", "Cookie SYN+ACKs sent, by XDP or by user space.");
         Set(Counter.CookieValid, "cookie_valid", "ACKs whose cookie validated (each creates a flow or is refused by a cap).");
         Set(Counter.CookieInvalid, "cookie_invalid", "ACKs to a protected endpoint with no flow and no valid cookie.");
-        Set(Counter.CookieRetransmit, "cookie_retransmit", "Cookie ACKs that arrived again for a flow that exists already.");
         Set(Counter.RstSent, "rst_sent", "RST segments sent to clients.");
         Set(Counter.FlowsCreated, "flows_created", "Flows created from a valid cookie ACK.");
         Set(Counter.FlowsClosed, "flows_closed", "Flows removed from the flow table.");
@@ -105,6 +108,14 @@ public static class CounterTable
         Set(Counter.XdpSynAckSent, "xdp_synack_sent", "SYN+ACKs the XDP program sent (part of synack_sent).");
         Set(Counter.XdpSynPassed, "xdp_syn_passed", "SYNs to a protected endpoint the XDP program passed up to user space.");
         Set(Counter.XdpInternalErrors, "xdp_internal_errors", "XDP program errors (map lookups that cannot fail did).");
+        Set(Counter.BackendTimeouts, "backend_timeouts",
+            "Flows reset because the backend sent nothing within --first-data-timeout of the request, or never took a closed client's last bytes.");
+        Set(Counter.FlowsEvicted, "flows_evicted", "Idle flows reset to make room for a new connection (flow table or buffer cap reached).");
+        Set(Counter.LoopFaults, "loop_faults", "Bugs caught in a backend or flow loop (logged with their stack; the flow was reset).");
+        Set(Counter.FlowBufferBytes, "flow_buffer_bytes",
+            "Memory the flows' buffers may occupy now (touched ring pages, promised windows, pipes), held under --max-buffer-mb.", CounterKind.Gauge);
+        Set(Counter.RingBuffersDecommitted, "ring_buffers_decommitted",
+            "Free ring buffers kept with their pages given back to the kernel (part of ring_buffers_pooled).", CounterKind.Gauge);
         Set(Counter.XdpSynLiveFlow, "xdp_syn_live_flow", "SYNs the XDP program passed up because their 4-tuple has a live flow (part of xdp_syn_passed).");
         Set(Counter.XdpSynOverBudget, "xdp_syn_over_budget", "SYNs the XDP program dropped: their source prefix was over --syn-rate-per-source.");
         Set(Counter.XdpLiveFlowUpdateFailed, "xdp_live_flow_update_failed", "Live-flow map updates for the XDP program that failed (the flow went on).");

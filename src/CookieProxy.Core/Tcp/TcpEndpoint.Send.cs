@@ -195,6 +195,7 @@ public sealed partial class TcpEndpoint
             acked = ack - _sndUna;
             int dataAcked = Math.Min(acked, _sendRing.Count);
             _sendRing.Consume(dataAcked);
+            _sendRing.Rewind();    // TcpEndpoint.Memory.cs: an emptied ring restarts at its first page
             if (acked > dataAcked && _finQueued)
             {
                 _finAcked = true;

@@ -7,8 +7,11 @@ namespace CookieProxy.Platform;
 public sealed unsafe partial class AfPacketDevice
 {
     /// <summary>
-    /// Joins <paramref name="socket"/> to group <paramref name="group"/>; the socket must be bound. DEFRAG: the kernel reassembles
-    /// IPv4 fragments before it picks a member, so all of a datagram reaches one member.
+    /// Joins <paramref name="socket"/> to group <paramref name="group"/>; the socket must be bound. Without PACKET_FANOUT_FLAG_DEFRAG: with
+    /// it the kernel reassembles IPv4 fragments before it picks a member (ip_check_defrag, counted in the host's
+    /// IpReasmReqds), which exposes the host's reassembly queue to anyone who can send fragments to the protected
+    /// port, and hands us reassembled SYNs to answer. A cookie SYN or ACK is never fragmented: each fragment
+    /// reaches some member and is dropped there as DropReason.Ipv4Fragment (hostile, issue 12.5).
     /// </summary>
     /// <remarks>
     /// Source-prefix steering joins as PACKET_FANOUT_CBPF and then installs <see cref="FanoutProgram"/> with
@@ -21,7 +24,7 @@ public sealed unsafe partial class AfPacketDevice
     {
         bool bySource = steering.Mode == FanoutMode.SourcePrefix;
         int type = bySource ? PACKET_FANOUT_CBPF : PACKET_FANOUT_HASH;
-        int fanout = group | ((type | PACKET_FANOUT_FLAG_DEFRAG) << 16);
+        int fanout = group | (type << 16);
         SetOption(socket, interfaceName, SOL_PACKET, PACKET_FANOUT, &fanout, sizeof(int),
             $"setsockopt(PACKET_FANOUT, {(bySource ? "PACKET_FANOUT_CBPF" : "PACKET_FANOUT_HASH")}, group {group})");
         if (!bySource)

@@ -202,17 +202,39 @@ public sealed unsafe partial class PcapDevice
     public bool Send(ReadOnlySpan<byte> frame)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        int written;
         fixed (byte* data = frame)
         {
-            written = Interop.Pcap.pcap_inject(_rawPcap, data, (nuint)frame.Length);
+            // The descriptor is non-blocking (for the receive side), so a burst that fills the socket's send
+            // buffer (Linux: SO_SNDBUF of libpcap's AF_PACKET socket, ~200 KiB) fails with EAGAIN/ENOBUFS instead
+            // of waiting. Each such frame used to be a TxFailed drop and a TCP retransmission a full RTO later (a
+            // 100 MiB download in the flood bench lab: 734 of them). Wait for room, briefly and a bounded number of
+            // times: backpressure on the capture thread, the way a blocking send would be. A real error (an
+            // oversized frame) finds the descriptor writable and fails again at once.
+            for (int attempt = 0; attempt < SendAttempts; attempt++)
+            {
+                if (Interop.Pcap.pcap_inject(_rawPcap, data, (nuint)frame.Length) >= 0)
+                {
+                    _sent++;
+                    return true;
+                }
+                if (attempt + 1 < SendAttempts)
+                {
+                    WaitWritable();
+                }
+            }
         }
-        if (written < 0)
-        {
-            _sendFailed++;
-            return false;
-        }
-        _sent++;
-        return true;
+        _sendFailed++;
+        return false;
+    }
+
+    /// <summary>Tries per frame before it counts as failed; between two, at most <see cref="SendWaitMs"/> in poll(2).</summary>
+    private const int SendAttempts = 4;
+
+    private const int SendWaitMs = 2;
+
+    private void WaitWritable()
+    {
+        var pfd = new Interop.Libc.pollfd { fd = _selectableFd, events = Interop.Libc.POLLOUT };
+        _ = Interop.Libc.poll(&pfd, 1, SendWaitMs); // EINTR or a timeout: the next pcap_inject tells
     }
 }

@@ -17,6 +17,7 @@ internal static partial class Interop
         static Libc() => Libraries.EnsureResolver();
 
         internal const short POLLIN = 0x0001;
+        internal const short POLLOUT = 0x0004;
         internal const short POLLERR = 0x0008;
         internal const short POLLHUP = 0x0010;
         internal const short POLLNVAL = 0x0020;

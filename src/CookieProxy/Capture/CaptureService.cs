@@ -182,7 +182,7 @@ internal sealed class CaptureService : IHostService, IDrainingService
             var sketch = limited ? new SourceSketch(limitConfig.Ipv4PrefixLength, limitConfig.Ipv6PrefixLength) : new SourceSketch();
             var responder = new SynResponder(ResponderConfig, codec, Endpoints, counters, limiter: limiter, synCache: synCache, sketch: sketch,
                 sampler: Sampler?.CreateRing(counters));
-            var worker = new CaptureWorker(t, device, responder, flowOptions, listeners, flowLog, limiter, LiveFlows);
+            var worker = new CaptureWorker(t, device, responder, flowOptions, listeners, flowLog, limiter, LiveFlows, faultLog: _log);
             worker.Faulted += OnFaulted;
             _workers.Add(worker);
         }
@@ -271,6 +271,7 @@ internal sealed class CaptureService : IHostService, IDrainingService
             perThread[i][Counter.RingBuffersCreated] = pool.Created;
             perThread[i][Counter.RingBuffersInUse] = pool.Outstanding;
             perThread[i][Counter.RingBuffersPooled] = pool.Pooled;
+            perThread[i][Counter.RingBuffersDecommitted] = pool.ColdPooled;
         }
         return perThread;
     }
@@ -383,6 +384,9 @@ internal sealed class CaptureService : IHostService, IDrainingService
             CongestionControl = o.Congestion,
         },
         Backend = listeners[0].BackendOptions,
+        // hostile: one source prefix holds at most a quarter of each thread's table (FlowTableOptions.MaxFlowsPerSource).
+        SourcePrefixV4 = o.SourcePrefixV4,
+        SourcePrefixV6 = o.SourcePrefixV6,
     };
 
     internal static SourceLimitConfig LimitConfigFor(ProxyOptions o) => new()
