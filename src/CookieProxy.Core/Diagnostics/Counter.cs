@@ -49,6 +49,19 @@ public enum Counter : byte
     PcapSampled,
     PcapSampleLost,
     SynCacheXdpFlood,
+    // tcp: the client-facing endpoints' loss recovery (TcpEndpoint.AddStatisticsTo, added when a flow ends).
+    TcpRetransmitTimeouts,
+    TcpLossProbes,
+    TcpLossProbeRecoveries,
+    TcpRackMarkedLost,
+    TcpFastRecoveries,
+    TcpSpuriousRetransmits,
+    TcpRecoveriesUndone,
+    TcpDsacksReceived,
+    TcpReorderingRaised,
+    TcpPawsRejected,
+    TcpWindowProbes,
+    TcpChallengeAcks,
     CaptureDroppedFlow,
 
     Count,
@@ -131,6 +144,18 @@ public static class CounterTable
         Set(Counter.PcapSampled, "pcap_sampled", "Dropped frames copied for the sampled pcap (--sample-pcap).");
         Set(Counter.PcapSampleLost, "pcap_sample_lost", "Dropped frames picked for the sampled pcap but lost: the writer was behind.");
         Set(Counter.SynCacheXdpFlood, "syncache_xdp_flood", "1 while the XDP program answers SYNs itself because all SYNs together are above the syncache's rate (0: it passes them up to be remembered).", CounterKind.Gauge);
+        Set(Counter.TcpRetransmitTimeouts, "tcp_rto", "Retransmission timeouts on client connections (RFC 6298), counted when the flow ends.");
+        Set(Counter.TcpLossProbes, "tcp_loss_probes", "Tail loss probes sent to clients (RFC 8985 7), counted when the flow ends.");
+        Set(Counter.TcpLossProbeRecoveries, "tcp_loss_probe_recoveries", "Losses a tail loss probe repaired (RFC 8985 7.4), counted when the flow ends.");
+        Set(Counter.TcpRackMarkedLost, "tcp_rack_lost", "Segments to clients RACK marked lost (RFC 8985 6), counted when the flow ends.");
+        Set(Counter.TcpFastRecoveries, "tcp_fast_recoveries", "Fast recoveries entered on client connections (RFC 6675 with PRR), counted when the flow ends.");
+        Set(Counter.TcpSpuriousRetransmits, "tcp_spurious_retransmits", "Retransmissions to clients proven unnecessary by D-SACK or timestamps (RFC 3708, RFC 3522), counted when the flow ends.");
+        Set(Counter.TcpRecoveriesUndone, "tcp_recoveries_undone", "Congestion responses undone because their retransmissions were spurious (RFC 4015), counted when the flow ends.");
+        Set(Counter.TcpDsacksReceived, "tcp_dsacks_received", "ACKs from clients carrying a D-SACK (RFC 2883), counted when the flow ends.");
+        Set(Counter.TcpReorderingRaised, "tcp_reordering_raised", "Times measured reordering raised a connection's duplicate threshold, counted when the flow ends.");
+        Set(Counter.TcpPawsRejected, "tcp_paws_rejected", "Client segments rejected by PAWS (RFC 7323 5), counted when the flow ends.");
+        Set(Counter.TcpWindowProbes, "tcp_window_probes", "Zero-window probes sent to clients (RFC 9293 3.8.6.1), counted when the flow ends.");
+        Set(Counter.TcpChallengeAcks, "tcp_challenge_acks", "Challenge ACKs sent to clients (RFC 5961), counted when the flow ends.");
         Set(Counter.CaptureDroppedFlow, "capture_dropped_flow",
             "Part of capture_dropped: segments of live flows (not bare SYNs) the kernel dropped because their own ring was full.");
 

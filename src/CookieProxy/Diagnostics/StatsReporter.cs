@@ -30,6 +30,8 @@ public sealed class StatsReporter : IDisposable
         ("to_backend", Counter.BytesToBackend, false),
         ("to_client", Counter.BytesToClient, false),
         ("retrans", Counter.Retransmits, false),
+        ("rto", Counter.TcpRetransmitTimeouts, true), // tcp
+        ("tlp", Counter.TcpLossProbes, true),         // tcp
         ("syncache_rtx", Counter.SynCacheRetransmits, true),
         ("syncache_flood", Counter.SynCacheFloodMode, true),
         ("capture_dropped", Counter.CaptureDropped, true),

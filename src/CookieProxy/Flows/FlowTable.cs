@@ -263,6 +263,7 @@ public sealed class FlowTable : IDisposable
         }
         flow.Removed = true;
         ReportRetransmits(flow);
+        flow.Endpoint.AddStatisticsTo(_counters); // tcp: RTOs, loss probes, RACK... (Counter.Tcp*), when the flow ends
         FlowRemoved?.Invoke(flow);
         _flows.Remove(flow.Key);
         IpAddr prefix = SourcePrefix(flow.Key.SrcAddr);
