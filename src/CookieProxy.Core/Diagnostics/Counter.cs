@@ -62,6 +62,7 @@ public enum Counter : byte
     TcpPawsRejected,
     TcpWindowProbes,
     TcpChallengeAcks,
+    CaptureDroppedFlow,
 
     Count,
 }
@@ -155,6 +156,8 @@ public static class CounterTable
         Set(Counter.TcpPawsRejected, "tcp_paws_rejected", "Client segments rejected by PAWS (RFC 7323 5), counted when the flow ends.");
         Set(Counter.TcpWindowProbes, "tcp_window_probes", "Zero-window probes sent to clients (RFC 9293 3.8.6.1), counted when the flow ends.");
         Set(Counter.TcpChallengeAcks, "tcp_challenge_acks", "Challenge ACKs sent to clients (RFC 5961), counted when the flow ends.");
+        Set(Counter.CaptureDroppedFlow, "capture_dropped_flow",
+            "Part of capture_dropped: segments of live flows (not bare SYNs) the kernel dropped because their own ring was full.");
 
         for (int i = 0; i < t.Length; i++)
         {

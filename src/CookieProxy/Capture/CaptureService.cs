@@ -145,6 +145,7 @@ internal sealed class CaptureService : IHostService, IDrainingService
             Fanout = Steering(fanoutMode, threads, o),
             SegmentationOffload = o.TxOffload,
             RingBlockCount = PacketDeviceOptions.RingBlocksFor(o.RingMegabytes),
+            Rings = o.RxRings,
         };
         ILogger? flowLog = o.Verbose ? _log : null;
         for (int t = 0; t < threads; t++)
@@ -262,7 +263,9 @@ internal sealed class CaptureService : IHostService, IDrainingService
         {
             perThread[i] = new ProxyCounters();
             workers[i].Counters.AddTo(perThread[i]);
-            perThread[i][Counter.CaptureDropped] += workers[i].Device.GetStats().KernelDropped;
+            DeviceStats device = workers[i].Device.GetStats();
+            perThread[i][Counter.CaptureDropped] += device.KernelDropped;
+            perThread[i][Counter.CaptureDroppedFlow] += device.FlowRingDropped;
             // The owner thread writes the pool's counters; read here like the device's, a few operations stale.
             RingBufferPool pool = workers[i].BufferPool;
             perThread[i][Counter.RingBuffersCreated] = pool.Created;
@@ -297,7 +300,7 @@ internal sealed class CaptureService : IHostService, IDrainingService
                 bool replaced;
                 try
                 {
-                    replaced = w.Device.TryReplaceFilter(filter);
+                    replaced = w.Device.TryReplaceFilter(filter, all);
                 }
                 catch (PacketDeviceException e)
                 {

@@ -105,6 +105,22 @@ public class CommandLineTests
         Assert.Equal(expected, Parse($"{Minimal} --threads 2 --fanout {value}").Options!.Fanout);
 
     [Theory]
+    [InlineData("", ReceiveRings.Separate)]
+    [InlineData("--rx-rings separate", ReceiveRings.Separate)]
+    [InlineData("--rx-rings separate-v3", ReceiveRings.SeparateSynBlocks)]
+    [InlineData("--rx-rings Single", ReceiveRings.Single)]
+    public void RxRingsDefaultToSeparateRingsForSyns(string extra, ReceiveRings expected) =>
+        Assert.Equal(expected, Parse($"{Minimal} {extra}").Options!.RxRings);
+
+    [Fact]
+    public void AnUnknownRxRingsValueNamesTheChoices()
+    {
+        CliParse r = Parse($"{Minimal} --rx-rings v2");
+        Assert.Null(r.Options);
+        Assert.Contains("expected separate, separate-v3 or single", r.Error);
+    }
+
+    [Theory]
     [InlineData("", XdpSynMode.Auto)]
     [InlineData("--xdp-syn auto", XdpSynMode.Auto)]
     [InlineData("--xdp-syn generic", XdpSynMode.Generic)]
