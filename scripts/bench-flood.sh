@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
-# Flood benchmark: CookieProxy vs Linux nft SYNPROXY vs kernel syncookies, plus the
-# data path (CookieProxy vs haproxy tcp mode vs direct Apache).
+# Benchmark of CookieProxy against the kernel alone, haproxy `mode tcp`, nft SYNPROXY and kernel syncookies,
+# in two phases that each give their table in one run:
+#   latency  (issue 10, no flood): new connection + GET / p50/p99, curl 1 MiB median time, wrk -t1 -c16 /
+#            req/s, wrk -t1 -c4 on 1 MiB MiB/s, curl 100 MiB MiB/s; ratios against the acceptance targets.
+#   flood    (issue 9): trafgen SYN floods at fixed rates (default 100 and 200 kpps) and as fast as it goes:
+#            share answered, server-core µs per answered SYN, both cores' busy µs per SYN, legit p50/p99 and
+#            success during each flood.
 #
 # Lab (its own namespaces, all addresses inside 198.18.0.0/15):
 #   flood-cli  fl-c0 198.19.0.2/24 + 198.19.1.1-250/32 (legit prober sources)
@@ -9,18 +14,35 @@
 #              to fl-c0 and dropped there (no RSTs leave flood-cli: attackers are silent).
 #   flood-srv  fl-s0 198.19.0.1/24, Apache (mpm_event) from a temp config,
 #              routes 198.19.1.0/24 and 198.19.128.0/17 via 198.19.0.2.
+# CP_LAB_ID suffixes both namespace names (flood-srv-ID, flood-cli-ID).
 # CPU: generators, prober, curl, wrk in flood-cli run on CPU 0 (taskset -c 0); server
 # processes run on CPU 1; RPS on fl-s0 steers the server's receive softirq to CPU 1
 # (and RPS on fl-c0 steers the client's receive softirq to CPU 0), so the kernel systems'
 # SYN work is measurable as CPU-1 softirq time.
 #
-# Usage: scripts/bench-flood.sh [--quick] [--systems a,b,c,d,e] [--merge] [--tag NAME] [--out-dir DIR]
+# Usage: scripts/bench-flood.sh [--quick] [--phases latency,flood] [--systems a,o,b,c,d,e] [--hping]
+#                               [--trace] [--merge] [--tag NAME] [--out-dir DIR]
+#   --quick    short phases (a few minutes in all); the full run takes about 8-10 minutes.
+#   --phases   which phases to run (default both); each system runs only the phases it belongs to.
+#   --hping    add an hping3 --flood run (one source, port++) to the flood phase.
+#   --trace    latency phase: also one tcpdump-traced prober pass per system (client veth + server loopback),
+#              summarised step by step (scripts/bench/trace.py; docs/latency.md reads it).
 #   --tag NAME appends -NAME to the output file names (several runs on one day).
-#   --merge keeps the other systems' results of today's raw JSON (e.g. re-run only "a").
-#   a = CookieProxy ($COOKIEPROXY_BIN, default out/cookieproxy; $COOKIEPROXY_CAPTURE, if set, is passed as
-#       --capture, e.g. afpacket or afxdp), b = nft synproxy,
-#   c = kernel syncookies only, d = haproxy (data path only), e = direct Apache (data path only),
-#   x = CookieProxy with --xdp-syn generic (SYNs answered by its XDP program; floods only)
+#   --merge    keeps the other systems' results of today's raw JSON (e.g. re-run only "a").
+# Systems (phases):
+#   a = CookieProxy, the default command line (latency, flood):
+#       run --interface fl-s0 --listen 198.19.0.1:80 --backend 127.0.0.1:8080 --hide-port --stats-file F
+#       (the stats file is rewritten every second)
+#       Under taskset -c 1 the process sees one CPU, so the default is one capture thread.
+#   o = CookieProxy --xdp-syn off: the user-space SYN path (flood). A binary without that value (before the
+#       XDP path became the default) runs without the flag, which is the same thing.
+#   x = CookieProxy --xdp-syn generic (flood; not in the default set)
+#   b = nft SYNPROXY (flood), c = kernel syncookies (flood),
+#   d = haproxy 2.6 `mode tcp`, nbthread 1, same core (latency), e = the kernel alone: Apache on
+#       198.19.0.1:8080 (latency).
+# Environment: COOKIEPROXY_BIN (default out/cookieproxy); CP_EXTRA: extra arguments appended to every
+# CookieProxy command line (A/B a flag); COOKIEPROXY_CAPTURE: passed as --capture; FLOOD_RATES: the fixed
+# trafgen rates in pps (default "100000 200000"); BENCH_PCAP=FILE: capture the prober's packets on fl-c0.
 # Everything is bounded (count + timeout) and cleaned up on exit.
 set -euo pipefail
 
@@ -28,8 +50,11 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BENCH="$ROOT/scripts/bench"
 QUICK=0
 MERGE=0
+HPING=0
+TRACE=0
 TAG=""
-SYSTEMS="a,x,b,c,d,e"
+SYSTEMS="a,o,b,c,d,e"
+PHASES="latency,flood"
 OUT_DIR="$ROOT/docs/bench"
 COOKIEPROXY_BIN="${COOKIEPROXY_BIN:-$ROOT/out/cookieproxy}"
 
@@ -37,6 +62,9 @@ while [[ $# -gt 0 ]]; do
     case "$1" in
         --quick) QUICK=1 ;;
         --systems) SYSTEMS="$2"; shift ;;
+        --phases) PHASES="$2"; shift ;;
+        --hping) HPING=1 ;;
+        --trace) TRACE=1 ;;
         --merge) MERGE=1 ;;
         --tag) TAG="$2"; shift ;;
         --out-dir) OUT_DIR="$2"; shift ;;
@@ -45,15 +73,21 @@ while [[ $# -gt 0 ]]; do
     esac
     shift
 done
+for s in ${SYSTEMS//,/ }; do
+    [[ "$s" =~ ^[aoxbcde]$ ]] || { echo "--systems: unknown system '$s' (a, o, x, b, c, d, e)" >&2; exit 2; }
+done
+for p in ${PHASES//,/ }; do
+    [[ "$p" == latency || "$p" == flood ]] || { echo "--phases: unknown phase '$p' (latency, flood)" >&2; exit 2; }
+done
 
 if [[ $QUICK -eq 1 ]]; then
-    FLOOD_S=3; AFTER_S=1.5; BG_S=2; PROBE_RATE=20; RATES="20000 50000"
-    DL_BIG=1; WRK_S=3
+    FLOOD_S=3; AFTER_S=1.5; BG_S=2; PROBE_RATE=20
+    LAT_COUNT=150; LAT_RATE=50; DL_SMALL_N=7; DL_BIG_N=3; WRK_S=3
 else
-    FLOOD_S=10; AFTER_S=3; BG_S=3; PROBE_RATE=20; RATES="10000 30000 60000"
-    DL_BIG=1; WRK_S=10
+    FLOOD_S=8; AFTER_S=2; BG_S=3; PROBE_RATE=20
+    LAT_COUNT=400; LAT_RATE=50; DL_SMALL_N=11; DL_BIG_N=3; WRK_S=8
 fi
-[[ -n "${FLOOD_RATES:-}" ]] && RATES="$FLOOD_RATES"
+RATES="${FLOOD_RATES:-100000 200000}"
 
 # python3 with matplotlib (pyenv's has it here; fall back to the system one)
 PY=python3
@@ -65,6 +99,7 @@ fi
 
 SRV="flood-srv${CP_LAB_ID:+-$CP_LAB_ID}"
 CLI="flood-cli${CP_LAB_ID:+-$CP_LAB_ID}"
+export BENCH_SRV_NS="$SRV" BENCH_CLI_NS="$CLI"
 SRV_IP=198.19.0.1
 CLI_IP=198.19.0.2
 STAMP="$(date -u +%Y-%m-%d)"
@@ -72,18 +107,20 @@ RUN_ID="$(date -u +%Y%m%dT%H%M%SZ)"
 TMP="$(mktemp -d /tmp/flood-bench.XXXXXX)"
 chmod 755 "$TMP"
 RESULTS="$TMP/results.jsonl"
+LATENCY="$TMP/latency.jsonl"
+CPINFO="$TMP/cookieproxy.jsonl"
 PIDS_FILE="$TMP/server.pids"
-: > "$RESULTS"
+: > "$RESULTS"; : > "$LATENCY"; : > "$CPINFO"
 declare -a OUR_PIDS=()
 PORT_BASE=20000
 APACHE_CONF="$TMP/apache/httpd.conf"
 CP_STATS="$TMP/cookieproxy-stats.json"
-CP_STATUS="not run"
 
 log() { printf '[bench-flood %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 in_srv() { ip netns exec "$SRV" "$@"; }
 in_cli() { ip netns exec "$CLI" "$@"; }
 has_sys() { [[ ",$SYSTEMS," == *",$1,"* ]]; }
+has_phase() { [[ ",$PHASES," == *",$1,"* ]]; }
 
 kill_pid() {
     local pid="$1"
@@ -245,22 +282,39 @@ stop_apache() {
     fi
 }
 
-# ---------------------------------------------------------------- cookieproxy (a)
+# ---------------------------------------------------------------- cookieproxy (a, o, x)
+# The arguments system $1 adds to the default command line.
+cp_system_args() {
+    case "$1" in
+        a) echo "" ;;
+        o) if "$COOKIEPROXY_BIN" run --help 2>&1 | grep -qE -- '--xdp-syn <[^>]*\boff\b'; then echo "--xdp-syn off"; else echo ""; fi ;;
+        x) echo "--xdp-syn generic" ;;
+    esac
+}
+
+# start_cookieproxy SYSTEM: the default command line (+ the system's flag, $COOKIEPROXY_CAPTURE, $CP_EXTRA)
 start_cookieproxy() {
+    local sys="$1"
     CP_PID=""
+    CP_STATUS=""
+    CP_SHOWN=""
     if [[ ! -x "$COOKIEPROXY_BIN" ]]; then
         CP_STATUS="n/a (binary missing)"
         log "cookieproxy: $COOKIEPROXY_BIN missing -> n/a"
+        cp_info "$sys" ""
         return 1
     fi
     rm -f "$CP_STATS"
+    CP_ARGS="run --interface fl-s0 --listen $SRV_IP:80 --backend 127.0.0.1:8080 --hide-port --stats-file $CP_STATS"
+    local extra
+    extra="$(cp_system_args "$sys") ${COOKIEPROXY_CAPTURE:+--capture $COOKIEPROXY_CAPTURE} ${CP_EXTRA:-}"
+    CP_ARGS="$CP_ARGS $(echo $extra)"
+    CP_SHOWN="${CP_ARGS//$CP_STATS/F}"    # the report shows the command line without this run's temp path
+    log "cookieproxy ($sys): $CP_SHOWN"
     # not via the in_srv function: a backgrounded function is a bash subshell, and $!
     # would be that subshell instead of the proxy (ip netns exec and taskset exec in place)
-    # --threads 1: the server side has one core here (CPU 1); the default (one per core) would put two
-    # capture threads on it.
-    ip netns exec "$SRV" taskset -c 1 "$COOKIEPROXY_BIN" run --interface fl-s0 --listen "$SRV_IP:80" \
-        --backend 127.0.0.1:8080 --hide-port --threads 1 --stats-interval 1 --stats-file "$CP_STATS" \
-        ${COOKIEPROXY_CAPTURE:+--capture "$COOKIEPROXY_CAPTURE"} ${CP_EXTRA:-} > "$TMP/cookieproxy.log" 2>&1 &
+    # shellcheck disable=SC2086
+    ip netns exec "$SRV" taskset -c 1 "$COOKIEPROXY_BIN" $CP_ARGS > "$TMP/cookieproxy-$sys.log" 2>&1 &
     CP_PID=$!
     OUR_PIDS+=("$CP_PID")
     local ok=0
@@ -271,12 +325,35 @@ start_cookieproxy() {
     done
     if [[ $ok -ne 1 ]]; then
         CP_STATUS="n/a (binary failed to start)"
-        log "cookieproxy failed to start; log tail:"; tail -5 "$TMP/cookieproxy.log" >&2 || true
+        log "cookieproxy failed to start; log tail:"; tail -5 "$TMP/cookieproxy-$sys.log" >&2 || true
         stop_cookieproxy
+        cp_info "$sys" ""
         return 1
     fi
     CP_STATUS="ok"
-    log "cookieproxy pid $CP_PID up: $(grep -m1 'capturing on' "$TMP/cookieproxy.log" || true)"
+    CP_RSS_BEFORE=$(rss_kib "$CP_PID")
+    log "cookieproxy pid $CP_PID up: $(grep -m1 'capturing on' "$TMP/cookieproxy-$sys.log" || true)"
+}
+
+# cp_info SYSTEM: one JSON line per CookieProxy system (command line, start-up lines, RSS, final stats)
+cp_info() {
+    local sys="$1"
+    $PY - "$sys" "$CP_STATUS" "${CP_SHOWN:-}" "$TMP/cookieproxy-$sys.log" "${CP_RSS_BEFORE:-}" "${CP_RSS_AFTER:-}" \
+        "$TMP/cookieproxy-stats-$sys.json" >> "$CPINFO" <<'EOF'
+import json, os, sys
+s, status, args, logf, rb, ra, stats = sys.argv[1:]
+lines = []
+if os.path.exists(logf):
+    lines = [l.rstrip() for l in open(logf, errors="replace") if l.startswith("cookieproxy:") and "syn=" not in l][:8]
+st = None
+if os.path.exists(stats):
+    try:
+        st = json.load(open(stats))
+    except ValueError:
+        pass
+print(json.dumps({"system": s, "status": status, "command": args, "startup": lines,
+                  "rss_kib": {"before": int(rb) if rb else None, "after": int(ra) if ra else None}, "stats": st}))
+EOF
 }
 
 stop_cookieproxy() {
@@ -291,10 +368,11 @@ stop_cookieproxy() {
         CP_PID=""
         # A proxy that died without cleaning up would leave its hide rule and spoil the next system's run.
         if in_srv nft list tables 2>/dev/null | grep -q 'inet cookieproxy_'; then
-            log "cookieproxy left its nft table behind (crashed?): removing it; log tail:"
-            tail -5 "$TMP/cookieproxy.log" >&2 || true
+            log "cookieproxy left its nft table behind (crashed?): removing it"
             in_srv nft list tables | awk '$2 == "inet" && $3 ~ /^cookieproxy_/ {print $3}' | while read -r t; do in_srv nft delete table inet "$t"; done
         fi
+        # ... and an XDP program of a crashed --xdp-syn run
+        in_srv ip link set dev fl-s0 xdpgeneric off 2>/dev/null || true
     fi
 }
 
@@ -362,7 +440,7 @@ stop_haproxy() {
     fi
 }
 
-# ---------------------------------------------------------------- measurements
+# ---------------------------------------------------------------- flood phase
 write_pids() { printf '%s\n' "$@" > "$PIDS_FILE"; }
 
 run_one() { # run_one SYSTEM KIND RATE
@@ -374,7 +452,7 @@ run_one() { # run_one SYSTEM KIND RATE
     $PY "$BENCH/run_flood.py" --system "$sys" --kind "$kind" --rate "$rate" --duration "$FLOOD_S" \
         --after "$AFTER_S" --probe-rate "$PROBE_RATE" --port-base "$PORT_BASE" --pids-file "$PIDS_FILE" \
         --trafgen-cfg "$TMP/trafgen-syn.cfg" --bg "$TMP/bg-$sys.json" --out "$RESULTS" \
-        $([[ "$sys" == a ]] && echo "--cp-stats $CP_STATS") >&2 &
+        $([[ "$sys" == [aox] ]] && echo "--cp-stats $CP_STATS") >&2 &
     RUN_PID=$!
     wait "$RUN_PID" || log "run failed"
     RUN_PID=""
@@ -386,40 +464,111 @@ flood_suite() { # flood_suite SYSTEM
     $PY "$BENCH/run_flood.py" --system "$sys" --kind none --background --duration "$BG_S" \
         --pids-file "$PIDS_FILE" --out "$TMP/bg-$sys.json" >&2
     run_one "$sys" none 0
-    run_one "$sys" hping 0
-    run_one "$sys" trafgen 0
     for r in $RATES; do run_one "$sys" trafgen "$r"; done
+    run_one "$sys" trafgen 0
+    if [[ $HPING -eq 1 ]]; then run_one "$sys" hping 0; fi
 }
 
-datapath() { # datapath SYSTEM URLBASE
-    local sys="$1" base="$2"
-    log "data path: $sys via $base"
-    local big=0 small=0
-    # 100 MiB: median of 3 (the host is shared; single samples vary by 2x)
+# ---------------------------------------------------------------- latency phase
+# median of numbers on stdin
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# wrk "Transfer/sec: 1.23GB" -> bytes/s
+wrk_bytes() { awk '/Transfer\/sec/ { v = $2; m = 1; if (v ~ /KB$/) m = 1024; else if (v ~ /MB$/) m = 1048576; else if (v ~ /GB$/) m = 1073741824; sub(/[KMG]?B$/, "", v); printf "%.0f\n", v * m }'; }
+
+# prober_json LABEL PORT COUNT: new connection + GET / at $LAT_RATE per second, fresh source address and port each
+prober_json() {
+    local label="$1" port="$2" count="$3"
+    PORT_BASE=$((PORT_BASE + 200))
+    in_cli taskset -c 0 $PY "$BENCH/prober.py" --port "$port" --path / --count "$count" --rate "$LAT_RATE" \
+        --timeout 3 --port-base "$PORT_BASE" --max-seconds $((count / LAT_RATE + 5)) --label "$label" \
+        || echo '{"attempted": 0, "ok": 0, "error": "prober failed"}'
+}
+
+latency_suite() { # latency_suite SYSTEM PORT
+    local sys="$1" port="$2"
+    local base="http://$SRV_IP:$port"
+    log "latency: $sys via $base"
+    in_cli taskset -c 0 curl -s -o /dev/null --max-time 5 "$base/" || true    # warm-up
+    local probe
+    probe="$(prober_json "idle" "$port" "$LAT_COUNT" | tail -1)"
+    local traced='null'
+    if [[ $TRACE -eq 1 ]]; then
+        traced="$(trace_pass "$sys" "$port")"
+    fi
+    # 1 MiB: median time of DL_SMALL_N downloads
+    local t1=()
+    for _ in $(seq 1 "$DL_SMALL_N"); do
+        t1+=("$(in_cli taskset -c 0 curl -s -o /dev/null --max-time 20 -w '%{time_total}' "$base/1m.bin" || echo 0)")
+    done
+    local small_s
+    small_s=$(printf '%s\n' "${t1[@]}" | median)
+    # wrk: small requests on 16 connections, then 1 MiB on 4
+    local w16 w4
+    w16=$(in_cli timeout $((WRK_S + 15)) taskset -c 0 wrk -t1 -c16 -d"${WRK_S}s" "$base/" 2>&1 || true)
+    w4=$(in_cli timeout $((WRK_S + 15)) taskset -c 0 wrk -t1 -c4 -d"${WRK_S}s" "$base/1m.bin" 2>&1 || true)
+    local rps16 bps4 errs
+    rps16=$(awk '/Requests\/sec/ {print $2}' <<<"$w16")
+    bps4=$(wrk_bytes <<<"$w4")
+    errs=$(cat <<<"$w16"$'\n'"$w4" | awk '/Socket errors|Non-2xx/ {printf "%s; ", $0}')
+    # 100 MiB: median of DL_BIG_N
     local b=()
-    for _ in 1 2 3; do
+    for _ in $(seq 1 "$DL_BIG_N"); do
         b+=("$(in_cli taskset -c 0 curl -s -o /dev/null --max-time 60 -w '%{speed_download}' "$base/100m.bin" || echo 0)")
     done
-    big=$(printf '%s\n' "${b[@]}" | sort -g | sed -n 2p)
-    # 1 MiB: median of 5
-    local s=()
-    for _ in 1 2 3 4 5; do
-        s+=("$(in_cli taskset -c 0 curl -s -o /dev/null --max-time 20 -w '%{speed_download}' "$base/1m.bin" || echo 0)")
-    done
-    small=$(printf '%s\n' "${s[@]}" | sort -g | sed -n 3p)
-    local wrk_out
-    wrk_out=$(in_cli timeout $((WRK_S + 15)) taskset -c 0 wrk -t1 -c64 -d"${WRK_S}s" "$base/index.html" 2>&1 || true)
-    local rps
-    rps=$(awk '/Requests\/sec/ {print $2}' <<<"$wrk_out")
-    local errs
-    errs=$(awk '/Socket errors|Non-2xx/ {printf "%s; ", $0}' <<<"$wrk_out")
-    printf '{"system":"%s","dl_100m_Bps":%s,"dl_1m_Bps":%s,"wrk_rps":%s,"wrk_errors":"%s"}\n' \
-        "$sys" "${big:-0}" "${small:-0}" "${rps:-0}" "$errs" >> "$TMP/datapath.jsonl"
+    local big
+    big=$(printf '%s\n' "${b[@]}" | median)
+    $PY - "$sys" "$probe" "${small_s:-0}" "${rps16:-0}" "${bps4:-0}" "${big:-0}" "$errs" "$traced" \
+        "$(IFS=,; echo "${t1[*]}")" >> "$LATENCY" <<'EOF'
+import json, sys
+s, probe, small, rps, bps4, big, errs, traced, smalls = sys.argv[1:]
+try:
+    probe = json.loads(probe)
+except ValueError:
+    probe = {"error": "prober output unreadable"}
+try:
+    traced = json.loads(traced)
+except ValueError:
+    traced = None
+print(json.dumps({"system": s, "connect_get": probe, "dl_1m_s": float(small),
+                  "dl_1m_samples_s": [float(x) for x in smalls.split(",") if x],
+                  "wrk_c16_rps": float(rps), "wrk_c4_1m_Bps": float(bps4), "dl_100m_Bps": float(big),
+                  "wrk_errors": errs, "trace": traced}))
+EOF
+}
+
+# trace_pass SYSTEM PORT: one more prober pass with tcpdump on the client veth and the server loopback;
+# prints the step summary (JSON) of scripts/bench/trace.py
+trace_pass() {
+    local sys="$1" port="$2"
+    local n=$((LAT_COUNT / 2))
+    local cpcap="$TMP/trace-$sys-cli.pcap" lpcap="$TMP/trace-$sys-lo.pcap"
+    # Not through in_cli/in_srv: a backgrounded function is a subshell, and $! would not be tcpdump's timeout.
+    # On CPU 0 with the clients, so that CPU 1 has only the server's work.
+    ip netns exec "$CLI" timeout 120 taskset -c 0 tcpdump -i fl-c0 -s 128 -c 100000 --time-stamp-precision=nano -w "$cpcap" \
+        "tcp and net 198.19.1.0/24" >/dev/null 2>&1 &
+    local p1=$!
+    ip netns exec "$SRV" timeout 120 taskset -c 0 tcpdump -i lo -s 128 -c 100000 --time-stamp-precision=nano -w "$lpcap" \
+        "tcp port 8080" >/dev/null 2>&1 &
+    local p2=$!
+    OUR_PIDS+=("$p1" "$p2")
+    sleep 1
+    local probe
+    probe="$(prober_json "trace" "$port" "$n" | tail -1)"
+    sleep 0.5
+    kill -TERM "$p1" "$p2" 2>/dev/null || true   # background jobs ignore SIGINT
+    wait "$p1" "$p2" 2>/dev/null || true
+    $PY "$BENCH/trace.py" --client "$cpcap" --loopback "$lpcap" --server-port "$port" --backend-port 8080 \
+        --system "$sys" --prober "$probe" 2>/dev/null || echo null
+    if [[ -n "${BENCH_TRACE_KEEP:-}" ]]; then cp "$cpcap" "$lpcap" "$BENCH_TRACE_KEEP/" 2>/dev/null || true; fi
 }
 
 # ---------------------------------------------------------------- main
-log "run $RUN_ID quick=$QUICK systems=$SYSTEMS floods=${FLOOD_S}s rates=[$RATES] python=$PY"
-command -v hping3 trafgen apache2 haproxy wrk curl nft >/dev/null
+log "run $RUN_ID quick=$QUICK phases=$PHASES systems=$SYSTEMS floods=${FLOOD_S}s rates=[$RATES] python=$PY"
+command -v trafgen apache2 wrk curl nft >/dev/null
+has_sys d && { command -v haproxy >/dev/null || { echo "haproxy is not installed (system d)" >&2; exit 2; }; }
+[[ $HPING -eq 1 ]] && { command -v hping3 >/dev/null || { echo "hping3 is not installed (--hping)" >&2; exit 2; }; }
+[[ $TRACE -eq 1 ]] && { command -v tcpdump >/dev/null || { echo "tcpdump is not installed (--trace)" >&2; exit 2; }; }
 make_docroot
 setup_lab
 if [[ -n "${BENCH_PCAP:-}" ]]; then
@@ -427,37 +576,28 @@ if [[ -n "${BENCH_PCAP:-}" ]]; then
     ip netns exec "$CLI" timeout 900 tcpdump -i fl-c0 -s 128 -c 200000 -w "$BENCH_PCAP" net 198.19.1.0/24 2>/dev/null &
     OUR_PIDS+=("$!")
 fi
-: > "$TMP/datapath.jsonl"
-CP_RSS_BEFORE=""; CP_RSS_AFTER=""
 
-if has_sys a; then
-    start_apache 127.0.0.1:8080 "$SRV_IP:8080"
-    if start_cookieproxy; then
+for sys in a o x; do
+    has_sys "$sys" || continue
+    want_latency=0; want_flood=0
+    [[ "$sys" == a ]] && has_phase latency && want_latency=1
+    has_phase flood && want_flood=1
+    [[ $want_latency -eq 0 && $want_flood -eq 0 ]] && continue
+    start_apache 127.0.0.1:8080
+    CP_RSS_BEFORE=""; CP_RSS_AFTER=""
+    if start_cookieproxy "$sys"; then
         write_pids "$CP_PID" "$APACHE_PID"
-        CP_RSS_BEFORE=$(rss_kib "$CP_PID")
-        flood_suite a
+        [[ $want_latency -eq 1 ]] && latency_suite "$sys" 80
+        [[ $want_flood -eq 1 ]] && flood_suite "$sys"
         CP_RSS_AFTER=$(rss_kib "$CP_PID")
-        datapath a "http://$SRV_IP"
-        cp "$CP_STATS" "$TMP/cookieproxy-stats-final.json" 2>/dev/null || true
         stop_cookieproxy
+        cp "$CP_STATS" "$TMP/cookieproxy-stats-$sys.json" 2>/dev/null || true
+        cp_info "$sys"
     fi
     stop_apache
-fi
+done
 
-if has_sys x; then
-    # the same binary with its SYN path in XDP (generic mode: runs after RPS, on CPU 1 like the rest)
-    start_apache 127.0.0.1:8080 "$SRV_IP:8080"
-    A_STATUS="${CP_STATUS:-}"
-    if CP_EXTRA="--xdp-syn generic" start_cookieproxy; then
-        write_pids "$CP_PID" "$APACHE_PID"
-        flood_suite x
-        stop_cookieproxy
-    fi
-    if has_sys a; then CP_STATUS="$A_STATUS"; fi
-    stop_apache
-fi
-
-if has_sys b; then
+if has_phase flood && has_sys b; then
     start_apache "$SRV_IP:80"
     start_synproxy
     write_pids "$APACHE_PID"
@@ -466,7 +606,7 @@ if has_sys b; then
     stop_apache
 fi
 
-if has_sys c; then
+if has_phase flood && has_sys c; then
     start_apache "$SRV_IP:80"
     in_srv sysctl -qw net.ipv4.tcp_syncookies=1 net.ipv4.tcp_max_syn_backlog=512
     write_pids "$APACHE_PID"
@@ -474,40 +614,42 @@ if has_sys c; then
     stop_apache
 fi
 
-if has_sys d || has_sys e; then
+if has_phase latency && { has_sys d || has_sys e; }; then
     start_apache 127.0.0.1:8080 "$SRV_IP:8080"
-    if has_sys d; then start_haproxy; datapath d "http://$SRV_IP"; stop_haproxy; fi
-    if has_sys e; then datapath e "http://$SRV_IP:8080"; fi
+    if has_sys d; then
+        start_haproxy
+        write_pids "$HAPROXY_PID" "$APACHE_PID"
+        latency_suite d 80
+        stop_haproxy
+    fi
+    if has_sys e; then
+        write_pids "$APACHE_PID"
+        latency_suite e 8080
+    fi
     stop_apache
 fi
 
 mkdir -p "$OUT_DIR"
 SUFFIX="$STAMP"; [[ $QUICK -eq 1 ]] && SUFFIX="$STAMP-quick"; [[ -n "$TAG" ]] && SUFFIX="$SUFFIX-$TAG"
 RAW="$OUT_DIR/raw-$SUFFIX.json"
-$PY - "$RESULTS" "$TMP/datapath.jsonl" "$RAW" "$CP_STATUS" "$CP_RSS_BEFORE" "$CP_RSS_AFTER" "$RUN_ID" "$QUICK" \
-    "$TMP/cookieproxy-stats-final.json" "$SYSTEMS" "$MERGE" <<'EOF'
+$PY - "$RESULTS" "$LATENCY" "$CPINFO" "$RAW" "$RUN_ID" "$QUICK" "$SYSTEMS" "$PHASES" "$MERGE" \
+    "$FLOOD_S" "$RATES" "${CP_EXTRA:-}" <<'EOF'
 import json, sys, os
-res, dp, raw, cp_status, rb, ra, run_id, quick, cpstats, systems, merge = sys.argv[1:]
-floods = [json.loads(l) for l in open(res) if l.strip()]
-datap = [json.loads(l) for l in open(dp) if l.strip()]
-cps = None
-if os.path.exists(cpstats):
-    try:
-        cps = json.load(open(cpstats))
-    except ValueError:
-        cps = None
-doc = {"run_id": run_id, "quick": quick == "1", "systems_run": systems, "cookieproxy_status": cp_status,
-       "cookieproxy_rss_kib": {"before": int(rb) if rb else None, "after": int(ra) if ra else None},
-       "cookieproxy_stats": cps, "floods": floods, "datapath": datap}
+res, lat, cpi, raw, run_id, quick, systems, phases, merge, flood_s, rates, extra = sys.argv[1:]
+rows = lambda p: [json.loads(l) for l in open(p) if l.strip()]
+doc = {"format": 2, "run_id": run_id, "quick": quick == "1", "systems_run": systems, "phases_run": phases,
+       "flood_seconds": float(flood_s), "fixed_rates": [int(r) for r in rates.split()], "cp_extra": extra,
+       "cookieproxy": rows(cpi), "floods": rows(res), "latency": rows(lat)}
 if merge == "1" and os.path.exists(raw):
     old = json.load(open(raw))
-    ran = set(systems.split(","))
-    doc["floods"] = [r for r in old["floods"] if r["system"] not in ran] + floods
-    doc["datapath"] = [r for r in old["datapath"] if r["system"] not in ran] + datap
-    doc["run_id"] = f'{old.get("run_id")} + {run_id}'
-    if "a" not in ran:
-        for k in ("cookieproxy_status", "cookieproxy_rss_kib", "cookieproxy_stats"):
-            doc[k] = old.get(k, doc[k])
+    if old.get("format") == 2:
+        ran = set(systems.split(","))
+        ph = set(phases.split(","))
+        keep = lambda r, phase: r["system"] not in ran or phase not in ph
+        doc["floods"] = [r for r in old["floods"] if keep(r, "flood")] + doc["floods"]
+        doc["latency"] = [r for r in old["latency"] if keep(r, "latency")] + doc["latency"]
+        doc["cookieproxy"] = [r for r in old.get("cookieproxy", []) if r["system"] not in ran] + doc["cookieproxy"]
+        doc["run_id"] = f'{old.get("run_id")} + {run_id}'
 json.dump(doc, open(raw, "w"), indent=1)
 EOF
 $PY "$BENCH/report.py" --raw "$RAW" --md "$OUT_DIR/results-$SUFFIX.md" --png "$OUT_DIR/flood-$SUFFIX.png"

@@ -28,7 +28,7 @@ public class SynCacheBenchmarks
     private SynResponder _plain = null!;
     private SynResponder _flooded = null!;
     private SynResponder _remembering = null!;
-    private CountOnlyFlowHandler _handler;
+    private NoFlowsHandler _handler;
     private long _now;
     private ushort _portBase;
 
@@ -141,5 +141,15 @@ public class SynCacheBenchmarks
         public void Dispose()
         {
         }
+    }
+
+    /// <summary>No flow table: valid cookies are only counted (CountOnlyFlowHandler moved to the tests, issue 12.7).</summary>
+    private struct NoFlowsHandler : IFlowHandler
+    {
+        public long Validated;
+
+        public readonly bool TryDeliver(ref ParsedPacket packet, Span<byte> frame, int listener) => false;
+
+        public void OnCookieValid(ref ParsedPacket packet, Span<byte> frame, int listener, in CookieDecoded cookie) => Validated++;
     }
 }

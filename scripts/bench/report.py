@@ -5,37 +5,40 @@ import argparse
 import json
 import os
 import platform
-import subprocess
-import sys
 import time
 
-NAMES = {"a": "CookieProxy", "x": "CookieProxy --xdp-syn", "b": "nft SYNPROXY", "c": "kernel syncookies", "d": "haproxy (tcp)", "e": "direct Apache"}
+NAMES = {"a": "CookieProxy (default)", "o": "CookieProxy --xdp-syn off", "x": "CookieProxy --xdp-syn generic",
+         "b": "nft SYNPROXY", "c": "kernel syncookies", "d": "haproxy tcp", "e": "kernel alone"}
 MIB = 1024 * 1024
+FLOOD_ORDER = "aoxbc"
+STEP_NAMES = [
+    ("syn_synack", "SYN -> SYN+ACK (server)"),
+    ("synack_ack", "SYN+ACK -> ACK (client)"),
+    ("ack_request", "ACK -> request (client)"),
+    ("ack_backend_syn", "client ACK -> backend SYN (proxy)"),
+    ("backend_connect", "backend handshake (loopback)"),
+    ("request_forward", "connected/request -> request to backend (proxy)"),
+    ("backend_response", "request -> response (Apache)"),
+    ("response_forward", "backend response -> client (proxy)"),
+    ("request_response", "request -> first response byte (server)"),
+    ("syn_response", "SYN -> first response byte"),
+    ("response_fin", "last response byte -> server FIN"),
+    ("total", "SYN -> last packet"),
+]
 
 
 def machine():
     model = "?"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
+    with open("/proc/cpuinfo") as fh:
+        for line in fh:
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
-    nproc = os.cpu_count()
     try:
-        load = open("/proc/loadavg").read().split()[:3]
+        load = " ".join(open("/proc/loadavg").read().split()[:3])
     except OSError:
-        load = []
-    return {"nproc": nproc, "cpu": model, "kernel": platform.release(), "loadavg": " ".join(load)}
-
-
-def flood_label(r):
-    if r["kind"] == "none":
-        return "no flood"
-    if r["kind"] == "hping":
-        return "hping3 --flood (1 src, port++)"
-    if r["rate_target"]:
-        return f"trafgen {r['rate_target'] // 1000} kpps (rand src /17)"
-    return "trafgen max (rand src /17)"
+        load = "?"
+    return {"nproc": os.cpu_count(), "cpu": model, "kernel": platform.release(), "loadavg": load}
 
 
 def f(v, fmt="{:.0f}", na="–"):
@@ -47,10 +50,22 @@ def f(v, fmt="{:.0f}", na="–"):
         return str(v)
 
 
-def ratio(a, b, fmt="{:.2f}x"):
-    if a is None or b is None or b == 0:
-        return "n/a"
-    return fmt.format(a / b)
+def g(d, *path):
+    for p in path:
+        if not isinstance(d, dict):
+            return None
+        d = d.get(p)
+    return d
+
+
+def flood_label(r):
+    if r["kind"] == "none":
+        return "no flood"
+    if r["kind"] == "hping":
+        return "hping3 --flood (1 src, port++)"
+    if r["rate_target"]:
+        return f"trafgen {r['rate_target'] // 1000} kpps"
+    return "trafgen max"
 
 
 def pick(floods, sys_, kind, rate=0):
@@ -60,109 +75,152 @@ def pick(floods, sys_, kind, rate=0):
     return None
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--raw", required=True)
-    ap.add_argument("--md", required=True)
-    ap.add_argument("--png", required=True)
-    args = ap.parse_args()
-    doc = json.load(open(args.raw))
-    floods = doc["floods"]
-    dps = {d["system"]: d for d in doc["datapath"]}
-    m = machine()
-    cp_status = doc.get("cookieproxy_status", "not run")
-    na_a = cp_status if cp_status != "ok" else None
+def verdict(ok):
+    return "n/a" if ok is None else ("**yes**" if ok else "**no**")
 
-    L = []
-    L.append(f"# Flood benchmark results — {time.strftime('%Y-%m-%d', time.gmtime())}")
+
+def latency_section(doc, L):
+    lat = {r["system"]: r for r in doc.get("latency", [])}
+    if not lat:
+        return
+    L.append("## No added latency (issue 10): idle lab, server on one core")
     L.append("")
-    L.append(f"Run `{doc['run_id']}`{' (QUICK smoke run: 3 s floods)' if doc.get('quick') else ''}, "
-             f"`scripts/bench-flood.sh`. Machine: {m['nproc']} CPUs, {m['cpu']}, kernel {m['kernel']}, "
-             f"load average at report time {m['loadavg']} (the host is shared with other jobs).")
+    L.append("| system | new connection + GET /: ok / p50 / p99 ms | curl 1 MiB median ms (MiB/s) | wrk -t1 -c16 / req/s "
+             "| wrk -t1 -c4 1 MiB MiB/s | curl 100 MiB MiB/s (median) | errors |")
+    L.append("|---|---|---:|---:|---:|---:|---|")
+    for s in "aoxde":
+        r = lat.get(s)
+        if r is None:
+            continue
+        cg = r.get("connect_get") or {}
+        ok = f"{cg.get('ok', 0)}/{cg.get('attempted', 0)}"
+        dl1 = r.get("dl_1m_s") or 0
+        L.append("| {} | {} / {} / {} | {} ({}) | {} | {} | {} | {} |".format(
+            NAMES[s], ok, f(cg.get("p50_ms"), "{:.2f}"), f(cg.get("p99_ms"), "{:.2f}"),
+            f(dl1 * 1000 if dl1 else None, "{:.2f}"), f(1 / dl1 if dl1 else None, "{:.0f}"),
+            f(r.get("wrk_c16_rps")), f((r.get("wrk_c4_1m_Bps") or 0) / MIB or None),
+            f((r.get("dl_100m_Bps") or 0) / MIB or None), r.get("wrk_errors") or ""))
     L.append("")
-    L.append(f"CookieProxy: **{cp_status}**. Read the section \"Effects seen in this lab\" of "
-             "`docs/bench/README.md` before comparing numbers. In short: a shared, overloaded 2-vCPU host; "
-             "sequential runs; a SYNPROXY ~1.7 s stall on 1-3 % of connections; CookieProxy is a user "
-             "process competing with the neighbours for CPU 1.")
+    a, d, e = lat.get("a"), lat.get("d"), lat.get("e")
+
+    def ratio(x, y):
+        return x / y if x is not None and y else None
+
+    rows = [
+        ("new connection + GET / p50", g(a, "connect_get", "p50_ms"), "kernel alone", g(e, "connect_get", "p50_ms"), "<=", 1.15),
+        ("new connection + GET / p99", g(a, "connect_get", "p99_ms"), "kernel alone", g(e, "connect_get", "p99_ms"), "<=", 1.5),
+        ("curl 1 MiB median time", g(a, "dl_1m_s"), "haproxy", g(d, "dl_1m_s"), "<=", 1.0),
+        ("wrk -t1 -c16 / req/s", g(a, "wrk_c16_rps"), "haproxy", g(d, "wrk_c16_rps"), ">=", 1.0),
+        ("curl 100 MiB MiB/s", g(a, "dl_100m_Bps"), "haproxy", g(d, "dl_100m_Bps"), ">=", 1.5),
+        ("wrk -t1 -c4 1 MiB MiB/s (no target)", g(a, "wrk_c4_1m_Bps"), "haproxy", g(d, "wrk_c4_1m_Bps"), None, None),
+    ]
+    L.append("| acceptance | CookieProxy / reference | ratio | target | met |")
+    L.append("|---|---|---:|---|---|")
+    for name, x, ref, y, op, target in rows:
+        rt = ratio(x, y)
+        ok = None
+        if rt is not None and target is not None:
+            ok = rt <= target if op == "<=" else rt >= target
+        L.append(f"| {name} | / {ref} | {f(rt, '{:.2f}x')} | {op + ' ' + str(target) + 'x' if op else ''} | "
+                 f"{verdict(ok) if op else ''} |")
     L.append("")
-    L.append("## SYN floods")
+
+    traced = {s: r.get("trace") for s, r in lat.items() if r.get("trace")}
+    if traced:
+        L.append("### Where the time goes (`--trace`: tcpdump on the client veth and the server loopback)")
+        L.append("")
+        cols = [s for s in "aoxde" if s in traced]
+        L.append("| step, ms p50 (p90) | " + " | ".join(NAMES[s] for s in cols) + " |")
+        L.append("|---|" + "---:|" * len(cols))
+        for key, label in STEP_NAMES:
+            cells = []
+            for s in cols:
+                st = g(traced[s], "steps", key)
+                cells.append(f"{st['p50']:.3f} ({st['p90']:.3f})" if st else "")
+            if any(cells):
+                L.append(f"| {label} | " + " | ".join(cells) + " |")
+        L.append("| connections traced (paired with a backend connection) | " + " | ".join(
+            f"{traced[s].get('connections')} ({traced[s].get('paired')})" for s in cols) + " |")
+        L.append("")
+
+
+def flood_section(doc, L):
+    floods = doc.get("floods", [])
+    if not floods:
+        return
+    systems = [s for s in FLOOD_ORDER if any(r["system"] == s for r in floods)]
+    rates = sorted({r["rate_target"] for r in floods if r["kind"] == "trafgen" and r["rate_target"]})
+    hi = 200000 if 200000 in rates else (max(rates) if rates else None)
+    lo = 100000 if 100000 in rates else (min(rates) if rates else None)
+    L.append("## SYN floods (issue 9): attacker on CPU 0, server on CPU 1")
     L.append("")
-    L.append("| system | flood | offered SYN/s | SYN+ACK/s | answered | server CPU µs / SYN+ACK | CPU1 busy | "
-             "legit during: ok / p50 / p99 ms | legit after: ok / p50 / p99 ms |")
-    L.append("|---|---|---:|---:|---:|---:|---:|---|---|")
-    systems = [s for s in "axbc" if any(r["system"] == s for r in floods)]
-    if na_a and "a" not in systems:
-        L.append(f"| {NAMES['a']} | all | {na_a} | | | | | | |")
+    hk = f"{hi // 1000} kpps" if hi else "fixed rate"
+    lk = f"{lo // 1000} kpps" if lo else "fixed rate"
+    L.append(f"| system | {hk}: offered (generator reached) | {hk}: answered | {hk}: server µs / SYN | "
+             f"{hk}: legit ok / p50 / p99 ms | max: offered SYN/s | max: answered | max: server µs / SYN | "
+             f"{lk}: both cores µs / SYN | {lk}: server µs / SYN |")
+    L.append("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|")
+    for s in systems:
+        h = pick(floods, s, "trafgen", hi) if hi else None
+        m = pick(floods, s, "trafgen", 0)
+        l_ = pick(floods, s, "trafgen", lo) if lo else None
+        reach = g(h, "generator_reached")
+        du = g(h, "legit_during") or {}
+        L.append("| {} | {} ({}) | {} | {} | {} / {} / {} | {} | {} | {} | {} | {} |".format(
+            NAMES[s], f(g(h, "offered_pps")), f(reach, "{:.0%}"), f(g(h, "answered_fraction"), "{:.1%}"),
+            f(g(h, "cpu_us_per_answered"), "{:.2f}"),
+            f(du.get("success"), "{:.0%}"), f(du.get("p50_ms"), "{:.1f}"), f(du.get("p99_ms"), "{:.1f}"),
+            f(g(m, "offered_pps")), f(g(m, "answered_fraction"), "{:.1%}"), f(g(m, "cpu_us_per_answered"), "{:.2f}"),
+            f(g(l_, "both_cpu_us_per_answered"), "{:.2f}"), f(g(l_, "cpu_us_per_answered"), "{:.2f}")))
+    L.append("")
+    short = [r for r in floods if (r.get("generator_reached") or 1) < 0.95]
+    for r in short:
+        L.append(f"* The generator did not reach the offered rate: {NAMES[r['system']]}, {flood_label(r)}: "
+                 f"{r['offered_pps']:.0f} SYN/s sent ({r['generator_reached']:.0%} of {r['rate_target']}).")
+    if short:
+        L.append("")
+
+    # acceptance of issue 9 for the default command line (a) and the user-space path (o)
+    b = {k: pick(floods, "b", "trafgen", k) for k in (hi, 0)}
+    L.append("| acceptance (issue 9) | system | value | target | met |")
+    L.append("|---|---|---:|---|---|")
+    for s in [x for x in "aox" if x in systems]:
+        h, m = pick(floods, s, "trafgen", hi) if hi else None, pick(floods, s, "trafgen", 0)
+        for lab, r in ((hk, h), ("max", m)):
+            v = g(r, "answered_fraction")
+            L.append(f"| SYNs answered, trafgen {lab} | {NAMES[s]} | {f(v, '{:.1%}')} | >= 99% | "
+                     f"{verdict(None if v is None else v >= 0.99)} |")
+        v, ref = g(h, "cpu_us_per_answered"), g(b[hi], "cpu_us_per_answered")
+        rt = v / ref if v is not None and ref else None
+        L.append(f"| server µs / SYN vs SYNPROXY, {hk} | {NAMES[s]} | {f(rt, '{:.2f}x')} | <= 0.6x | "
+                 f"{verdict(None if rt is None else rt <= 0.6)} |")
+        du = g(h, "legit_during") or {}
+        sp99 = g(b[hi], "legit_during", "p99_ms")
+        L.append(f"| legit success during {hk} | {NAMES[s]} | {f(du.get('success'), '{:.1%}')} | 100% | "
+                 f"{verdict(None if du.get('success') is None else du.get('success') >= 1.0)} |")
+        p99 = du.get("p99_ms")
+        target = "reported" if s == "o" else f"<= 10 ms and <= SYNPROXY ({f(sp99, '{:.1f}')} ms)"
+        ok = None if p99 is None or s == "o" else (p99 <= 10 and (sp99 is None or p99 <= sp99))
+        L.append(f"| legit p99 during {hk} | {NAMES[s]} | {f(p99, '{:.1f} ms')} | {target} | {verdict(ok) if s != 'o' else ''} |")
+    L.append("")
+
+    L.append("### Every flood run")
+    L.append("")
+    L.append("| system | flood | offered SYN/s | SYN+ACK/s | answered | server µs / SYN | both cores µs / SYN | CPU1 busy | "
+             "legit during: ok / p50 / p99 ms | legit after: ok / p50 / p99 ms | capture dropped |")
+    L.append("|---|---|---:|---:|---:|---:|---:|---:|---|---|---:|")
     for s in systems:
         for r in [x for x in floods if x["system"] == s]:
             du, af = r["legit_during"], r["legit_after"]
-            L.append("| {} | {} | {} | {} | {} | {} | {} | {} / {} / {} | {} / {} / {} |".format(
+            cd = g(r, "cookieproxy_delta", "capture_dropped")
+            L.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} / {} / {} | {} / {} / {} | {} |".format(
                 NAMES[s], flood_label(r), f(r["offered_pps"]), f(r["answered_pps"]),
                 f(r["answered_fraction"], "{:.1%}"), f(r["cpu_us_per_answered"], "{:.2f}"),
+                f(r.get("both_cpu_us_per_answered"), "{:.2f}"),
                 f(r["server_cpu"]["utilisation_cpu1"], "{:.0%}"),
                 f(du.get("success"), "{:.0%}"), f(du.get("p50_ms"), "{:.1f}"), f(du.get("p99_ms"), "{:.0f}"),
-                f(af.get("success"), "{:.0%}"), f(af.get("p50_ms"), "{:.1f}"), f(af.get("p99_ms"), "{:.0f}")))
-    L.append("")
-
-    # ratios vs SYNPROXY
-    L.append("## Ratios")
-    L.append("")
-    L.append("| comparison | flood | value |")
-    L.append("|---|---|---:|")
-    for kind, rate in [("trafgen", 0), ("hping", 0)]:
-        a, b, c = pick(floods, "a", kind, rate), pick(floods, "b", kind, rate), pick(floods, "c", kind, rate)
-        x = pick(floods, "x", kind, rate)
-        lab = flood_label({"kind": kind, "rate_target": rate})
-
-        def g(r, *path):
-            if r is None:
-                return None
-            x = r
-            for p in path:
-                x = x.get(p) if isinstance(x, dict) else None
-            return x
-
-        for who, r in (("CookieProxy", a), ("CookieProxy --xdp-syn", x), ("kernel syncookies", c)):
-            if who == "CookieProxy --xdp-syn" and r is None:
-                continue
-            na = na_a if who.startswith("CookieProxy") else None
-            L.append(f"| {who} / SYNPROXY CPU per SYN+ACK | {lab} | "
-                     f"{na or ratio(g(r, 'cpu_us_per_answered'), g(b, 'cpu_us_per_answered'))} |")
-            L.append(f"| {who} / SYNPROXY fraction answered | {lab} | "
-                     f"{na or ratio(g(r, 'answered_fraction'), g(b, 'answered_fraction'))} |")
-            L.append(f"| {who} / SYNPROXY legit success (during) | {lab} | "
-                     f"{na or ratio(g(r, 'legit_during', 'success'), g(b, 'legit_during', 'success'))} |")
-            L.append(f"| {who} / SYNPROXY legit p50 (during) | {lab} | "
-                     f"{na or ratio(g(r, 'legit_during', 'p50_ms'), g(b, 'legit_during', 'p50_ms'))} |")
-            L.append(f"| {who} / SYNPROXY legit p99 (during) | {lab} | "
-                     f"{na or ratio(g(r, 'legit_during', 'p99_ms'), g(b, 'legit_during', 'p99_ms'))} |")
-    da, dd, de = dps.get("a"), dps.get("d"), dps.get("e")
-    v = lambda d, k: d.get(k) if d else None
-    L.append(f"| CookieProxy / direct, 100 MiB download | – | {na_a or ratio(v(da, 'dl_100m_Bps'), v(de, 'dl_100m_Bps'))} |")
-    L.append(f"| CookieProxy / haproxy, 100 MiB download | – | {na_a or ratio(v(da, 'dl_100m_Bps'), v(dd, 'dl_100m_Bps'))} |")
-    L.append(f"| CookieProxy / haproxy, wrk req/s | – | {na_a or ratio(v(da, 'wrk_rps'), v(dd, 'wrk_rps'))} |")
-    L.append(f"| haproxy / direct, 100 MiB download | – | {ratio(v(dd, 'dl_100m_Bps'), v(de, 'dl_100m_Bps'))} |")
-    L.append(f"| haproxy / direct, wrk req/s | – | {ratio(v(dd, 'wrk_rps'), v(de, 'wrk_rps'))} |")
-    L.append("")
-
-    L.append("## Data path (no flood)")
-    L.append("")
-    L.append("| system | 100 MiB download MiB/s (median of 3) | 1 MiB download MiB/s (median of 5) | wrk -t1 -c64 req/s | wrk errors |")
-    L.append("|---|---:|---:|---:|---|")
-    for s in "ade":
-        d = dps.get(s)
-        if d is None:
-            if s == "a" and na_a:
-                L.append(f"| {NAMES[s]} | {na_a} | | | |")
-            continue
-        L.append(f"| {NAMES[s]} | {f(d['dl_100m_Bps'] / MIB, '{:.0f}')} | {f(d['dl_1m_Bps'] / MIB, '{:.0f}')} | "
-                 f"{f(d['wrk_rps'])} | {d.get('wrk_errors') or ''} |")
-    L.append("")
-    rss = doc.get("cookieproxy_rss_kib", {})
-    if rss.get("before") is not None:
-        L.append(f"CookieProxy RSS: {rss['before']} KiB before the floods, {rss['after']} KiB after.")
-        L.append("")
-    L.append("## Per-system counters over all floods of the run")
+                f(af.get("success"), "{:.0%}"), f(af.get("p50_ms"), "{:.1f}"), f(af.get("p99_ms"), "{:.0f}"),
+                f(cd, "{:.0f}", "")))
     L.append("")
     L.append("| system | legit attempts | legit ok | legit ok but > 1 s | SyncookiesSent | SyncookiesRecv | "
              "TSEcrRejected | synproxy cookie_valid / invalid | softnet drops CPU 1 |")
@@ -177,32 +235,70 @@ def main():
                  f"{sc('synproxy_cookie_valid')} / {sc('synproxy_cookie_invalid')} | "
                  f"{sum(x['softnet_drop_cpu1'] for x in rs)} |")
     L.append("")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--raw", required=True)
+    ap.add_argument("--md", required=True)
+    ap.add_argument("--png", required=True)
+    args = ap.parse_args()
+    doc = json.load(open(args.raw))
+    if doc.get("format") != 2:
+        raise SystemExit(f"{args.raw}: written by an older bench-flood.sh (no \"format\": 2); re-run the bench")
+    m = machine()
+    L = []
+    L.append(f"# Benchmark results — {time.strftime('%Y-%m-%d', time.gmtime())}")
+    L.append("")
+    L.append(f"Run `{doc['run_id']}`{' (QUICK run)' if doc.get('quick') else ''}, `scripts/bench-flood.sh`, "
+             f"phases {doc.get('phases_run')}, systems {doc.get('systems_run')}. Machine: {m['nproc']} CPUs, {m['cpu']}, "
+             f"kernel {m['kernel']}, load average at report time {m['loadavg']} (the host is shared with other jobs). "
+             "Read `docs/bench/README.md` before comparing numbers.")
+    L.append("")
+    for c in doc.get("cookieproxy", []):
+        L.append(f"* {NAMES.get(c['system'], c['system'])}: **{c['status']}**, `cookieproxy {c.get('command') or ''}`"
+                 + (f"; CP_EXTRA `{doc['cp_extra']}`" if doc.get("cp_extra") else ""))
+        for line in c.get("startup", [])[:2]:
+            L.append(f"  * `{line}`")
+        rss = c.get("rss_kib") or {}
+        if rss.get("before") is not None:
+            L.append(f"  * RSS {rss['before']} KiB at start, {rss.get('after')} KiB at the end")
+        st = c.get("stats") or {}
+        if st:
+            L.append(f"  * over the whole run: capture_dropped {st.get('capture_dropped', '?')}, "
+                     f"syn_received {st.get('syn_received', '?')}, flows_created {st.get('flows_created', '?')}")
+    L.append("")
+    latency_section(doc, L)
+    flood_section(doc, L)
     L.append("## Method")
     L.append("")
-    L.append("See `docs/bench/README.md`. In short: offered = SYNs that left fl-c0 (veth tx counters, "
-             "corrected with nft netdev egress counters for non-flood packets); answered = SYN+ACKs from "
-             "198.19.0.1:80 to flood sources (nft netdev ingress counter on fl-c0 plus frames dropped before it); "
-             "server CPU = CPU-1 busy time (user+nice+system+irq+softirq, /proc/stat; every server process is "
-             "pinned there), minus the same measured on the idle lab; the same formula for all systems. Server receive processing is steered to CPU 1 by RPS on fl-s0; generators, "
-             "prober, curl and wrk run on CPU 0. Legit prober: new connections at 20/s, each from a fresh "
-             "198.19.1.x address and port, HTTP/1.0 GET /index.html, 3 s deadline; p50/p99 are over successful "
-             "connections.")
+    L.append("See `docs/bench/README.md`. Latency phase: prober (`scripts/bench/prober.py`, CPU 0) opens new connections "
+             "at 50/s, each from a fresh 198.19.1.x address and port, HTTP/1.0 `GET /`, read to EOF, 3 s deadline; "
+             "p50/p99 over successful connections. curl and wrk run on CPU 0, every server process on CPU 1. "
+             "Flood phase: offered = SYNs that left fl-c0; answered = SYN+ACKs to flood sources that reached fl-c0; "
+             "server µs / SYN = CPU-1 busy time (user+nice+system+irq+softirq) minus the idle lab's, per answered "
+             "SYN; both cores = the same over CPU 0 + CPU 1 (the generator's cost is in it, the same for every "
+             "system). Legit prober during floods: 20 new connections/s, `GET /index.html`.")
     L.append("")
     md = "\n".join(L)
     with open(args.md, "w") as fh:
         fh.write(md)
     print(md)
-    plot(floods, args.png, doc)
+    if doc.get("floods"):
+        plot(doc["floods"], args.png, doc)
 
 
 def plot(floods, png, doc):
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        return
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.8))
-    colors = {"a": "tab:green", "x": "tab:olive", "b": "tab:blue", "c": "tab:orange"}
-    for s in "axbc":
+    colors = {"a": "tab:green", "o": "tab:red", "x": "tab:olive", "b": "tab:blue", "c": "tab:orange"}
+    for s in FLOOD_ORDER:
         pts = sorted([r for r in floods if r["system"] == s and r["kind"] in ("none", "trafgen")],
                      key=lambda r: r["offered_pps"])
         if not pts:
@@ -213,27 +309,17 @@ def plot(floods, png, doc):
         ax1.plot(x, succ, "o-", color=colors[s], label=NAMES[s])
         ax2.plot([xx for xx, p in zip(x, p99) if p is not None], [p for p in p99 if p is not None], "o-",
                  color=colors[s], label=NAMES[s])
-        hp = [r for r in floods if r["system"] == s and r["kind"] == "hping"]
-        for r in hp:
-            ax1.plot([r["offered_pps"] / 1000], [(r["legit_during"].get("success") or 0) * 100], "x",
-                     color=colors[s], markersize=9)
-            if r["legit_during"].get("p99_ms") is not None:
-                ax2.plot([r["offered_pps"] / 1000], [r["legit_during"]["p99_ms"]], "x", color=colors[s],
-                         markersize=9)
-    if doc.get("cookieproxy_status") != "ok":
-        ax1.text(0.02, 0.04, f"CookieProxy: {doc.get('cookieproxy_status')}", transform=ax1.transAxes,
-                 fontsize=8, color="tab:green")
     ax1.set_xlabel("offered SYN flood rate (kpps)")
     ax1.set_ylabel("legit connections succeeded during flood (%)")
     ax1.set_ylim(-5, 105)
     ax1.grid(alpha=0.3)
-    ax1.legend(loc="lower left" if doc.get("cookieproxy_status") == "ok" else "center left")
+    ax1.legend(loc="lower left")
     ax2.set_xlabel("offered SYN flood rate (kpps)")
     ax2.set_ylabel("p99 latency of successful legit connections (ms)")
     ax2.set_yscale("log")
     ax2.grid(alpha=0.3, which="both")
     ax2.legend(loc="best")
-    fig.suptitle("Legit HTTP connections under SYN flood (o = trafgen random /17 sources, x = hping3 one source)"
+    fig.suptitle("Legit HTTP connections under a trafgen SYN flood (random /17 sources)"
                  + (" — QUICK run" if doc.get("quick") else ""), fontsize=10)
     fig.tight_layout()
     fig.savefig(png, dpi=110)

@@ -37,8 +37,9 @@ import time
 
 HZ = os.sysconf("SC_CLK_TCK")
 HERE = os.path.dirname(os.path.abspath(__file__))
-SRV = "flood-srv"
-CLI = "flood-cli"
+# bench-flood.sh exports the namespace names (suffixed with CP_LAB_ID when set)
+SRV = os.environ.get("BENCH_SRV_NS", "flood-srv")
+CLI = os.environ.get("BENCH_CLI_NS", "flood-cli")
 
 
 def sh(cmd, check=False):
@@ -186,9 +187,9 @@ def d(a, b, *path):
     return y - x
 
 
-def busy_ticks(s0, s1):
-    """CPU 1's non-idle jiffies between two snapshots (steal and iowait excluded)."""
-    return sum(d(s0, s1, "cpu1", k) for k in ("user", "nice", "system", "irq", "softirq"))
+def busy_ticks(s0, s1, cpu="cpu1"):
+    """A CPU's non-idle jiffies between two snapshots (steal and iowait excluded)."""
+    return sum(d(s0, s1, cpu, k) for k in ("user", "nice", "system", "irq", "softirq"))
 
 
 def run_prober(args, phase, count, seconds, port_base):
@@ -252,6 +253,7 @@ def main():
         s1 = snapshot(args.pids_file)
         dt = s1["t"] - s0["t"]
         bg = {"busy_ticks_per_s": busy_ticks(s0, s1) / dt,
+              "cpu0_busy_ticks_per_s": busy_ticks(s0, s1, "cpu0") / dt,
               "softirq_irq_ticks_per_s": (d(s0, s1, "cpu1", "softirq") + d(s0, s1, "cpu1", "irq")) / dt,
               "proc_ticks_per_s": d(s0, s1, "proc_ticks") / dt,
               "system_ticks_per_s": d(s0, s1, "cpu1", "system") / dt,
@@ -309,6 +311,11 @@ def main():
     bg_ticks = bg.get("busy_ticks_per_s", 0) * dt
     net_ticks = max(0.0, busy - bg_ticks)
     cpu_us = net_ticks * 1e6 / HZ
+    # Both cores (the generator's CPU 0 too): native XDP on a veth runs on the sender's CPU, so the
+    # server-core figure alone would flatter it. Same background correction per core.
+    busy0 = busy_ticks(s0, s1, "cpu0")
+    bg0_ticks = bg.get("cpu0_busy_ticks_per_s", 0) * dt
+    both_us = max(0.0, busy + busy0 - bg_ticks - bg0_ticks) * 1e6 / HZ
     legacy_bg = (bg.get("softirq_irq_ticks_per_s", 0) + bg.get("proc_ticks_per_s", 0)) * dt
     legacy_us = max(0.0, si + pt - legacy_bg) * 1e6 / HZ
     srv_delta = {k: s1["srv"].get(k, 0) - s0["srv"].get(k, 0) for k in s1["srv"]}
@@ -324,10 +331,14 @@ def main():
             "cpu1_system_ticks": d(s0, s1, "cpu1", "system"), "cpu1_user_ticks": d(s0, s1, "cpu1", "user"),
             "cpu1_idle_ticks": d(s0, s1, "cpu1", "idle"), "cpu0_softirq_ticks": d(s0, s1, "cpu0", "softirq"),
             "cpu0_idle_ticks": d(s0, s1, "cpu0", "idle"), "cpu1_steal_ticks": d(s0, s1, "cpu1", "steal"),
+            "cpu0_busy_ticks": busy0, "cpu0_bg_ticks": bg0_ticks, "both_net_us": both_us,
             "loadavg_end": open("/proc/loadavg").read().split()[0],
             "utilisation_cpu1": net_ticks / HZ / dt if dt else None,
             "procs": s1["procs"]},
         "cpu_us_per_answered": (cpu_us / answered) if answered > 0 else None,
+        "both_cpu_us_per_answered": (both_us / answered) if answered > 0 else None,
+        # the generator is one process on one loaded core: say when it fell short of the asked rate
+        "generator_reached": (offered / (args.duration * args.rate)) if args.rate else None,
         "legacy_cpu_us_per_answered": (legacy_us / answered) if answered > 0 else None,
         "softnet_drop_cpu1": s1["softnet_drop_cpu1"] - s0["softnet_drop_cpu1"],
         "cli_link_delta": {k: c1[k] - c0[k] for k in c1},

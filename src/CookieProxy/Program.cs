@@ -72,6 +72,15 @@ internal static class Program
         capture.LiveFlows = xdp.LiveFlows;
         counters.Add(xdp.AddCounters);
         services.Add(xdp);
+        if (o.SynCacheEntries > 0 && o.XdpSyn != XdpSynMode.Off)
+        {
+            // net: the syncache behind the XDP SYN path: the program passes SYNs up while they are few and answers
+            // them itself under a flood (Capture/SynCacheXdpService.cs).
+            var synCacheXdp = new SynCacheXdpService(CookieProxy.Responder.SynCacheConfig.For(o.SynCacheEntries), () => capture.Workers.Count,
+                counters.Snapshot, pass => xdp.TrySetPassSyns(pass), Log("CookieProxy.Host.SynCache"));
+            counters.Add(synCacheXdp.AddCounters);
+            services.Add(synCacheXdp);
+        }
         services.Add(new StatsService(counters, Console.Out, o.StatsIntervalSeconds, o.StatsFile, Log("CookieProxy.Host.Stats")));
         var view = new ProxyView(counters.Snapshot, capture.ThreadViews,
             () => [.. capture.Listeners.Select(l => new ListenerInfo(l.Listen, l.Backend.ToString()))]);

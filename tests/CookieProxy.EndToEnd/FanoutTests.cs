@@ -135,7 +135,7 @@ public sealed partial class FanoutTests : LabTestBase
     {
         StartProxy();
         int expected = Math.Clamp(Environment.ProcessorCount, 1, 8);
-        AssertLogEventuallyContains(Lab.ProxyLogPath, expected == 1 ? "(af_packet-v3, 1 thread, tx offload on" : $"(af_packet-v3, {expected} threads, fanout by flow hash, tx offload on");
+        AssertLogEventuallyContains(Lab.ProxyLogPath, expected == 1 ? "(af_packet-v2, SYNs on their own ring, 1 thread, tx offload on" : $"(af_packet-v2, SYNs on their own ring, {expected} threads, fanout by flow hash, tx offload on");
         Assert.Equal("connected", TryConnect());
         Assert.Equal(expected, WaitForStats(s => s.CookieValid >= 1, TimeSpan.FromSeconds(5), "cookie_valid >= 1")["threads"]);
     }

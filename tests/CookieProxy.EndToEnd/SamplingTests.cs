@@ -37,8 +37,16 @@ public sealed class SamplingTests : LabTestBase
             acks.WaitForExit(TimeSpan.FromSeconds(20), Log);
             syns.WaitForExit(TimeSpan.FromSeconds(20), Log);
         }
+        // A short SYN burst last, so the newest file (rotation keeps the newest) holds NoFlow samples too, however
+        // the two floods above interleaved on a loaded machine.
+        using (RunningCommand tail = StartInClient("timeout", "8", "hping3", "-q", "-S", "-p", "80", "-i", "u500", "-c", "400",
+            "-a", "198.18.1.9", LabFixture.ServerIp))
+        {
+            tail.WaitForExit(TimeSpan.FromSeconds(20), Log);
+        }
         ProxyStats quiet = WaitForQuietStats(TimeSpan.FromSeconds(10));
-        StopProxy();    // the writer drains the rings and closes the file
+        GracefulStop.Run(ProxyPid, Log);    // the writer drains the rings and closes the file
+        StopProxy();
         ProxyStats final = ReadStats();
 
         string[] files = Directory.GetFiles(dir).Order().ToArray();

@@ -135,10 +135,12 @@ public sealed class SynCacheTests : NetLabTestBase
         Assert.Equal(0, s["syncache_entries"]);
     }
 
-    [LabFact]
-    public void A_bounded_flood_switches_to_pure_cookies_and_back_and_every_SYN_is_answered_once()
+    [LabTheory]
+    [InlineData("auto")] // the default: the XDP program in front, passing SYNs up until a thread sees the flood
+    [InlineData("off")]
+    public void A_bounded_flood_switches_to_pure_cookies_and_back_and_every_SYN_is_answered_once(string xdp)
     {
-        StartReadyProxy(); // HTTP on 198.18.0.1:80, the default syncache
+        StartReadyProxy("--xdp-syn", xdp); // HTTP on 198.18.0.1:80, the default syncache
         Assert.Equal("connected", TryConnect());
         int threads = (int)ReadStats()["threads"];
         ProxyStats before = WaitForQuietStats(TimeSpan.FromSeconds(6));
@@ -146,17 +148,36 @@ public sealed class SynCacheTests : NetLabTestBase
         (long syns, long synAcks) = CountedSynFlood("198.18.1.9", LabFixture.ServerIp, () =>
         {
             // A second into a 10 kpps flood every thread is far above its 1024 SYN/s.
-            during = WaitForStats(s => s["syncache_flood_mode"] >= 1, TimeSpan.FromSeconds(3), "a thread in pure-cookie mode");
+            during = WaitForStats(s => s["syncache_flood_mode"] >= 1 || s["syncache_xdp_flood"] >= 1, TimeSpan.FromSeconds(3), "pure-cookie mode");
             AssertDownloadIntact("1m.bin", "198.18.1.77", "syncache-flood");
         });
-        AssertFloodAnsweredOnce("syncache flood", syns, synAcks, before, WaitForQuietStats(TimeSpan.FromSeconds(10)));
+        ProxyStats after = WaitForQuietStats(TimeSpan.FromSeconds(10));
+        AssertFloodAnsweredOnce($"syncache flood (--xdp-syn {xdp})", syns, synAcks, before, after);
         Assert.True(during["syncache_mode_changes"] >= 1, during.Json);
         // The table stayed bounded: at most what each thread takes in the first window before it switches.
         Assert.True(during["syncache_added"] <= threads * 1100L, during.Json);
+        long inKernel = after["xdp_synack_sent"] - before["xdp_synack_sent"];
+        Log($"answered in XDP: {inKernel} of {syns}; passed up: {after["xdp_syn_passed"] - before["xdp_syn_passed"]}");
+        if (xdp == "off")
+        {
+            Assert.Equal(0, inKernel);
+        }
+        else
+        {
+            // The first second's SYNs went up (remembered, then pure cookies in the threads); the rest the program answered.
+            Assert.True(inKernel >= syns / 2, $"only {inKernel} of {syns} SYNs were answered in XDP: " + after.Json);
+        }
 
-        // Three quiet windows later every thread remembers SYNs again.
-        ProxyStats calm = WaitForStats(s => s["syncache_flood_mode"] == 0, TimeSpan.FromSeconds(8), "all threads back to remembering SYNs");
+        // Three quiet windows later every thread remembers SYNs again, and the program passes them up again.
+        ProxyStats calm = WaitForStats(s => s["syncache_flood_mode"] == 0 && s["syncache_xdp_flood"] == 0, TimeSpan.FromSeconds(8),
+            "all threads back to remembering SYNs");
         Assert.True(calm["syncache_mode_changes"] >= 2, calm.Json);
         Assert.Equal(0, calm["syncache_retransmits"]); // every remembered SYN+ACK was reset by the flood source's stack
+        if (xdp != "off")
+        {
+            Assert.Equal("connected", TryConnect("198.18.1.79"));
+            ProxyStats last = WaitForStats(s => s["xdp_syn_passed"] > after["xdp_syn_passed"], TimeSpan.FromSeconds(3), "a SYN passed up again");
+            Assert.Equal(after["xdp_synack_sent"], last["xdp_synack_sent"]);
+        }
     }
 }

@@ -13,7 +13,6 @@ public enum Counter : byte
     SynAckSent,
     CookieValid,
     CookieInvalid,
-    CookieRetransmit,
     RstSent,
     FlowsCreated,
     FlowsClosed,
@@ -30,6 +29,11 @@ public enum Counter : byte
     XdpSynAckSent,
     XdpSynPassed,
     XdpInternalErrors,
+    BackendTimeouts,
+    FlowsEvicted,
+    LoopFaults,
+    FlowBufferBytes,
+    RingBuffersDecommitted,
     XdpSynLiveFlow,
     XdpSynOverBudget,
     XdpLiveFlowUpdateFailed,
@@ -45,6 +49,20 @@ public enum Counter : byte
     PcapSampled,
     PcapSampleLost,
     SynCacheXdpFlood,
+    // tcp: the client-facing endpoints' loss recovery (TcpEndpoint.AddStatisticsTo, added when a flow ends).
+    TcpRetransmitTimeouts,
+    TcpLossProbes,
+    TcpLossProbeRecoveries,
+    TcpRackMarkedLost,
+    TcpFastRecoveries,
+    TcpSpuriousRetransmits,
+    TcpRecoveriesUndone,
+    TcpDsacksReceived,
+    TcpReorderingRaised,
+    TcpPawsRejected,
+    TcpWindowProbes,
+    TcpChallengeAcks,
+    CaptureDroppedFlow,
 
     Count,
 }
@@ -87,7 +105,6 @@ public static class CounterTable
         Set(Counter.SynAckSent, "synack_sent", "Cookie SYN+ACKs sent, by XDP or by user space.");
         Set(Counter.CookieValid, "cookie_valid", "ACKs whose cookie validated (each creates a flow or is refused by a cap).");
         Set(Counter.CookieInvalid, "cookie_invalid", "ACKs to a protected endpoint with no flow and no valid cookie.");
-        Set(Counter.CookieRetransmit, "cookie_retransmit", "Cookie ACKs that arrived again for a flow that exists already.");
         Set(Counter.RstSent, "rst_sent", "RST segments sent to clients.");
         Set(Counter.FlowsCreated, "flows_created", "Flows created from a valid cookie ACK.");
         Set(Counter.FlowsClosed, "flows_closed", "Flows removed from the flow table.");
@@ -104,6 +121,14 @@ public static class CounterTable
         Set(Counter.XdpSynAckSent, "xdp_synack_sent", "SYN+ACKs the XDP program sent (part of synack_sent).");
         Set(Counter.XdpSynPassed, "xdp_syn_passed", "SYNs to a protected endpoint the XDP program passed up to user space.");
         Set(Counter.XdpInternalErrors, "xdp_internal_errors", "XDP program errors (map lookups that cannot fail did).");
+        Set(Counter.BackendTimeouts, "backend_timeouts",
+            "Flows reset because the backend sent nothing within --first-data-timeout of the request, or never took a closed client's last bytes.");
+        Set(Counter.FlowsEvicted, "flows_evicted", "Idle flows reset to make room for a new connection (flow table or buffer cap reached).");
+        Set(Counter.LoopFaults, "loop_faults", "Bugs caught in a backend or flow loop (logged with their stack; the flow was reset).");
+        Set(Counter.FlowBufferBytes, "flow_buffer_bytes",
+            "Memory the flows' buffers may occupy now (touched ring pages, promised windows, pipes), held under --max-buffer-mb.", CounterKind.Gauge);
+        Set(Counter.RingBuffersDecommitted, "ring_buffers_decommitted",
+            "Free ring buffers kept with their pages given back to the kernel (part of ring_buffers_pooled).", CounterKind.Gauge);
         Set(Counter.XdpSynLiveFlow, "xdp_syn_live_flow", "SYNs the XDP program passed up because their 4-tuple has a live flow (part of xdp_syn_passed).");
         Set(Counter.XdpSynOverBudget, "xdp_syn_over_budget", "SYNs the XDP program dropped: their source prefix was over --syn-rate-per-source.");
         Set(Counter.XdpLiveFlowUpdateFailed, "xdp_live_flow_update_failed", "Live-flow map updates for the XDP program that failed (the flow went on).");
@@ -119,6 +144,20 @@ public static class CounterTable
         Set(Counter.PcapSampled, "pcap_sampled", "Dropped frames copied for the sampled pcap (--sample-pcap).");
         Set(Counter.PcapSampleLost, "pcap_sample_lost", "Dropped frames picked for the sampled pcap but lost: the writer was behind.");
         Set(Counter.SynCacheXdpFlood, "syncache_xdp_flood", "1 while the XDP program answers SYNs itself because all SYNs together are above the syncache's rate (0: it passes them up to be remembered).", CounterKind.Gauge);
+        Set(Counter.TcpRetransmitTimeouts, "tcp_rto", "Retransmission timeouts on client connections (RFC 6298), counted when the flow ends.");
+        Set(Counter.TcpLossProbes, "tcp_loss_probes", "Tail loss probes sent to clients (RFC 8985 7), counted when the flow ends.");
+        Set(Counter.TcpLossProbeRecoveries, "tcp_loss_probe_recoveries", "Losses a tail loss probe repaired (RFC 8985 7.4), counted when the flow ends.");
+        Set(Counter.TcpRackMarkedLost, "tcp_rack_lost", "Segments to clients RACK marked lost (RFC 8985 6), counted when the flow ends.");
+        Set(Counter.TcpFastRecoveries, "tcp_fast_recoveries", "Fast recoveries entered on client connections (RFC 6675 with PRR), counted when the flow ends.");
+        Set(Counter.TcpSpuriousRetransmits, "tcp_spurious_retransmits", "Retransmissions to clients proven unnecessary by D-SACK or timestamps (RFC 3708, RFC 3522), counted when the flow ends.");
+        Set(Counter.TcpRecoveriesUndone, "tcp_recoveries_undone", "Congestion responses undone because their retransmissions were spurious (RFC 4015), counted when the flow ends.");
+        Set(Counter.TcpDsacksReceived, "tcp_dsacks_received", "ACKs from clients carrying a D-SACK (RFC 2883), counted when the flow ends.");
+        Set(Counter.TcpReorderingRaised, "tcp_reordering_raised", "Times measured reordering raised a connection's duplicate threshold, counted when the flow ends.");
+        Set(Counter.TcpPawsRejected, "tcp_paws_rejected", "Client segments rejected by PAWS (RFC 7323 5), counted when the flow ends.");
+        Set(Counter.TcpWindowProbes, "tcp_window_probes", "Zero-window probes sent to clients (RFC 9293 3.8.6.1), counted when the flow ends.");
+        Set(Counter.TcpChallengeAcks, "tcp_challenge_acks", "Challenge ACKs sent to clients (RFC 5961), counted when the flow ends.");
+        Set(Counter.CaptureDroppedFlow, "capture_dropped_flow",
+            "Part of capture_dropped: segments of live flows (not bare SYNs) the kernel dropped because their own ring was full.");
 
         for (int i = 0; i < t.Length; i++)
         {

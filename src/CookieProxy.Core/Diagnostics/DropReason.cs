@@ -42,8 +42,6 @@ public enum DropReason : byte
 
     // Policy
     NotProtected,
-    SynWithPayload,
-    SynBatchOverflow,
     RateLimited,
 
     // Cookie validation
@@ -56,7 +54,6 @@ public enum DropReason : byte
     NoFlow,
     FlowTableFull,
     BufferLimit,
-    BackendUnavailable,
 
     // Transmit
     TxFailed,
@@ -64,6 +61,10 @@ public enum DropReason : byte
     // Operator policy: SYNs and cookie ACKs while draining for shutdown; sources on the deny-source list.
     Draining,
     SourceDenied,
+
+    // Flows (appended)
+    /// <summary>A validated connection refused because its source prefix already holds its share of the flow table.</summary>
+    SourceFlowLimit,
 
     Count,
 }

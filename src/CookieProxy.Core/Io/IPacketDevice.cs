@@ -9,7 +9,7 @@ public interface IPacketDevice : IDisposable
     /// <summary>Interface name, e.g. "veth-srv".</summary>
     string Name { get; }
 
-    /// <summary>Human-readable backend name for logs ("libpcap", "af_packet-v3").</summary>
+    /// <summary>Human-readable backend name for logs ("libpcap", "af_packet-v2, SYNs on their own ring").</summary>
     string Backend { get; }
 
     /// <summary>
@@ -39,11 +39,12 @@ public interface IPacketDevice : IDisposable
     bool TrySetAuxiliaryWaitFd(int fd) => false;
 
     /// <summary>
-    /// Replaces the capture filter (pcap syntax) while the device runs, atomically (a reload that adds a
-    /// listener). Owner thread or before the loop starts. False when the backend cannot (the caller refuses the
-    /// change); throws only for a filter that does not compile.
+    /// Replaces the capture filter while the device runs, atomically (a reload that adds a listener): the pcap text
+    /// <paramref name="filter"/>, built from <paramref name="endpoints"/> (a device with more than one filter, such as
+    /// AF_PACKET's SYN and flow rings, builds its own from the endpoints). Owner thread or before the loop starts.
+    /// False when the backend cannot (the caller refuses the change); throws only for a filter that does not compile.
     /// </summary>
-    bool TryReplaceFilter(string filter) => false;
+    bool TryReplaceFilter(string filter, IReadOnlyList<System.Net.IPEndPoint> endpoints) => false;
 
     /// <summary>
     /// Largest frame <see cref="ReserveOffloaded"/> hands out when the device finishes TCP checksums and cuts
@@ -62,4 +63,7 @@ public interface IPacketDevice : IDisposable
     void CommitOffloaded(int length, in TxOffload offload) => throw new NotSupportedException($"{Backend} has no TX offload");
 }
 
-public readonly record struct DeviceStats(long Received, long KernelDropped, long InterfaceDropped, long Sent, long SendFailed);
+/// <param name="FlowRingDropped">Part of <paramref name="KernelDropped"/>: segments of live flows (not bare SYNs)
+/// dropped because their own ring was full. Only devices that keep SYNs apart count it.</param>
+public readonly record struct DeviceStats(long Received, long KernelDropped, long InterfaceDropped, long Sent, long SendFailed,
+    long FlowRingDropped = 0);

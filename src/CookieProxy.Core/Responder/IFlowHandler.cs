@@ -15,13 +15,3 @@ public interface IFlowHandler
     /// <summary>A cookie ACK passed validation (RecvClientAck → CookieValid): create the flow.</summary>
     void OnCookieValid(ref ParsedPacket packet, Span<byte> frame, int listener, in CookieDecoded cookie);
 }
-
-/// <summary>A handler with no flows: valid cookies are only counted (the responder alone, and its tests).</summary>
-public struct CountOnlyFlowHandler : IFlowHandler
-{
-    public long Validated;
-
-    public bool TryDeliver(ref ParsedPacket packet, Span<byte> frame, int listener) => false;
-
-    public void OnCookieValid(ref ParsedPacket packet, Span<byte> frame, int listener, in CookieDecoded cookie) => Validated++;
-}

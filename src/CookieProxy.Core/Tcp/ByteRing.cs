@@ -166,6 +166,60 @@ internal sealed class ByteRing
     }
 
     /// <summary>
+    /// An empty ring starts its next write at the array's start, so the pages it touches stay those of its fill
+    /// level instead of wandering over the whole array (memory follows use, like Linux's freed skbs). Only for a
+    /// ring with nothing written beyond its contiguous part; no-op unless empty.
+    /// </summary>
+    public void Rewind()
+    {
+        if (_count == 0)
+        {
+            _read = 0;
+        }
+    }
+
+    /// <summary>
+    /// Bytes of the array touched once <paramref name="extra"/> more bytes are written after the contiguous part:
+    /// at most <see cref="Capacity"/> (a write that would wrap counts the whole array).
+    /// </summary>
+    public int TouchedAfter(int extra)
+    {
+        long end = (long)_read + _count + Math.Max(extra, 0);
+        return end > _buffer.Length ? _buffer.Length : Math.Max(_written, (int)end);
+    }
+
+    /// <summary>
+    /// How far past the contiguous part writes may go while the array's touched bytes stay within
+    /// <paramref name="touchedLimit"/> (long.MaxValue: any distance). Writes into pages already touched cost
+    /// nothing: once the write position has wrapped it is below the read position, inside what was written.
+    /// </summary>
+    public long ExtentWithin(long touchedLimit)
+    {
+        long writeAt = (long)_read + _count;
+        if (touchedLimit >= _buffer.Length || writeAt >= _buffer.Length)
+        {
+            return long.MaxValue;
+        }
+        return Math.Max(0, touchedLimit - writeAt);
+    }
+
+    /// <summary>
+    /// An empty ring gives the pages it wrote back to its pool's kernel (the array stays, reading zero). Returns the
+    /// bytes released; 0 when not empty, nothing written, or the pool cannot decommit.
+    /// </summary>
+    public int Trim()
+    {
+        if (_count != 0 || _written == 0 || _pool is null || !_pool.Decommit(_buffer, _written))
+        {
+            return 0;
+        }
+        int released = _written;
+        _written = 0;
+        _read = 0;
+        return released;
+    }
+
+    /// <summary>
     /// Done for good: the array goes back to its pool (when rented from one) with its written prefix, and the
     /// ring becomes empty with capacity 0, so reads see nothing and any write fails. Idempotent.
     /// </summary>

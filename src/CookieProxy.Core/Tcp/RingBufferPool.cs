@@ -34,17 +34,26 @@ public sealed class RingBufferPool
 
     private readonly byte[][] _free;
     private int _count;
+    private readonly byte[][] _cold;
+    private int _coldCount;
+    private readonly Func<byte[], int, bool>? _decommit;
     private readonly byte[][][] _grownFree = new byte[GrownClasses][][];
     private readonly int[] _grownCount = new int[GrownClasses];
 
     /// <param name="arrayLength">Length of every array (the ring capacity, <see cref="TcpConfig.ReceiveBufferSize"/>).</param>
-    /// <param name="maxPooled">Free arrays kept at most; 0 keeps none (every rent allocates, as without a pool).</param>
-    public RingBufferPool(int arrayLength, int maxPooled)
+    /// <param name="maxPooled">Free resident arrays kept at most; 0 keeps none (every rent allocates, as without a pool).</param>
+    /// <param name="maxColdPooled">Free arrays kept beyond those with their pages decommitted (needs <paramref name="decommit"/>).</param>
+    /// <param name="decommit">Gives the pages of <c>array[0..length)</c> back and leaves the range reading zero; false
+    /// when it could not (the pool then clears the range itself and keeps the array hot or drops it).</param>
+    public RingBufferPool(int arrayLength, int maxPooled, int maxColdPooled = 0, Func<byte[], int, bool>? decommit = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(arrayLength, 1);
         ArgumentOutOfRangeException.ThrowIfNegative(maxPooled);
+        ArgumentOutOfRangeException.ThrowIfNegative(maxColdPooled);
         ArrayLength = arrayLength;
         _free = new byte[maxPooled][];
+        _decommit = decommit;
+        _cold = new byte[decommit is null ? 0 : maxColdPooled][];
         MaxPooledGrownBytes = (long)arrayLength * maxPooled;
         for (int k = 0; k < GrownClasses; k++)
         {
@@ -87,7 +96,7 @@ public sealed class RingBufferPool
         }
 
         GrownCreated++;
-        return new byte[length];
+        return _decommit is null ? new byte[length] : GC.AllocateArray<byte>(length, pinned: true);
     }
 
     private int GrownClass(int length)
@@ -120,10 +129,20 @@ public sealed class RingBufferPool
 
     public int ArrayLength { get; }
 
+    /// <summary>Free resident ("hot") arrays kept at most.</summary>
     public int MaxPooled => _free.Length;
 
-    /// <summary>Free arrays held now.</summary>
-    public int Pooled => _count;
+    /// <summary>Free decommitted ("cold") arrays kept at most beyond the hot ones (0 without a decommit function).</summary>
+    public int MaxColdPooled => _cold.Length;
+
+    /// <summary>Free arrays held now, hot and cold.</summary>
+    public int Pooled => _count + _coldCount;
+
+    /// <summary>Free arrays held now whose pages were given back (no resident memory).</summary>
+    public int ColdPooled => _coldCount;
+
+    /// <summary>Times pages were given back: a cold return, a new array, or <see cref="Decommit"/>.</summary>
+    public long Decommits { get; private set; }
 
     /// <summary>Arrays handed out by <see cref="Rent"/> and not yet returned.</summary>
     public long Outstanding => Rented - Returned;
@@ -138,7 +157,7 @@ public sealed class RingBufferPool
     /// <summary>Returned arrays left to the GC because <see cref="MaxPooled"/> were already free.</summary>
     public long Discarded { get; private set; }
 
-    /// <summary>An all-zero array of <see cref="ArrayLength"/> bytes: a free one, or a new one when none is left.</summary>
+    /// <summary>An all-zero array of <see cref="ArrayLength"/> bytes: a free one (hot first), or a new one when none is left.</summary>
     public byte[] Rent()
     {
         Rented++;
@@ -150,9 +169,49 @@ public sealed class RingBufferPool
             return array;
         }
 
+        if (_coldCount > 0)
+        {
+            byte[] array = _cold[--_coldCount];
+            _cold[_coldCount] = null!;
+            AssertZero(array);
+            return array;
+        }
+
         Created++;
-        return new byte[ArrayLength];
+        if (_decommit is null)
+        {
+            return new byte[ArrayLength];
+        }
+
+        // Pinned: its pages are given back by address later. Decommitted at once: the GC may have cleared (and so
+        // touched) reused heap memory for it, which would be resident for nothing.
+        byte[] fresh = GC.AllocateArray<byte>(ArrayLength, pinned: true);
+        if (_decommit(fresh, ArrayLength))
+        {
+            Decommits++;
+        }
+        return fresh;
     }
+
+    /// <summary>
+    /// Gives back the pages of <c>array[0..writtenLength)</c> of an array a ring holds but has emptied (a flow gone
+    /// idle): they read zero afterwards. False when this pool cannot (no decommit function, or an array it did not
+    /// allocate pinned); the caller then keeps its bytes as they are.
+    /// </summary>
+    public bool Decommit(byte[] array, int writtenLength)
+    {
+        ArgumentNullException.ThrowIfNull(array);
+        if (_decommit is null || writtenLength <= 0 || !IsPinnedArray(array) || !_decommit(array, writtenLength))
+        {
+            return false;
+        }
+        Decommits++;
+        return true;
+    }
+
+    /// <summary>Every array of the pool's sizes that it allocated while it has a decommit function is pinned; the
+    /// rings rent only from their pool, so an array of those sizes handed back here is one of them.</summary>
+    private bool IsPinnedArray(byte[] array) => array.Length == ArrayLength || IsGrownSize(array.Length);
 
     /// <summary>
     /// Takes back an array from <see cref="Rent"/>. The caller must not touch it afterwards, and states how
@@ -176,15 +235,23 @@ public sealed class RingBufferPool
         ArgumentOutOfRangeException.ThrowIfGreaterThan(writtenLength, ArrayLength);
         AssertNotFree(array);
         Returned++;
-        if (_count == _free.Length)
+        if (_count < _free.Length)
         {
-            Discarded++;
+            array.AsSpan(0, writtenLength).Clear();
+            AssertZero(array);
+            _free[_count++] = array;
             return;
         }
 
-        array.AsSpan(0, writtenLength).Clear();
-        AssertZero(array);
-        _free[_count++] = array;
+        if (_coldCount < _cold.Length && _decommit!(array, writtenLength))
+        {
+            Decommits++;
+            AssertZero(array);
+            _cold[_coldCount++] = array;
+            return;
+        }
+
+        Discarded++;
     }
 
     /// <summary>Debug builds: the same array returned twice would later serve two flows at once.</summary>
@@ -194,6 +261,10 @@ public sealed class RingBufferPool
         for (int i = 0; i < _count; i++)
         {
             Debug.Assert(!ReferenceEquals(_free[i], array), "Array returned to the pool twice.");
+        }
+        for (int i = 0; i < _coldCount; i++)
+        {
+            Debug.Assert(!ReferenceEquals(_cold[i], array), "Array returned to the pool twice.");
         }
     }
 

@@ -96,10 +96,15 @@ public sealed partial class TcpEndpoint
         if (delivery.NewestXmitNumber >= 0)
         {
             long rtt = nowMs - delivery.NewestXmitMs;
+            // Step 2's TSecr test only means something when the cumulative ACK covered the retransmission: an ACK
+            // for a segment above a hole echoes the TSval of the last in-sequence segment (RFC 7323 4.3 (2)),
+            // older than any retransmission above it. Judged by TSecr, a SACKed tail loss probe would always be
+            // "ambiguous", RACK would never see the holes below it, and the tail would wait for the RTO; for
+            // SACKed retransmissions the min_RTT test alone decides, like Linux tcp_rack_advance.
+            bool tsSaysOriginal = !delivery.NewestSacked && _tsEnabled && seg.Options.HasTimestamp
+                && seg.Options.TsEcr != 0 && unchecked((int)(seg.Options.TsEcr - CurrentTsVal(delivery.NewestXmitMs))) < 0;
             bool ambiguous = delivery.NewestEverRetrans
-                && ((_tsEnabled && seg.Options.HasTimestamp && seg.Options.TsEcr != 0
-                        && unchecked((int)(seg.Options.TsEcr - CurrentTsVal(delivery.NewestXmitMs))) < 0)
-                    || rtt < (_minRttMs == long.MaxValue ? 0 : _minRttMs));
+                && (tsSaysOriginal || rtt < (_minRttMs == long.MaxValue ? 0 : _minRttMs));
             if (!ambiguous)
             {
                 _rackRttMs = rtt;

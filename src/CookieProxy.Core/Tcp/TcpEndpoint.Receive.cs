@@ -78,6 +78,11 @@ public sealed partial class TcpEndpoint
         }
 
         _recvRing.Consume(count);
+        if (_ooo.Count == 0)
+        {
+            _recvRing.Rewind();    // TcpEndpoint.Memory.cs: an emptied ring restarts at its first page
+        }
+
         if (_state is TcpState.TimeWait or TcpState.Closed)
         {
             if (_recvRing.Count == 0)
@@ -91,7 +96,7 @@ public sealed partial class TcpEndpoint
             // and the new window is at least twice what the client still has (Linux's rule), or the
             // advertised window was zero: the client would otherwise stall until its persist timer.
             int remaining = ReceiveWindowRemaining;
-            int candidate = Math.Min(_recvRing.Free, ushort.MaxValue << _rcvWndShift);
+            int candidate = Math.Min(Math.Min(_recvRing.Free, ReceiveWindowLimit), ushort.MaxValue << _rcvWndShift);
             if (candidate - remaining >= SwsThreshold && (remaining == 0 || candidate >= 2 * remaining))
             {
                 _ackNow = true;
@@ -178,10 +183,28 @@ public sealed partial class TcpEndpoint
                 BytesReceived += payload.Length;
             }
 
-            if (_ooo.Count > 0)
+            if (fin)
             {
+                // hostile (fuzz finding): the FIN ends the stream here; bytes held beyond it are not the client's
+                // stream and must never reach the backend nor be acknowledged (Linux tcp_fin purges the
+                // out-of-order queue).
+                _ooo.Clear();
+            }
+            else if (_ooo.Count > 0)
+            {
+                if (_oooFinValid && _rcvNxt > _oooFinSeq)
+                {
+                    _oooFinValid = false;   // hostile: in-order data past a held FIN (Linux tcp_ofo_queue drops the covered FIN segment)
+                }
+
                 // The hole (partly) filled: merge what reassembly held and ACK at once (RFC 5681 4.2).
                 SeqNumber next = _ooo.AdvanceFrom(_rcvNxt);
+                if (_oooFinValid && next > _oooFinSeq)
+                {
+                    next = _oooFinSeq;  // hostile: never merge past a FIN held out of order
+                    _ooo.Clear();
+                }
+
                 int filled = next - _rcvNxt;
                 _recvRing.Commit(filled);
                 BytesReceived += filled;
@@ -342,7 +365,7 @@ public sealed partial class TcpEndpoint
     /// </summary>
     private ushort NextWindowField()
     {
-        SeqNumber candidate = _rcvNxt + _recvRing.Free;
+        SeqNumber candidate = _rcvNxt + Math.Min(_recvRing.Free, ReceiveWindowLimit);    // the host's memory budget (TcpEndpoint.Memory.cs)
         SeqNumber edge = _rcvAdvEdge < _rcvNxt ? _rcvNxt : _rcvAdvEdge;
         if (candidate - edge >= SwsThreshold)
         {

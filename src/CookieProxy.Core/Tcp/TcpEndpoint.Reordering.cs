@@ -50,6 +50,12 @@ public sealed partial class TcpEndpoint
     /// <summary>Times the measured reordering raised DupThresh.</summary>
     public long ReorderingEvents { get; private set; }
 
+    /// <summary>
+    /// Retransmitted segments proven unnecessary: D-SACKed copies of data we retransmitted (RFC 3708 2, loss
+    /// probes included) and first retransmissions the timestamps showed spurious (RFC 3522 Eifel).
+    /// </summary>
+    public long SpuriousRetransmissions { get; private set; }
+
     /// <summary>Linux tcp_init_undo: remember what cwnd and ssthresh were before the reduction.</summary>
     private void StartUndoEpisode()
     {
@@ -124,16 +130,18 @@ public sealed partial class TcpEndpoint
             return; // never retransmitted: the network duplicated the original
         }
 
+        // RFC 3708 2: the original and our retransmission both arrived, one of them needlessly.
+        int segments = Math.Max((b.Right - b.Left + _effMss - 1) / _effMss, 1);
+        SpuriousRetransmissions += segments;
         if (_tlpOutstanding && _tlpIsRetrans && b.Right >= _tlpEndSeq)
         {
             return; // the loss probe's copy: RFC 8985 7.4 decides about it, not undo
         }
 
-        // The original and the retransmission both arrived: the hole was reordering, not loss.
+        // The hole was reordering, not loss.
         NoteReordering(b.Left, priorHighestSacked);
         if (_undoValid && _undoRetrans > 0 && b.Left >= _undoMarker && b.Right <= _sndNxt)
         {
-            int segments = Math.Max((b.Right - b.Left + _effMss - 1) / _effMss, 1);
             _undoRetrans = Math.Max(_undoRetrans - segments, 0);
             if (_undoRetrans == 0)
             {
@@ -157,6 +165,7 @@ public sealed partial class TcpEndpoint
 
         if (unchecked((int)(seg.Options.TsEcr - _undoTsVal)) < 0)
         {
+            SpuriousRetransmissions++; // the episode's first retransmission: the original was acknowledged
             NoteReordering(_undoMarker, priorHighestSacked);
             if (_undoRetrans == 1)
             {

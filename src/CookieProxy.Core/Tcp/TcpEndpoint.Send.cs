@@ -195,6 +195,7 @@ public sealed partial class TcpEndpoint
             acked = ack - _sndUna;
             int dataAcked = Math.Min(acked, _sendRing.Count);
             _sendRing.Consume(dataAcked);
+            _sendRing.Rewind();    // TcpEndpoint.Memory.cs: an emptied ring restarts at its first page
             if (acked > dataAcked && _finQueued)
             {
                 _finAcked = true;
@@ -389,13 +390,23 @@ public sealed partial class TcpEndpoint
                 continue;
             }
 
-            if (r.Start >= left && r.End <= right && !r.Is(TxFlags.Sacked))
+            if (r.Start >= left && SackedEnd(in r) <= right && !r.Is(TxFlags.Sacked))
             {
                 delivery.Sacked(in r);
                 _rtx.MarkSacked(i);
             }
         }
     }
+
+    /// <summary>
+    /// Where a SACK block must reach to cover the record. RFC 2018 3 reports "blocks of data": a receiver may
+    /// leave our FIN out of the block for the last segment (ours does; Linux includes it), so a data-and-FIN
+    /// record counts as SACKed once its data is. A FIN alone still needs its own sequence number covered.
+    /// Without this, a tail loss probe of the FIN-carrying last segment is SACKed but never seen as
+    /// delivered, and RACK cannot find the holes below it (RFC 8985 7).
+    /// </summary>
+    private SeqNumber SackedEnd(in TxRecord r)
+        => FinSent && r.End == _sndNxt && r.Length > 1 ? r.End - 1 : r.End;
 
     /// <summary>
     /// What an ACK delivered, gathered while the queue is cleaned and SACKs are tagged: RACK's most recently
@@ -409,6 +420,8 @@ public sealed partial class TcpEndpoint
         public long NewestXmitNumber;
         public long NewestXmitMs;
         public bool NewestEverRetrans;
+        /// <summary>The newest delivered record was reported by a SACK block, not by the cumulative ACK.</summary>
+        public bool NewestSacked;
         public bool HasAckedOriginal;
         public long OldestAckedXmitMs;
         public bool AckedRetransmission;
@@ -430,7 +443,7 @@ public sealed partial class TcpEndpoint
         /// <summary>A record the cumulative ACK covered (and no SACK had reported).</summary>
         public void Delivered(in TxRecord r)
         {
-            Note(in r);
+            Note(in r, sacked: false);
             if (r.Is(TxFlags.EverRetrans))
             {
                 AckedRetransmission = true;
@@ -444,7 +457,7 @@ public sealed partial class TcpEndpoint
 
         public void Sacked(in TxRecord r)
         {
-            Note(in r);
+            Note(in r, sacked: true);
             if (!r.Is(TxFlags.EverRetrans) && (!HasSackedOriginal || r.XmitMs > NewestSackedXmitMs))
             {
                 HasSackedOriginal = true;
@@ -452,7 +465,7 @@ public sealed partial class TcpEndpoint
             }
         }
 
-        private void Note(in TxRecord r)
+        private void Note(in TxRecord r, bool sacked)
         {
             Count++;
             if (r.XmitNumber > NewestXmitNumber)
@@ -460,6 +473,7 @@ public sealed partial class TcpEndpoint
                 NewestXmitNumber = r.XmitNumber;
                 NewestXmitMs = r.XmitMs;
                 NewestEverRetrans = r.Is(TxFlags.EverRetrans);
+                NewestSacked = sacked;
             }
 
             // Linux tcp_check_sack_reordering: an original delivered below the highest SACKed sequence.

@@ -4,6 +4,20 @@ using System.Text;
 
 namespace CookieProxy.Platform;
 
+/// <summary>Which TCP segments to the protected endpoints a filter lets through.</summary>
+public enum SegmentClass
+{
+    /// <summary>Every segment.</summary>
+    All,
+
+    /// <summary>Bare SYNs: of SYN, ACK, RST and FIN only SYN is set (what a new connection, or a flood, sends).</summary>
+    Syn,
+
+    /// <summary>Every segment but a bare SYN: the cookie ACKs, data, FIN and RST of live flows. The exact complement of
+    /// <see cref="Syn"/>, so two sockets with these filters share the frames without overlap or gap.</summary>
+    AllButSyn,
+}
+
 /// <summary>
 /// Builds the pcap filter (pcap-filter(7) syntax) that lets through only TCP towards the protected endpoints,
 /// untagged or with one 802.1Q tag, IPv4 or IPv6. The same text feeds libpcap's live handle and, compiled
@@ -21,7 +35,13 @@ public static class BpfFilter
     /// On Linux the kernel strips the tag before socket filters run; the untagged arm then matches
     /// and the backend re-inserts the tag from the ring metadata.
     /// </remarks>
-    public static string ForProtectedEndpoints(IEnumerable<IPEndPoint> endpoints)
+    public static string ForProtectedEndpoints(IEnumerable<IPEndPoint> endpoints) => ForProtectedEndpoints(endpoints, SegmentClass.All);
+
+    /// <summary>
+    /// As <see cref="ForProtectedEndpoints(IEnumerable{IPEndPoint})"/>, narrowed to one <see cref="SegmentClass"/>:
+    /// <c>(M and S) or (vlan and M and S)</c> for SYNs, <c>not S</c> for the rest, with S = <see cref="BareSyn"/>.
+    /// </summary>
+    public static string ForProtectedEndpoints(IEnumerable<IPEndPoint> endpoints, SegmentClass segments)
     {
         ArgumentNullException.ThrowIfNull(endpoints);
         var clauses = new List<string>();
@@ -41,8 +61,23 @@ public static class BpfFilter
         string match = clauses.Count == 1
             ? "tcp and " + clauses[0]
             : "tcp and (" + string.Join(" or ", clauses.Select(c => "(" + c + ")")) + ")";
+        match = segments switch
+        {
+            SegmentClass.All => match,
+            SegmentClass.Syn => $"{match} and {BareSyn}",
+            SegmentClass.AllButSyn => $"{match} and not {BareSyn}",
+            _ => throw new ArgumentOutOfRangeException(nameof(segments)),
+        };
         return $"({match}) or (vlan and {match})";
     }
+
+    /// <summary>
+    /// A bare SYN: (flags &amp; (SYN|ACK|RST|FIN)) == SYN, i.e. 0x17 masked equals 0x02. IPv4 through libpcap's
+    /// <c>tcp[13]</c> (which follows the IP header length); IPv6 only when TCP follows the fixed header directly
+    /// (next header 6, flags at byte 40 + 13), because pcap-filter's <c>tcp[]</c> does not reach IPv6. An IPv6 SYN
+    /// behind extension headers is therefore "not a bare SYN" here: it still reaches the proxy, on the other ring.
+    /// </summary>
+    public const string BareSyn = "((ip and tcp[13] & 0x17 == 0x02) or (ip6 and ip6[6] == 6 and ip6[53] & 0x17 == 0x02))";
 
     /// <inheritdoc cref="ForProtectedEndpoints(IEnumerable{IPEndPoint})"/>
     public static string ForProtectedEndpoints(params IPEndPoint[] endpoints) =>

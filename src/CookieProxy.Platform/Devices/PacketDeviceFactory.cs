@@ -15,7 +15,8 @@ public static class PacketDeviceFactory
     /// AF_PACKET only: libpcap would hand every thread every frame, so Auto does not fall back to it when a
     /// group is requested.</param>
     /// <param name="protectedEndpoints">The endpoints <paramref name="filter"/> was built from. AF_XDP needs them
-    /// (its XDP program matches them itself); the other backends use the filter text.</param>
+    /// (its XDP program matches them itself); AF_PACKET builds its SYN-ring and flow-ring filters from them
+    /// (without them it uses the filter text, one ring); libpcap uses the filter text.</param>
     /// <param name="os">The OS to choose for (<see cref="HostOs.Current"/>; tests simulate macOS).</param>
     /// <exception cref="PacketDeviceException">Nothing could be opened; the message says why.</exception>
     public static IPacketDevice Open(string interfaceName, string filter, CaptureKind kind = CaptureKind.Auto,
@@ -40,7 +41,7 @@ public static class PacketDeviceFactory
                 {
                     throw new PacketDeviceException(interfaceName, "AF_PACKET capture is only available on Linux; use libpcap");
                 }
-                return new AfPacketDevice(interfaceName, filter, fanoutGroup, options);
+                return OpenAfPacket(interfaceName, filter, fanoutGroup, options, protectedEndpoints);
 
             case CaptureKind.AfXdp:
                 if (!os.IsLinux)
@@ -65,7 +66,7 @@ public static class PacketDeviceFactory
                 }
                 try
                 {
-                    return new AfPacketDevice(interfaceName, filter, fanoutGroup, options);
+                    return OpenAfPacket(interfaceName, filter, fanoutGroup, options, protectedEndpoints);
                 }
                 catch (PacketDeviceException afPacketError) when (fanoutGroup < 0)
                 {
@@ -84,4 +85,13 @@ public static class PacketDeviceFactory
                 throw new ArgumentOutOfRangeException(nameof(kind));
         }
     }
+
+    /// <summary>With the endpoints: the rings <see cref="PacketDeviceOptions.Rings"/> says (by default SYNs on their
+    /// own ring); with only a filter text: one ring.</summary>
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
+    private static AfPacketDevice OpenAfPacket(string interfaceName, string filter, int fanoutGroup, PacketDeviceOptions? options,
+        IReadOnlyList<IPEndPoint>? protectedEndpoints) =>
+        protectedEndpoints is { Count: > 0 }
+            ? new AfPacketDevice(interfaceName, protectedEndpoints, fanoutGroup, options)
+            : new AfPacketDevice(interfaceName, filter, fanoutGroup, options);
 }

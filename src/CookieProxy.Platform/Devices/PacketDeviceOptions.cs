@@ -1,5 +1,24 @@
 namespace CookieProxy.Platform;
 
+/// <summary>The receive rings of an AF_PACKET device opened with the protected endpoints.</summary>
+public enum ReceiveRings
+{
+    /// <summary>
+    /// Bare SYNs on their own ring, every other segment on the flow ring, which is drained first, so a SYN flood
+    /// that outruns the capture thread overflows only the SYN ring. Both TPACKET_V2: a frame is handed over and the
+    /// capture thread woken as soon as it is written (no retire timer).
+    /// </summary>
+    Separate,
+
+    /// <summary>As <see cref="Separate"/>, but the SYN ring is TPACKET_V3 blocks: fewer wake-ups while SYNs trickle
+    /// in, and each SYN may wait up to the 1 ms block retire timer.</summary>
+    SeparateSynBlocks,
+
+    /// <summary>One TPACKET_V3 ring for every frame: each frame may wait up to the 1 ms block retire timer, and a
+    /// flood that overflows it drops the segments of live flows as readily as SYNs.</summary>
+    Single,
+}
+
 /// <summary>Tuning knobs shared by both backends. The defaults suit a proxy on one 1-10 GbE port.</summary>
 public sealed record class PacketDeviceOptions
 {
@@ -14,21 +33,23 @@ public sealed record class PacketDeviceOptions
     /// <summary>libpcap kernel buffer (pcap_set_buffer_size).</summary>
     public int PcapBufferBytes { get; init; } = 16 << 20;
 
-    /// <summary>TPACKET_V3 block size: a power of two multiple of the page size.</summary>
+    /// <summary>Ring block size (all rings): a multiple of the page size and of the frame size.</summary>
     /// <remarks>
-    /// A block is handed to us when full or after <see cref="RingRetireTimeoutMs"/>, so at low rates every
-    /// millisecond uses up a block however few frames it holds: the block COUNT is how long the capture
+    /// A TPACKET_V3 block is handed to us when full or after <see cref="RingRetireTimeoutMs"/>, so at low rates
+    /// every millisecond uses up a block however few frames it holds: the block COUNT is how long the capture
     /// thread may be descheduled before the kernel drops (16 blocks = 16 ms lost frames on a loaded 2-core
-    /// box in the lab). 256 × 128 KiB: ~256 ms of slack when sparse, up to ~1000 SYN frames per full block.
+    /// box in the lab). A TPACKET_V2 ring has a slot per frame instead: its slot count is the slack.
     /// </remarks>
     public int RingBlockSize { get; init; } = 128 << 10;
 
+    /// <summary>Blocks of the SYN ring (or of the single ring); <c>--ring-mb</c>.</summary>
     public int RingBlockCount { get; init; } = RingBlocksFor(DefaultRingMegabytes);
 
     /// <summary>
-    /// 32 MiB: blocks are handed over after 1 ms however full, so under a flood of ~140k SYN/s each holds only
-    /// ~140 frames and 256 blocks are ~250 ms of slack. In the flood lab 16 MiB lost frames at 60 kpps when
-    /// the capture thread was briefly off the CPU; 32 MiB did not (docs/bench/README.md).
+    /// 32 MiB: with the single TPACKET_V3 ring, blocks are handed over after 1 ms however full, so under a flood of
+    /// ~140k SYN/s each holds only ~140 frames and 256 blocks are ~250 ms of slack. In the flood lab 16 MiB lost
+    /// frames at 60 kpps when the capture thread was briefly off the CPU; 32 MiB did not (docs/bench/README.md).
+    /// As the SYN ring (256-byte slots) it holds 131072 SYNs.
     /// </summary>
     public const int DefaultRingMegabytes = 32;
 
@@ -37,6 +58,26 @@ public sealed record class PacketDeviceOptions
 
     /// <summary>tp_frame_size: in V3 only the ring geometry, frames are packed variably inside a block.</summary>
     public int RingFrameSize { get; init; } = 2048;
+
+    /// <summary>How AF_PACKET receives when opened with the protected endpoints (<see cref="ReceiveRings"/>).</summary>
+    public ReceiveRings Rings { get; init; } = ReceiveRings.Separate;
+
+    /// <summary>
+    /// SYN-ring slot (TPACKET_V2): the 52-byte header, padding to align the IP header (the frame starts 66 bytes in),
+    /// then 190 bytes: a bare SYN with the longest IPv4 and TCP options is 134. A SYN carrying data arrives
+    /// truncated and flagged, which the responder does not need.
+    /// </summary>
+    public int SynRingFrameSize { get; init; } = 256;
+
+    /// <summary>Flow-ring slot (TPACKET_V2): an MTU-sized frame. Longer ones (GRO, jumbo) are queued whole on the
+    /// socket too (PACKET_COPY_THRESH) and taken from there.</summary>
+    public int FlowRingFrameSize { get; init; } = 2048;
+
+    /// <summary>Blocks of <see cref="RingBlockSize"/> in the flow ring: 64 × 128 KiB = 8 MiB, 4096 slots.</summary>
+    public int FlowRingBlockCount { get; init; } = 64;
+
+    /// <summary>SO_RCVBUF of the flow socket: room for the whole copies of frames longer than a slot.</summary>
+    public int LongFrameQueueBytes { get; init; } = 4 << 20;
 
     /// <summary>tp_retire_blk_tov: a partly filled block is handed to us after this many ms. Bounds latency.</summary>
     public int RingRetireTimeoutMs { get; init; } = 1;

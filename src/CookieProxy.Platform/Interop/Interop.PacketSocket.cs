@@ -7,7 +7,7 @@ using System.Runtime.Versioning;
 namespace CookieProxy.Platform;
 
 /// <summary>
-/// Linux AF_PACKET sockets and their TPACKET_V3 receive ring (Documentation/networking/packet_mmap.rst,
+/// Linux AF_PACKET sockets and their TPACKET_V2 / TPACKET_V3 receive rings (Documentation/networking/packet_mmap.rst,
 /// include/uapi/linux/if_packet.h). Struct layouts mirror the kernel ABI byte for byte; the tests assert
 /// their sizes and offsets against the values gcc reports for the headers.
 /// </summary>
@@ -26,13 +26,17 @@ internal static partial class Interop
         internal const ushort ETH_P_ALL = 0x0003;
         internal const ushort ETH_P_8021Q = 0x8100;
         internal const int SOL_SOCKET = 1;
+        internal const int SO_RCVBUF = 8;
         internal const int SO_ATTACH_FILTER = 26;
+        internal const int SO_RCVBUFFORCE = 33;
+        internal const int MSG_DONTWAIT = 0x40;
         internal const int SOL_PACKET = 263;
 
         // <linux/if_packet.h> socket options
         internal const int PACKET_ADD_MEMBERSHIP = 1;
         internal const int PACKET_RX_RING = 5;
         internal const int PACKET_STATISTICS = 6;
+        internal const int PACKET_COPY_THRESH = 7;       // V1/V2: a frame too long for its slot is also queued whole
         internal const int PACKET_VERSION = 10;
         internal const int PACKET_FANOUT = 18;
         internal const int PACKET_VNET_HDR = 15;
@@ -75,6 +79,7 @@ internal static partial class Interop
         internal const ushort BPF_TAX = 0x00;
         internal const int BPF_MAXINSNS = 4096;
 
+        internal const int TPACKET_V2 = 1;
         internal const int TPACKET_V3 = 2;
 
         // Packet types (sockaddr_ll.sll_pkttype)
@@ -143,6 +148,43 @@ internal static partial class Interop
             public uint tp_retire_blk_tov;
             public uint tp_sizeof_priv;
             public uint tp_feature_req_word;
+        }
+
+        /// <summary>struct tpacket_req (16 bytes): the ring geometry for TPACKET_V1/V2.</summary>
+        [StructLayout(LayoutKind.Sequential)]
+        internal struct tpacket_req
+        {
+            public uint tp_block_size;
+            public uint tp_block_nr;
+            public uint tp_frame_size;
+            public uint tp_frame_nr;
+        }
+
+        /// <summary>struct tpacket2_hdr (32 bytes): the header at the start of every TPACKET_V2 frame slot.</summary>
+        [StructLayout(LayoutKind.Sequential)]
+        internal struct tpacket2_hdr
+        {
+            public uint tp_status;
+            public uint tp_len;
+            public uint tp_snaplen;
+            public ushort tp_mac;
+            public ushort tp_net;
+            public uint tp_sec;
+            public uint tp_nsec;
+            public ushort tp_vlan_tci;
+            public ushort tp_vlan_tpid;
+            public fixed byte tp_padding[4];
+        }
+
+        /// <summary>TPACKET2_HDRLEN: TPACKET_ALIGN(sizeof(tpacket2_hdr)) + sizeof(sockaddr_ll).</summary>
+        internal const int TPACKET2_HDRLEN = 32 + 20;
+
+        /// <summary>struct tpacket_stats (8 bytes), PACKET_STATISTICS of a V1/V2 socket. Reading it resets the counters.</summary>
+        [StructLayout(LayoutKind.Sequential)]
+        internal struct tpacket_stats
+        {
+            public uint tp_packets;
+            public uint tp_drops;
         }
 
         /// <summary>struct tpacket_bd_ts.</summary>
@@ -298,6 +340,10 @@ internal static partial class Interop
         [SupportedOSPlatform("linux")]
         [LibraryImport(Libraries.Libc, SetLastError = true)]
         internal static partial int sendmmsg(int fd, mmsghdr* msgvec, uint vlen, int flags);
+
+        /// <summary>Raw descriptor, like <see cref="sendmmsg"/>: the whole copy of a frame its ring slot could not hold.</summary>
+        [LibraryImport(Libraries.Libc, SetLastError = true)]
+        internal static partial nint recv(int fd, void* buf, nuint len, int flags);
 
         internal static uint TPACKET_ALIGN(uint x) => (x + TPACKET_ALIGNMENT - 1) & ~(uint)(TPACKET_ALIGNMENT - 1);
     }

@@ -63,21 +63,26 @@ internal sealed unsafe class WakePipe : IDisposable
         }
     }
 
-    /// <summary>
-    /// Waits until <paramref name="fd"/> is readable, <see cref="Wake"/> is called, or the timeout passes
-    /// (-1 = forever). EINTR counts as a spurious wake-up. Consumes a pending wake.
-    /// </summary>
     /// <summary>An extra descriptor whose readability also ends the wait (reported as <see cref="Ready.Woken"/>); -1 = none.</summary>
     public int AuxiliaryFd { get; set; } = -1;
 
-    public Ready Poll(int fd, int timeoutMs)
+    /// <summary>
+    /// Waits until <paramref name="fd"/> (or <paramref name="fd2"/>, a second capture descriptor; -1 = none) is
+    /// readable, <see cref="Wake"/> is called, or the timeout passes (-1 = forever). EINTR counts as a spurious
+    /// wake-up. Consumes a pending wake.
+    /// </summary>
+    public Ready Poll(int fd, int timeoutMs) => Poll(fd, -1, timeoutMs);
+
+    /// <inheritdoc cref="Poll(int, int)"/>
+    public Ready Poll(int fd, int fd2, int timeoutMs)
     {
-        Interop.Libc.pollfd* fds = stackalloc Interop.Libc.pollfd[3];
+        Interop.Libc.pollfd* fds = stackalloc Interop.Libc.pollfd[4];
         fds[0] = new Interop.Libc.pollfd { fd = fd, events = Interop.Libc.POLLIN };
         fds[1] = new Interop.Libc.pollfd { fd = _read.Fd, events = Interop.Libc.POLLIN };
-        // poll(2) skips a negative fd: with no auxiliary descriptor the third entry is inert.
+        // poll(2) skips a negative fd: with no auxiliary or second descriptor those entries are inert.
         fds[2] = new Interop.Libc.pollfd { fd = AuxiliaryFd, events = Interop.Libc.POLLIN };
-        int rc = Interop.Libc.poll(fds, 3, timeoutMs);
+        fds[3] = new Interop.Libc.pollfd { fd = fd2, events = Interop.Libc.POLLIN };
+        int rc = Interop.Libc.poll(fds, 4, timeoutMs);
         if (rc < 0)
         {
             int errno = Marshal.GetLastPInvokeError();
@@ -92,11 +97,11 @@ internal sealed unsafe class WakePipe : IDisposable
             return Ready.None;
         }
         Ready ready = Ready.None;
-        if ((fds[0].revents & Interop.Libc.POLLIN) != 0)
+        if (((fds[0].revents | fds[3].revents) & Interop.Libc.POLLIN) != 0)
         {
             ready |= Ready.Device;
         }
-        if ((fds[0].revents & (Interop.Libc.POLLERR | Interop.Libc.POLLHUP | Interop.Libc.POLLNVAL)) != 0)
+        if (((fds[0].revents | fds[3].revents) & (Interop.Libc.POLLERR | Interop.Libc.POLLHUP | Interop.Libc.POLLNVAL)) != 0)
         {
             ready |= Ready.DeviceError;
         }

@@ -112,7 +112,8 @@ public sealed class BackendConnection : IDisposable
     /// <summary>The socket error that ended the connection (Success for graceful/aborted, TimedOut for a connect timeout).</summary>
     public SocketError SocketError => (SocketError)_socketError;
 
-    /// <summary>Set when a loop died of an exception that is not a socket error (a bug); the connection was reset.</summary>
+    /// <summary>Set when a loop died of an exception that is not a socket error (a bug); the connection was reset.
+    /// The flow table reports it (stack logged, loop_faults counted).</summary>
     public Exception? UnexpectedException { get; private set; }
 
     /// <summary>True for the close reasons that must reset the client (everything but Graceful).</summary>
@@ -138,14 +139,36 @@ public sealed class BackendConnection : IDisposable
         ThreadPool.UnsafeQueueUserWorkItem(static c => _ = c.ConnectAsync(), this, preferLocal: false);
     }
 
+    /// <summary>The connect task is never awaited: anything it throws that is not a socket outcome is a bug, and is
+    /// reported (<see cref="UnexpectedException"/>), never left to the unobserved-task handler.</summary>
+    private async Task ConnectAsync()
+    {
+        try
+        {
+            await ConnectCoreAsync().ConfigureAwait(false);
+        }
+        catch (ObjectDisposedException) when (State == BackendState.Closed)
+        {
+            // Aborted while the connect completed: the reason is already recorded and the owner notified.
+        }
+        catch (Exception e)
+        {
+            Fail(e);
+        }
+    }
+
     // ----- owner thread: client → backend -----
 
     /// <summary>
     /// Copies as much of <paramref name="head"/> then <paramref name="tail"/> as the output threshold allows into
     /// the output pipe and wakes the send loop. Returns the count taken (0 while connecting, paused or shut down).
-    /// When it takes less than offered, the owner is notified once the send loop drains to the resume threshold.
+    /// When the threshold makes it take less than offered, the owner is notified once the send loop drains to the
+    /// resume threshold.
     /// </summary>
-    public int WriteOutput(ReadOnlySpan<byte> head, ReadOnlySpan<byte> tail)
+    /// <param name="maxQueued">At most this many bytes go into the pipe (the flow table's memory budget; what the
+    /// kernel takes at once is not queued and not limited). Held back by this alone, nobody is notified: the table
+    /// revisits budget-starved flows itself.</param>
+    public int WriteOutput(ReadOnlySpan<byte> head, ReadOnlySpan<byte> tail, int maxQueued = int.MaxValue)
     {
         int offered = head.Length + tail.Length;
         if (offered == 0 || _outputCompleted || State != BackendState.Connected)
@@ -181,7 +204,8 @@ public sealed class BackendConnection : IDisposable
         }
 
         long room = _options.OutputPauseThreshold - Volatile.Read(ref _outputPending);
-        int take = (int)Math.Clamp(room, 0, offered);
+        bool budgetBound = maxQueued < room;
+        int take = (int)Math.Clamp(Math.Min(room, Math.Max(maxQueued, 0)), 0, offered);
         if (take > 0)
         {
             PipeWriter writer = _output.Writer;
@@ -196,7 +220,9 @@ public sealed class BackendConnection : IDisposable
             _ = flush.Result;
         }
 
-        if (take < offered)
+        // Held back by the budget with little queued, a drain notify would come at once and find the budget still
+        // spent (a busy loop): the table revisits such flows when memory frees instead.
+        if (take < offered && (!budgetBound || Volatile.Read(ref _outputPending) > _options.OutputResumeThreshold))
         {
             ArmOutputWait();
         }
@@ -321,7 +347,7 @@ public sealed class BackendConnection : IDisposable
 
     // ----- thread pool -----
 
-    private async Task ConnectAsync()
+    private async Task ConnectCoreAsync()
     {
         using var timeout = new CancellationTokenSource(_options.ConnectTimeout);
         try
@@ -506,11 +532,15 @@ public sealed class BackendConnection : IDisposable
         }
     }
 
-    /// <summary>Our own bug in a loop (not a socket error): reset rather than leave the flow hanging, and keep the exception.</summary>
+    /// <summary>
+    /// Our own bug in a loop (not a socket error): reset rather than leave the flow hanging, and keep the exception
+    /// for the owner, which logs it with its stack and counts it (loop_faults) the next time it settles the flow.
+    /// </summary>
     private void Fail(Exception e)
     {
-        UnexpectedException = e;
+        UnexpectedException ??= e;
         Close(BackendCloseReason.Reset, SocketError.SocketError, abortive: true);
+        _notify();    // also when the connection had closed already: the owner must still see the bug
     }
 
     /// <summary>One-shot: records the reason, resets if abortive, closes the socket, notifies the owner.</summary>

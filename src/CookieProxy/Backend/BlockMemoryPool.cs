@@ -8,16 +8,33 @@ namespace CookieProxy.Host.Backend;
 /// keeps returned arrays in the returning thread's slot, and our blocks are rented on one thread (the capture
 /// thread for output, a pool thread for input) and returned on another, so it misses now and then; this pool
 /// is one lock-free queue, so in steady state renting allocates nothing. Blocks live on the pinned object heap
-/// (no pinning cost for socket I/O). The pool never shrinks: it holds the peak, which the pipe thresholds bound.
+/// (no pinning cost for socket I/O). The free list is bounded (<see cref="MaxFreeBlocks"/>): a burst of thousands
+/// of flows with full pipes does not keep its peak for ever; blocks returned beyond it go to the GC.
 /// </summary>
 public sealed class BlockMemoryPool : MemoryPool<byte>
 {
     /// <summary>16 KiB: a few MSS-sized client segments per block, and a reasonable receive size.</summary>
     public const int BlockSize = 16 * 1024;
 
+    /// <summary>Free blocks kept at most by <see cref="Shared"/>: 32 MiB, a few hundred busy pipes' worth.</summary>
+    public const int DefaultMaxFreeBlocks = 2048;
+
     public static new BlockMemoryPool Shared { get; } = new();
 
     private readonly ConcurrentQueue<Block> _free = new();
+    private int _freeCount;
+
+    public BlockMemoryPool(int maxFreeBlocks = DefaultMaxFreeBlocks)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(maxFreeBlocks);
+        MaxFreeBlocks = maxFreeBlocks;
+    }
+
+    /// <summary>Free blocks kept at most; more are left to the GC.</summary>
+    public int MaxFreeBlocks { get; }
+
+    /// <summary>Free blocks held now.</summary>
+    public int FreeBlocks => Volatile.Read(ref _freeCount);
 
     public override int MaxBufferSize => BlockSize;
 
@@ -31,6 +48,7 @@ public sealed class BlockMemoryPool : MemoryPool<byte>
         ArgumentOutOfRangeException.ThrowIfGreaterThan(minBufferSize, BlockSize);
         if (_free.TryDequeue(out Block? block))
         {
+            Interlocked.Decrement(ref _freeCount);
             block.Rented = true;
             return block;
         }
@@ -43,7 +61,16 @@ public sealed class BlockMemoryPool : MemoryPool<byte>
         // Shared for the process lifetime; blocks are reclaimed by the GC with the pool.
     }
 
-    private void Return(Block block) => _free.Enqueue(block);
+    private void Return(Block block)
+    {
+        // Counted before the enqueue, so concurrent returns never keep more than MaxFreeBlocks.
+        if (Interlocked.Increment(ref _freeCount) > MaxFreeBlocks)
+        {
+            Interlocked.Decrement(ref _freeCount);
+            return;    // beyond the bound: the GC takes it
+        }
+        _free.Enqueue(block);
+    }
 
     private sealed class Block : IMemoryOwner<byte>
     {

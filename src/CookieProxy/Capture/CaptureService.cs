@@ -145,6 +145,7 @@ internal sealed class CaptureService : IHostService, IDrainingService
             Fanout = Steering(fanoutMode, threads, o),
             SegmentationOffload = o.TxOffload,
             RingBlockCount = PacketDeviceOptions.RingBlocksFor(o.RingMegabytes),
+            Rings = o.RxRings,
         };
         ILogger? flowLog = o.Verbose ? _log : null;
         for (int t = 0; t < threads; t++)
@@ -181,7 +182,7 @@ internal sealed class CaptureService : IHostService, IDrainingService
             var sketch = limited ? new SourceSketch(limitConfig.Ipv4PrefixLength, limitConfig.Ipv6PrefixLength) : new SourceSketch();
             var responder = new SynResponder(ResponderConfig, codec, Endpoints, counters, limiter: limiter, synCache: synCache, sketch: sketch,
                 sampler: Sampler?.CreateRing(counters));
-            var worker = new CaptureWorker(t, device, responder, flowOptions, listeners, flowLog, limiter, LiveFlows);
+            var worker = new CaptureWorker(t, device, responder, flowOptions, listeners, flowLog, limiter, LiveFlows, faultLog: _log);
             worker.Faulted += OnFaulted;
             _workers.Add(worker);
         }
@@ -262,12 +263,15 @@ internal sealed class CaptureService : IHostService, IDrainingService
         {
             perThread[i] = new ProxyCounters();
             workers[i].Counters.AddTo(perThread[i]);
-            perThread[i][Counter.CaptureDropped] += workers[i].Device.GetStats().KernelDropped;
+            DeviceStats device = workers[i].Device.GetStats();
+            perThread[i][Counter.CaptureDropped] += device.KernelDropped;
+            perThread[i][Counter.CaptureDroppedFlow] += device.FlowRingDropped;
             // The owner thread writes the pool's counters; read here like the device's, a few operations stale.
             RingBufferPool pool = workers[i].BufferPool;
             perThread[i][Counter.RingBuffersCreated] = pool.Created;
             perThread[i][Counter.RingBuffersInUse] = pool.Outstanding;
             perThread[i][Counter.RingBuffersPooled] = pool.Pooled;
+            perThread[i][Counter.RingBuffersDecommitted] = pool.ColdPooled;
         }
         return perThread;
     }
@@ -296,7 +300,7 @@ internal sealed class CaptureService : IHostService, IDrainingService
                 bool replaced;
                 try
                 {
-                    replaced = w.Device.TryReplaceFilter(filter);
+                    replaced = w.Device.TryReplaceFilter(filter, all);
                 }
                 catch (PacketDeviceException e)
                 {
@@ -380,6 +384,9 @@ internal sealed class CaptureService : IHostService, IDrainingService
             CongestionControl = o.Congestion,
         },
         Backend = listeners[0].BackendOptions,
+        // hostile: one source prefix holds at most a quarter of each thread's table (FlowTableOptions.MaxFlowsPerSource).
+        SourcePrefixV4 = o.SourcePrefixV4,
+        SourcePrefixV6 = o.SourcePrefixV6,
     };
 
     internal static SourceLimitConfig LimitConfigFor(ProxyOptions o) => new()

@@ -66,7 +66,8 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
     private long _unixMs;
 
     public CaptureWorker(int index, IPacketDevice device, SynResponder responder, FlowTableOptions flowOptions,
-        ListenerRuntime[] listeners, ILogger? flowLog, SourceLimiter? limiter = null, ILiveFlowRegistry? liveFlows = null)
+        ListenerRuntime[] listeners, ILogger? flowLog, SourceLimiter? limiter = null, ILiveFlowRegistry? liveFlows = null,
+        ILogger? faultLog = null)
     {
         _limiter = limiter;
         _liveFlows = liveFlows; // xdp: the XDP SYN responder's live-flow map (XdpSynService)
@@ -77,7 +78,11 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
         _listeners = listeners;
         _flowLog = flowLog;
         _batch = new FrameBatch(64);
-        _flows = new FlowTable(flowOptions, _counters, device.Wake);
+        _flows = new FlowTable(flowOptions, _counters, device.Wake)
+        {
+            // A bug caught in one flow (the flow is reset, the others go on): logged with its stack, counted as loop_faults.
+            FaultLog = faultLog is null ? null : (what, e) => HostLog.FlowFault(faultLog, index, what, e),
+        };
         _readiness = TryOpenReadiness(device, HostOs.Current);
         if (_readiness is not null)
         {

@@ -29,4 +29,10 @@ internal static partial class SynCacheLog
 
     [LoggerMessage(9102, LogLevel.Information, "syncache: calm again: the XDP program passes SYNs up to be remembered")]
     public static partial void XdpCalm(ILogger logger);
+
+    [LoggerMessage(9104, LogLevel.Information, "syncache: the XDP program passes SYNs up while they are few (remembered, SYN+ACK retransmitted) and answers them itself under a flood")]
+    public static partial void XdpGateOn(ILogger logger);
+
+    [LoggerMessage(9105, LogLevel.Warning, "syncache: cannot write the XDP program's pass-SYNs flag: {Reason}")]
+    public static partial void XdpFlagFailed(ILogger logger, string reason);
 }

@@ -1,5 +1,6 @@
 using CookieProxy.Diagnostics;
 using CookieProxy.Host.Services;
+using CookieProxy.Platform;
 using CookieProxy.Responder;
 using Microsoft.Extensions.Logging;
 
@@ -15,21 +16,23 @@ internal sealed class SynCacheXdpService : IHostService, IDrainingService
 {
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(100);
 
-    private readonly SynCacheXdpGate _gate;
+    private readonly SynCacheConfig _perThread;
+    private readonly Func<int> _threads;
     private readonly Func<ProxyCounters[]> _snapshot;
     private readonly Func<bool, bool> _setPassSyns;
     private readonly ILogger _log;
     private readonly Lock _lock = new();
+    private SynCacheXdpGate? _gate;       // null until Open, and when no program runs (auto fell back to user space)
     private Timer? _timer;
 
     /// <param name="perThread">The capture threads' syncache configuration.</param>
-    /// <param name="threads">How many capture threads there are.</param>
+    /// <param name="threads">How many capture threads there are (known once the capture is open).</param>
     /// <param name="snapshot">Every counter, per thread, the program's included (its SYN+ACKs count in syn_received).</param>
     /// <param name="setPassSyns">Writes the program's pass-SYNs flag; false when no program is attached (auto fell back).</param>
-    /// <param name="nowMs">Monotonic start time (MonotonicClock.NowMs).</param>
-    public SynCacheXdpService(SynCacheConfig perThread, int threads, Func<ProxyCounters[]> snapshot, Func<bool, bool> setPassSyns, ILogger log, long nowMs)
+    public SynCacheXdpService(SynCacheConfig perThread, Func<int> threads, Func<ProxyCounters[]> snapshot, Func<bool, bool> setPassSyns, ILogger log)
     {
-        _gate = new SynCacheXdpGate(perThread, threads, nowMs);
+        _perThread = perThread;
+        _threads = threads;
         _snapshot = snapshot;
         _setPassSyns = setPassSyns;
         _log = log;
@@ -39,11 +42,45 @@ internal sealed class SynCacheXdpService : IHostService, IDrainingService
 
     long IDrainingService.Outstanding => 0;
 
+    /// <summary>After the XDP service's Open (the program is loaded): calm to begin with, the program passes SYNs up
+    /// until a capture thread sees a flood. The capture rings hold them until the threads start.</summary>
+    public void Open() => Open(MonotonicClock.NowMs);
+
+    /// <summary><see cref="Open()"/> at monotonic <paramref name="nowMs"/> (tests).</summary>
+    internal void Open(long nowMs)
+    {
+        lock (_lock)
+        {
+            if (TrySetPassSyns(true))
+            {
+                _gate = new SynCacheXdpGate(_perThread, Math.Max(1, _threads()), nowMs);
+                SynCacheLog.XdpGateOn(_log);
+            }
+        }
+    }
+
     public void Start()
     {
-        // Calm to begin with: the program passes SYNs up until a capture thread sees a flood.
-        _setPassSyns(true);
-        _timer = new Timer(_ => Poll(MonotonicClock.NowMs), null, PollInterval, PollInterval);
+        lock (_lock)
+        {
+            if (_gate is not null)
+            {
+                _timer = new Timer(_ => Poll(MonotonicClock.NowMs), null, PollInterval, PollInterval);
+            }
+        }
+    }
+
+    private bool TrySetPassSyns(bool pass)
+    {
+        try
+        {
+            return _setPassSyns(pass);
+        }
+        catch (PacketDeviceException e)
+        {
+            SynCacheLog.XdpFlagFailed(_log, e.Message);
+            return false;
+        }
     }
 
     /// <summary>One poll at monotonic <paramref name="nowMs"/> (the timer's; tests call it directly).</summary>
@@ -59,10 +96,10 @@ internal sealed class SynCacheXdpService : IHostService, IDrainingService
         }
         lock (_lock)
         {
-            if (_gate.Update(nowMs, anyFlooded, syns))
+            if (_gate is not null && _gate.Update(nowMs, anyFlooded, syns))
             {
                 bool pass = _gate.PassSyns;
-                if (_setPassSyns(pass))
+                if (TrySetPassSyns(pass))
                 {
                     if (pass)
                     {
@@ -80,12 +117,12 @@ internal sealed class SynCacheXdpService : IHostService, IDrainingService
     /// <summary>The gate's state, on thread 0's counters (one program for the interface).</summary>
     public void AddCounters(ProxyCounters[] perThread)
     {
-        if (perThread.Length == 0)
-        {
-            return;
-        }
         lock (_lock)
         {
+            if (perThread.Length == 0 || _gate is null)
+            {
+                return;
+            }
             perThread[0][Counter.SynCacheXdpFlood] = _gate.PassSyns ? 0 : 1;
             perThread[0][Counter.SynCacheModeChanges] += _gate.Changes;
         }

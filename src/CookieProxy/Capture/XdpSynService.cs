@@ -76,6 +76,18 @@ internal sealed class XdpSynService : IHostService, IDrainingService
     /// <summary>While true every SYN goes up to user space (a SYN cache that answers while the rate is low).</summary>
     public void SetPassSyns(bool pass) => _path.SetPassSyns(pass);
 
+    /// <summary><see cref="SetPassSyns"/> when a program runs (net: for SynCacheXdpService); false when SYNs are
+    /// answered in user space anyway (off, or auto fell back).</summary>
+    public bool TrySetPassSyns(bool pass)
+    {
+        if (ActiveMode is null)
+        {
+            return false;
+        }
+        SetPassSyns(pass);
+        return true;
+    }
+
     public void BeginDrain() => _path.Detach();
 
     public void Stop() => _path.Detach();

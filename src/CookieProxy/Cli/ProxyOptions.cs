@@ -52,6 +52,9 @@ public sealed record ProxyOptions
 
     /// <summary>AF_PACKET receive ring per capture thread, in MiB (128 KiB blocks).</summary>
     public int RingMegabytes { get; init; } = PacketDeviceOptions.DefaultRingMegabytes;
+
+    /// <summary>AF_PACKET receive rings: SYNs apart from the rest (default) or one ring (<see cref="ReceiveRings"/>).</summary>
+    public ReceiveRings RxRings { get; init; } = ReceiveRings.Separate;
     public int FlowBufferBytes { get; init; } = 256 * 1024;
     /// <summary>The client-facing TCP's congestion controller (loss recovery is RACK-TLP + PRR with either).</summary>
     public TcpCongestionControl Congestion { get; init; } = TcpCongestionControl.Cubic;

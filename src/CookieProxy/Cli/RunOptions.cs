@@ -45,6 +45,13 @@ public static class RunOptions
         "AF_PACKET receive ring per capture thread, MiB (default 32: ~250 ms of slack when sparse, ~250k SYN frames when busy)",
         Int(1, 4096), o => o.RingMegabytes, (o, v) => o with { RingMegabytes = v }, reloadable: false));
 
+    public static readonly RunOption<ReceiveRings> RxRings = Add(new RunOption<ReceiveRings>("--rx-rings", "separate|separate-v3|single",
+        "AF_PACKET receive rings: separate = bare SYNs on their own ring and every other segment on a flow ring read "
+        + "first (a SYN flood overflows only the SYN ring), both handed over per frame; separate-v3 = the SYN ring in "
+        + "TPACKET_V3 blocks (fewer wake-ups, a SYN may wait up to 1 ms); single = one TPACKET_V3 ring for every frame "
+        + "(each may wait up to 1 ms, overflow drops any frame) (default separate)",
+        ParseRxRings, o => o.RxRings, (o, v) => o with { RxRings = v }, reloadable: false));
+
     public static readonly RunOption<XdpSynMode> XdpSyn = Add(new RunOption<XdpSynMode>("--xdp-syn", "auto|native|generic|off",
         "answer SYNs with cookie SYN+ACKs in an XDP program on the interface (XDP_TX), byte for byte what user space "
         + "sends; unusual SYNs, SYNs of live flows and everything else still come up. auto (default on Linux): native "
@@ -530,6 +537,19 @@ public static class RunOptions
         value = mode ?? XdpSynMode.Auto;
         error = mode is null ? "expected auto, native, generic or off" : "";
         return mode is not null;
+    }
+
+    private static bool ParseRxRings(string text, out ReceiveRings value, out string error)
+    {
+        (bool known, value) = text.ToLowerInvariant() switch
+        {
+            "separate" => (true, ReceiveRings.Separate),
+            "separate-v3" => (true, ReceiveRings.SeparateSynBlocks),
+            "single" => (true, ReceiveRings.Single),
+            _ => (false, ReceiveRings.Separate),
+        };
+        error = known ? "" : "expected separate, separate-v3 or single";
+        return known;
     }
 
     private static bool ParseCongestion(string text, out TcpCongestionControl value, out string error)

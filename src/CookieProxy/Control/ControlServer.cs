@@ -59,11 +59,30 @@ public sealed class ControlServer : IDisposable
         return new ControlServer(full, Bind(full), handler, log);
     }
 
-    /// <summary>Starts the serving thread.</summary>
+    /// <summary>Starts the serving thread and asks it once over the socket itself.</summary>
     public void Start()
     {
         _handler.Tick();
         _thread.Start();
+        WarmUpOverTheSocket();
+    }
+
+    /// <summary>
+    /// One stats request through the socket at start-up, so accept, receive and send are compiled before an operator
+    /// asks during a flood (the host runs without tiered compilation: the first answer under a flood on a busy
+    /// machine took over a second, every later one about a millisecond). A failure here is not an error: the real
+    /// clients will say what is wrong.
+    /// </summary>
+    private void WarmUpOverTheSocket()
+    {
+        try
+        {
+            using ControlClient client = ControlClient.Connect(Path, TimeSpan.FromSeconds(5));
+            client.Request("stats");
+        }
+        catch (ControlClientException)
+        {
+        }
     }
 
     private static Socket Bind(string path)

@@ -62,7 +62,9 @@ public sealed class SocketControlClient : IControlClient
         }
         bool applied = result.GetProperty("applied").GetBoolean();
         TextWriter to = applied ? output : error;
-        to.WriteLine(applied ? "cookieproxy: reload applied" : "cookieproxy: reload refused; nothing changed");
+        int count = result.GetProperty("messages").GetArrayLength();
+        to.WriteLine(applied ? (count == 0 ? "cookieproxy: reload applied: nothing changed" : "cookieproxy: reload applied")
+            : "cookieproxy: reload refused; nothing changed");
         foreach (JsonElement m in result.GetProperty("messages").EnumerateArray())
         {
             to.WriteLine($"  {m.GetString()}");

@@ -30,8 +30,11 @@ public sealed class StatsReporter : IDisposable
         ("to_backend", Counter.BytesToBackend, false),
         ("to_client", Counter.BytesToClient, false),
         ("retrans", Counter.Retransmits, false),
+        ("rto", Counter.TcpRetransmitTimeouts, true), // tcp
+        ("tlp", Counter.TcpLossProbes, true),         // tcp
         ("syncache_rtx", Counter.SynCacheRetransmits, true),
         ("syncache_flood", Counter.SynCacheFloodMode, true),
+        ("syncache_xdp_flood", Counter.SynCacheXdpFlood, true), // net: the XDP program answers SYNs itself
         ("capture_dropped", Counter.CaptureDropped, true),
     ];
 

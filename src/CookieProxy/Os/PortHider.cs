@@ -146,8 +146,36 @@ public sealed class PortHider : IDisposable
             sb.Append(CultureInfoInvariant(
                 $"    {match}{ipKind} daddr {l.Listen.Address} tcp dport {l.Listen.Port} counter drop\n"));
         }
+        AppendFragmentRules(sb, interfaceName, listeners, ingressHook);
         sb.Append("  }\n}\n");
         return sb.ToString();
+    }
+
+    /// <summary>
+    /// hostile (issue 12.5): TCP fragments to a protected address are dropped before the host reassembles them. A
+    /// cookie SYN or ACK is never fragmented, and non-first fragments carry no port, so the port rule above misses
+    /// them: they would fill the host's reassembly queue (IpReasmReqds) and a reassembled SYN would reach the
+    /// stack the rule hides the port from. The capture still sees and counts them (DropReason.Ipv4Fragment). Every
+    /// TCP fragment to the address goes, whatever its port (TCP relies on path MTU discovery; nothing legitimate
+    /// sends it fragmented).
+    /// </summary>
+    private static void AppendFragmentRules(StringBuilder sb, string interfaceName, IReadOnlyList<ListenerOptions> listeners, bool ingressHook)
+    {
+        string match = ingressHook ? "" : CultureInfoInvariant($"iifname \"{interfaceName}\" ");
+        var done = new HashSet<IPAddress>();
+        foreach (ListenerOptions l in listeners)
+        {
+            if (!done.Add(l.Listen.Address))
+            {
+                continue;
+            }
+            bool v6 = l.Listen.AddressFamily == AddressFamily.InterNetworkV6;
+            bool any = l.Listen.Address.Equals(IPAddress.Any) || l.Listen.Address.Equals(IPAddress.IPv6Any);
+            string daddr = any ? (v6 ? "meta nfproto ipv6 " : "meta nfproto ipv4 ") : CultureInfoInvariant($"{(v6 ? "ip6" : "ip")} daddr {l.Listen.Address} ");
+            sb.Append(v6
+                ? CultureInfoInvariant($"    {match}{daddr}exthdr frag exists frag nexthdr tcp counter drop\n")
+                : CultureInfoInvariant($"    {match}{daddr}ip protocol tcp ip frag-off & 0x3fff != 0 counter drop\n"));
+        }
     }
 
     /// <summary>Deletes cookieproxy_PID tables whose process is gone (a crashed or killed earlier run).</summary>

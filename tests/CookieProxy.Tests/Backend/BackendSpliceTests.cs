@@ -7,6 +7,7 @@ using CookieProxy.Host.Backend;
 using CookieProxy.Host.Flows;
 using CookieProxy.ProxyProtocol;
 using CookieProxy.Tcp;
+using CookieProxy.Tests.ProxyProtocol;
 
 namespace CookieProxy.Tests.Backend;
 
@@ -17,6 +18,7 @@ public class BackendSpliceTests
         TimeSpan? connectTimeout = null, int maxFlows = 64, long? totalBytes = null) => new()
     {
         MaxFlows = maxFlows,
+        MaxFlowsPerSource = int.MaxValue,    // every harness client has the same source address
         MaxBufferedBytesTotal = totalBytes ?? 1L << 30,
         Backend = new BackendOptions
         {
@@ -314,7 +316,10 @@ public class BackendSpliceTests
         Assert.Equal(data, client.Received.ToArray());
         if (tightBudget)
         {
-            Assert.Equal(options.Tcp.SendBufferSize, maxCapacity);
+            // Growth stops where the flow's footprint (its receive window included) reaches the growth cap, which
+            // keeps the newcomers' reserve free.
+            Assert.InRange(maxCapacity, options.Tcp.SendBufferSize,
+                options.MaxBufferedBytesTotal - options.NewFlowReserveBytes - options.InitialFlowBytes);
         }
         else
         {
@@ -338,20 +343,39 @@ public class BackendSpliceTests
     }
 
     [Fact]
-    public void A_new_flow_is_refused_when_buffered_bytes_leave_no_room_for_it()
+    public void A_new_flow_is_refused_when_the_flows_footprint_leaves_no_room_for_its_first_window()
     {
         BackendConnector never = static (_, _, ct) => new ValueTask(Task.Delay(Timeout.Infinite, ct));
-        long perFlow = new FlowTableOptions().WorstCaseBytesPerFlow;
-        using var h = new SpliceHarness(Options(connector: never, totalBytes: perFlow + 1000));
-        var client = new TestClient();
-        Flow flow = h.Open(new IPEndPoint(IPAddress.Loopback, 9), client);
+        var tcp = new TcpConfig { ReceiveBufferSize = 64 * 1024, SendBufferSize = 64 * 1024 };
+        var options = new FlowTableOptions
+        {
+            MaxFlowsPerSource = int.MaxValue,
+            EvictIdleMs = 0,    // never evict: refuse
+            Tcp = tcp,
+            Backend = new BackendOptions { Connector = never },
+            MaxBufferedBytesTotal = new FlowTableOptions { Tcp = tcp }.WorstCaseBytesPerFlow,    // the smallest cap accepted
+        };
+        using var h = new SpliceHarness(options);
 
-        // Bytes the client sends while the backend connect is pending are held by the endpoint and counted.
-        h.SendData(flow, client, new byte[4000]);
-        Assert.Equal(4000, h.Table.BufferedBytes);
+        // Each new flow holds the 64 KiB window its SYN+ACK promised, before it sends a byte; data inside that window
+        // costs nothing more.
+        var first = new TestClient();
+        Flow flow = h.Open(new IPEndPoint(IPAddress.Loopback, 9), first);
+        Assert.Equal(options.InitialFlowBytes, h.Table.BufferedBytes);
+        h.SendData(flow, first, new byte[4000]);
+        Assert.InRange(h.Table.BufferedBytes, options.InitialFlowBytes, tcp.ReceiveBufferSize);    // the window may open to the whole ring
 
-        Assert.Equal(DropReason.BufferLimit, h.TryOpen(new IPEndPoint(IPAddress.Loopback, 9), new TestClient(), out _));
+        int admitted = 1;
+        DropReason refused;
+        while ((refused = h.TryOpen(new IPEndPoint(IPAddress.Loopback, 9), new TestClient(), out _)) == DropReason.None)
+        {
+            admitted++;
+        }
+
+        Assert.Equal(DropReason.BufferLimit, refused);
+        Assert.Equal(3, admitted);    // 208 KiB: room for three 64 KiB first windows, not for a fourth
         Assert.Equal(1, h.Counters.Drops(DropReason.BufferLimit));
+        Assert.True(h.Table.BufferedBytes <= options.MaxBufferedBytesTotal);
     }
 
     [Fact]

@@ -178,13 +178,13 @@ internal sealed class SpliceHarness : IDisposable
 
     public long NowMs => _clock.ElapsedMilliseconds + 1_000;
 
-    public static FlowKey KeyFor(ushort clientPort) =>
-        new(IpAddr.FromIPAddress(IPAddress.Parse("198.18.1.7")), IpAddr.FromIPAddress(IPAddress.Parse("198.18.0.1")), clientPort, 80);
+    public static FlowKey KeyFor(ushort clientPort, string source = "198.18.1.7") =>
+        new(IpAddr.FromIPAddress(IPAddress.Parse(source)), IpAddr.FromIPAddress(IPAddress.Parse("198.18.0.1")), clientPort, 80);
 
     /// <summary>A validated cookie ACK: create the flow and feed the ACK itself, as the capture loop does.</summary>
-    public DropReason TryOpen(EndPoint backend, TestClient client, out Flow? flow)
+    public DropReason TryOpen(EndPoint backend, TestClient client, out Flow? flow, string source = "198.18.1.7")
     {
-        FlowKey key = KeyFor(_nextPort++);
+        FlowKey key = KeyFor(_nextPort++, source);
         DropReason reason = Table.TryAdd(key, client.Handshake, backend, client, NowMs, out flow);
         if (flow is not null)
         {
@@ -193,9 +193,9 @@ internal sealed class SpliceHarness : IDisposable
         return reason;
     }
 
-    public Flow Open(EndPoint backend, TestClient client)
+    public Flow Open(EndPoint backend, TestClient client, string source = "198.18.1.7")
     {
-        Assert.Equal(DropReason.None, TryOpen(backend, client, out Flow? flow));
+        Assert.Equal(DropReason.None, TryOpen(backend, client, out Flow? flow, source));
         return flow!;
     }
 

@@ -207,4 +207,36 @@ public sealed class ControlSocketTests : IDisposable
             }
         }
     }
+
+    [Fact]
+    public void ReloadCommandSaysNothingChangedWhenAnAppliedReloadChangedNothing()
+    {
+        using ControlServer server = Start(() => new ReloadOutcome(true, []));
+        var output = new StringWriter();
+        var error = new StringWriter();
+        Assert.Equal(ExitCodes.Ok, SocketControlClient.Reload(SocketPath, output, error));
+        Assert.Equal("cookieproxy: reload applied: nothing changed", output.ToString().Trim());
+        Assert.Equal("", error.ToString());
+    }
+
+    [Fact]
+    public void ReloadCommandListsWhatChanged()
+    {
+        using ControlServer server = Start(() => new ReloadOutcome(true, ["max-conn-per-source: 0 -> 10"]));
+        var output = new StringWriter();
+        Assert.Equal(ExitCodes.Ok, SocketControlClient.Reload(SocketPath, output, new StringWriter()));
+        Assert.Equal(["cookieproxy: reload applied", "  max-conn-per-source: 0 -> 10"], output.ToString().TrimEnd().Split(Environment.NewLine));
+    }
+
+    [Fact]
+    public void ReloadCommandPrintsARefusalWithItsReasonsOnStderrAndExits1()
+    {
+        using ControlServer server = Start(() => new ReloadOutcome(false, ["proxy.yaml:3: threads: cannot change live"]));
+        var output = new StringWriter();
+        var error = new StringWriter();
+        Assert.Equal(ExitCodes.RuntimeError, SocketControlClient.Reload(SocketPath, output, error));
+        Assert.Equal("", output.ToString());
+        Assert.Contains("reload refused; nothing changed", error.ToString());
+        Assert.Contains("  proxy.yaml:3: threads: cannot change live", error.ToString());
+    }
 }

@@ -105,6 +105,22 @@ public class CommandLineTests
         Assert.Equal(expected, Parse($"{Minimal} --threads 2 --fanout {value}").Options!.Fanout);
 
     [Theory]
+    [InlineData("", ReceiveRings.Separate)]
+    [InlineData("--rx-rings separate", ReceiveRings.Separate)]
+    [InlineData("--rx-rings separate-v3", ReceiveRings.SeparateSynBlocks)]
+    [InlineData("--rx-rings Single", ReceiveRings.Single)]
+    public void RxRingsDefaultToSeparateRingsForSyns(string extra, ReceiveRings expected) =>
+        Assert.Equal(expected, Parse($"{Minimal} {extra}").Options!.RxRings);
+
+    [Fact]
+    public void AnUnknownRxRingsValueNamesTheChoices()
+    {
+        CliParse r = Parse($"{Minimal} --rx-rings v2");
+        Assert.Null(r.Options);
+        Assert.Contains("expected separate, separate-v3 or single", r.Error);
+    }
+
+    [Theory]
     [InlineData("", XdpSynMode.Auto)]
     [InlineData("--xdp-syn auto", XdpSynMode.Auto)]
     [InlineData("--xdp-syn generic", XdpSynMode.Generic)]
@@ -170,6 +186,9 @@ public class CommandLineTests
         Assert.Contains("    ip daddr 198.18.0.1 tcp dport 80 counter drop", ingress);
         Assert.Contains("    ip6 daddr fd00::1 tcp dport 443 counter drop", ingress);
         Assert.DoesNotContain("prerouting", ingress);
+        // Fragments to a protected address: dropped before the host could reassemble them (issue 12.5).
+        Assert.Contains("    ip daddr 198.18.0.1 ip protocol tcp ip frag-off & 0x3fff != 0 counter drop", ingress);
+        Assert.Contains("    ip6 daddr fd00::1 exthdr frag exists frag nexthdr tcp counter drop", ingress);
         string[] ipt = PortHider.BuildIptablesRules("cp-s0", listeners).ToArray();
         Assert.Equal($"-i cp-s0 -p tcp -d 198.18.0.1 --dport 80 -m comment --comment {PortHider.NftTable} -j DROP", ipt[0]);
         Assert.StartsWith("-6 ", ipt[1]);

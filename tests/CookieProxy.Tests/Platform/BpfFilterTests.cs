@@ -44,6 +44,31 @@ public class BpfFilterTests
     }
 
     [Fact]
+    public void TheSynAndTheFlowFiltersNarrowBothArmsWithTheSamePredicate()
+    {
+        var endpoint = new IPEndPoint(IPAddress.Parse("198.18.0.1"), 80);
+        const string Match = "tcp and dst host 198.18.0.1 and dst port 80";
+
+        Assert.Equal($"({Match} and {BpfFilter.BareSyn}) or (vlan and {Match} and {BpfFilter.BareSyn})",
+            BpfFilter.ForProtectedEndpoints([endpoint], SegmentClass.Syn));
+        Assert.Equal($"({Match} and not {BpfFilter.BareSyn}) or (vlan and {Match} and not {BpfFilter.BareSyn})",
+            BpfFilter.ForProtectedEndpoints([endpoint], SegmentClass.AllButSyn));
+        Assert.Equal(BpfFilter.ForProtectedEndpoints(endpoint), BpfFilter.ForProtectedEndpoints([endpoint], SegmentClass.All));
+    }
+
+    [Theory]
+    [InlineData(SegmentClass.Syn)]
+    [InlineData(SegmentClass.AllButSyn)]
+    public void SegmentClassFiltersCompileWithLibpcapForBothFamilies(SegmentClass segments)
+    {
+        string filter = BpfFilter.ForProtectedEndpoints(
+            [new IPEndPoint(IPAddress.Parse("198.18.0.1"), 80), new IPEndPoint(IPAddress.Parse("fd00:198:18::1"), 443), new IPEndPoint(IPAddress.IPv6Any, 8443)],
+            segments);
+        using BpfProgram program = BpfProgram.Compile(filter);
+        Assert.InRange(program.InstructionCount, 10, 400);
+    }
+
+    [Fact]
     public void NoEndpointsIsAnArgumentError() =>
         Assert.Throws<ArgumentException>(() => BpfFilter.ForProtectedEndpoints(Array.Empty<IPEndPoint>()));
 

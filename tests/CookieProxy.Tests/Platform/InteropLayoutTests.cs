@@ -15,6 +15,27 @@ public class InteropLayoutTests
     public void TpacketReq3Is28Bytes() => Assert.Equal(28, Unsafe.SizeOf<tpacket_req3>());
 
     [Fact]
+    public void TpacketV2StructsMatchTheKernel()
+    {
+        Assert.Equal(16, Unsafe.SizeOf<tpacket_req>());
+        Assert.Equal(8, Unsafe.SizeOf<tpacket_stats>());
+        Assert.Equal(32, Unsafe.SizeOf<tpacket2_hdr>());
+        Assert.Equal(0, Offset<tpacket2_hdr>(nameof(tpacket2_hdr.tp_status)));
+        Assert.Equal(4, Offset<tpacket2_hdr>(nameof(tpacket2_hdr.tp_len)));
+        Assert.Equal(8, Offset<tpacket2_hdr>(nameof(tpacket2_hdr.tp_snaplen)));
+        Assert.Equal(12, Offset<tpacket2_hdr>(nameof(tpacket2_hdr.tp_mac)));
+        Assert.Equal(14, Offset<tpacket2_hdr>(nameof(tpacket2_hdr.tp_net)));
+        Assert.Equal(16, Offset<tpacket2_hdr>(nameof(tpacket2_hdr.tp_sec)));
+        Assert.Equal(20, Offset<tpacket2_hdr>(nameof(tpacket2_hdr.tp_nsec)));
+        Assert.Equal(24, Offset<tpacket2_hdr>(nameof(tpacket2_hdr.tp_vlan_tci)));
+        Assert.Equal(26, Offset<tpacket2_hdr>(nameof(tpacket2_hdr.tp_vlan_tpid)));
+        Assert.Equal(28, Offset<tpacket2_hdr>(nameof(tpacket2_hdr.tp_padding)));
+        // TPACKET2_HDRLEN = TPACKET_ALIGN(sizeof(tpacket2_hdr)) + sizeof(sockaddr_ll)
+        Assert.Equal(52, TPACKET2_HDRLEN);
+        Assert.Equal(TPACKET2_HDRLEN, (int)TPACKET_ALIGN((uint)Unsafe.SizeOf<tpacket2_hdr>()) + Unsafe.SizeOf<sockaddr_ll>());
+    }
+
+    [Fact]
     public void TpacketBlockDescMatchesTheKernel()
     {
         Assert.Equal(48, Unsafe.SizeOf<tpacket_block_desc>());

@@ -436,6 +436,26 @@ public sealed class XdpSynProgramTests : IDisposable
     }
 
     [RootFact]
+    public void AReloadsNewEndpointsAreAnsweredAndARemovedOnesSynsGoUp()
+    {
+        byte[] on80 = V4(s_linux);
+        byte[] on81 = Syn("198.18.0.2", "198.18.0.1", 40000, 81, 0x11223344, s_linux);
+        XdpSynResponder xdp = Xdp();
+        Assert.Equal(XdpTx, xdp.TestRun(on80, out _));
+        Assert.Equal(XdpPass, xdp.TestRun(on81, out _));
+
+        // Listener :80 replaced by :81 (what ReloadService hands over): the program answers the new set at once.
+        xdp.UpdateEndpoints([IPEndPoint.Parse("198.18.0.1:81"), .. s_endpoints.Skip(1)]);
+        Assert.Equal(XdpPass, xdp.TestRun(on80, out _));
+        Assert.Equal(XdpTx, xdp.TestRun(on81, out _));
+        Assert.Equal(XdpTx, xdp.TestRun(V6(s_linux), out _));
+
+        xdp.UpdateEndpoints(s_endpoints);
+        Assert.Equal(XdpTx, xdp.TestRun(on80, out _));
+        Assert.Equal(XdpPass, xdp.TestRun(on81, out _));
+    }
+
+    [RootFact]
     public void WhilePassSynsIsSetEverySynGoesUpUntouched()
     {
         byte[] frame = V4(s_linux);

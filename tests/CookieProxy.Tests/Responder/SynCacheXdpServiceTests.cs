@@ -18,11 +18,21 @@ public class SynCacheXdpServiceTests
 
     public SynCacheXdpServiceTests()
     {
-        _service = new SynCacheXdpService(SynCacheConfig.For(4096), threads: 2, Snapshot, pass =>
+        _service = new SynCacheXdpService(SynCacheConfig.For(4096), () => 2, Snapshot, pass =>
         {
             _flags.Add(pass);
-            return true;
-        }, NullLogger.Instance, T0);
+            return _programRuns;
+        }, NullLogger.Instance);
+    }
+
+    private bool _programRuns = true;
+
+    /// <summary>Opened at T0: the program passes SYNs up to begin with (that first write is not counted here).</summary>
+    private void Open()
+    {
+        _service.Open(T0);
+        Assert.Equal([true], _flags);
+        _flags.Clear();
     }
 
     /// <summary>As CounterSources does: fresh copies, the program's SYN+ACKs already in syn_received.</summary>
@@ -40,6 +50,7 @@ public class SynCacheXdpServiceTests
     [Fact]
     public void AFloodedThreadTurnsThePassFlagOffAndTheStatsShowIt()
     {
+        Open();
         _threads[1][Counter.SynCacheFloodMode] = 1;
         _threads[1][Counter.SynReceived] = 5000;
         _service.Poll(T0 + 100);
@@ -54,6 +65,7 @@ public class SynCacheXdpServiceTests
     [Fact]
     public void WhileTheProgramAnswersAFloodTheFlagStaysOffThenThreeQuietSecondsTurnItOn()
     {
+        Open();
         _threads[0][Counter.SynCacheFloodMode] = 1;
         _service.Poll(T0 + 100);
         _threads[0][Counter.SynCacheFloodMode] = 0; // the threads see nothing now: the kernel answers
@@ -77,11 +89,28 @@ public class SynCacheXdpServiceTests
     [Fact]
     public void CalmPollsWriteNothing()
     {
+        Open();
         for (int i = 1; i <= 20; i++)
         {
             _threads[0][Counter.SynReceived] += 50;
             _service.Poll(T0 + (i * 100));
         }
         Assert.Empty(_flags);
+    }
+
+    [Fact]
+    public void WithoutAProgramTheGateStaysAsideAndTheStatsShowNothingOfIt()
+    {
+        _programRuns = false;
+        _service.Open(T0);
+        _flags.Clear();
+        _threads[0][Counter.SynCacheFloodMode] = 1;
+        _threads[0][Counter.SynReceived] = 5000;
+        _service.Poll(T0 + 100);
+        Assert.Empty(_flags);
+        ProxyCounters[] stats = Snapshot();
+        _service.AddCounters(stats);
+        Assert.Equal(0, stats[0][Counter.SynCacheXdpFlood]);
+        Assert.Equal(0, stats[0][Counter.SynCacheModeChanges]);
     }
 }

@@ -108,17 +108,30 @@ public class TimestampTests : TcpTestBase
     }
 
     [Fact]
-    public void A_reordered_duplicate_ack_with_an_older_tsval_passes_paws()
+    public void A_reordered_duplicate_ack_with_an_older_tsval_passes_paws_and_its_sack_starts_recovery()
     {
         // Linux tcp_disordered_ack_check: a pure duplicate ACK that changes nothing may come out of order;
-        // dropping it would lose the SACK information recovery needs.
+        // dropping it would lose the SACK information recovery needs. Here only the overtaken ACK reports the
+        // third SACKed segment above the hole, so only it makes the hole lost at once (RFC 6675 4 IsLost:
+        // DupThresh segments SACKed above; RFC 8985 6.2 step 4: reo_wnd = 0 once DupThresh segments are SACKed
+        // and no reordering was seen). The first ACK alone (one segment SACKed) leaves the hole to RACK's timer.
         InEstablished(handshake: Handshake(ts: true, sack: true));
         Ep.Send(new byte[4 * 1448]);
         Assert.Equal(4, DispatchAll().Count);
         Send(ClientNext, tsVal: 6_000, tsEcr: 70_000, sack: [new SackBlock(OurNext + 1448, OurNext + 2896)]);
-        Send(ClientNext, tsVal: 5_990, tsEcr: 70_000, sack: [new SackBlock(OurNext + 1448, OurNext + 4344)]);
+        RecvNothing();
+        Assert.False(Ep.InRecovery);
+
+        Send(ClientNext, tsVal: 5_990, tsEcr: 70_000, sack: [new SackBlock(OurNext + 1448, OurNext + 5792)]);
         Assert.Equal(0, Ep.PawsRejected);
         Assert.Equal(0, Ep.SegmentsDropped);
+        Assert.True(Ep.InRecovery);
+        Assert.Equal(1, Ep.FastRecoveries);
+        SentSegment fastRetransmit = Recv(); // the same instant: no timer needed
+        Assert.Equal(OurNext, fastRetransmit.Seq);
+        Assert.Equal(1448, fastRetransmit.Payload.Length);
+        Assert.Equal(1, Ep.Retransmissions);
+
         Send(ClientNext, payload: new byte[10], tsVal: 5_990); // data with that TSval fails PAWS: only pure duplicate ACKs pass
         Assert.Equal(1, Ep.PawsRejected);
     }

@@ -54,6 +54,10 @@ internal static partial class HostLog
     [LoggerMessage(2004, LogLevel.Debug, "[{Thread}] flow {Flow} validated (mss {Mss}, wscale {WindowScale}, sack {Sack}, ts {Timestamps})")]
     public static partial void FlowValidated(ILogger logger, int thread, string flow, ushort mss, sbyte windowScale, bool sack, bool timestamps);
 
+    // hostile: a bug caught in one flow's settle or backend loop; the flow was reset, the others go on (loop_faults).
+    [LoggerMessage(2005, LogLevel.Error, "[{Thread}] bug in {What}: the flow was reset")]
+    public static partial void FlowFault(ILogger logger, int thread, string what, Exception exception);
+
     // ---- 21xx XDP SYN responder
     [LoggerMessage(2101, LogLevel.Information, "SYNs answered in XDP on {Interface} ({Mode}: {Reason}{Budget}); the SYNs it passes up are answered in user space")]
     public static partial void XdpSynAttached(ILogger logger, string @interface, string mode, string reason, string budget);

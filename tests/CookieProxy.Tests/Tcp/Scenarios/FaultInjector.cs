@@ -14,6 +14,12 @@ public sealed record FaultConfig
     public long OneWayDelayMs { get; init; } = 5;
     /// <summary>Link rate in bytes per millisecond per direction (12_500 = 100 Mbit/s).</summary>
     public double BytesPerMs { get; init; } = 12_500;
+
+    /// <summary>
+    /// Deterministic faults on top of the random ones: (direction, segment, payload length) -> drop it. Direction
+    /// 0 is server -> client. Called once per transmission, so a filter can drop a segment's first copy only.
+    /// </summary>
+    public Func<int, TcpRepr, int, bool>? DropIf { get; init; }
 }
 
 /// <summary>A segment in flight.</summary>
@@ -49,6 +55,12 @@ public sealed class FaultInjector
     public void Transmit(int direction, in TcpRepr repr, byte[] payload, long nowMs)
     {
         Sent++;
+        if (_config.DropIf is { } dropIf && dropIf(direction, repr, payload.Length))
+        {
+            Dropped++;
+            return;
+        }
+
         if (_rng.NextDouble() < _config.DropRate || _rng.NextDouble() < _config.CorruptRate)
         {
             Dropped++;

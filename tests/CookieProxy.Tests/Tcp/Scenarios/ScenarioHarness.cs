@@ -28,16 +28,20 @@ public sealed class ScenarioApp
     private readonly StreamGenerator _out;
     private readonly StreamGenerator _expected;
     private readonly long _total;
+    private readonly long _expectedTotal;
     private readonly byte[] _outBuf = new byte[64 * 1024];
     private readonly byte[] _checkBuf = new byte[64 * 1024];
     private int _outBufStart;
     private int _outBufEnd;
 
-    public ScenarioApp(ulong sendSeed, ulong receiveSeed, long totalBytes)
+    /// <param name="totalBytes">What this side sends.</param>
+    /// <param name="expectedBytes">What it expects from the peer (default: as much as it sends).</param>
+    public ScenarioApp(ulong sendSeed, ulong receiveSeed, long totalBytes, long? expectedBytes = null)
     {
         _out = new StreamGenerator(sendSeed);
         _expected = new StreamGenerator(receiveSeed);
         _total = totalBytes;
+        _expectedTotal = expectedBytes ?? totalBytes;
     }
 
     public long BytesSent { get; private set; }
@@ -45,6 +49,9 @@ public sealed class ScenarioApp
     public bool Corrupted { get; private set; }
     public long CorruptedAt { get; private set; } = -1;
     public bool SentAll => BytesSent == _total;
+
+    /// <summary>Simulated time at which the whole expected stream had arrived (-1 until then).</summary>
+    public long ReceivedAllAtMs { get; private set; } = -1;
 
     /// <summary>Read rate in bytes per simulated millisecond (0 = read everything at once): a slow backend.</summary>
     public double ReadBytesPerMs { get; set; }
@@ -95,6 +102,11 @@ public sealed class ScenarioApp
             BytesReceived += n;
             budget -= n;
         }
+
+        if (BytesReceived == _expectedTotal && ReceivedAllAtMs < 0)
+        {
+            ReceivedAllAtMs = nowMs;
+        }
     }
 }
 
@@ -131,12 +143,18 @@ public static class ScenarioHarness
         }
     }
 
+    /// <summary>The server's initial send sequence number in a run with this seed (its first byte is one above).</summary>
+    public static SeqNumber ServerIss(int seed) => new(0xFFFF_0000u + (uint)seed); // both spaces wrap early
+
+    /// <param name="bytesEachWay">What each side sends: the server's stream, and the client's unless <paramref name="clientBytes"/> says otherwise.</param>
+    /// <param name="clientBytes">What the client sends (a request before a download), when not <paramref name="bytesEachWay"/>.</param>
     public static ScenarioResult Run(FaultConfig faults, int seed, long bytesEachWay, bool sack, bool timestamps,
-        TcpConfig? config = null, double serverReadBytesPerMs = 0, long maxSimulatedMs = 3_600_000, Action<string>? trace = null)
+        TcpConfig? config = null, double serverReadBytesPerMs = 0, long maxSimulatedMs = 3_600_000, Action<string>? trace = null,
+        long? clientBytes = null)
     {
         config ??= new TcpConfig { MaxRetransmits = 30, IdleTimeoutMs = 600_000 };
         const sbyte Scale = 7;
-        var serverIss = new SeqNumber(0xFFFF_0000u + (uint)seed); // both spaces wrap early
+        SeqNumber serverIss = ServerIss(seed);
         var clientIss = new SeqNumber(0x7FFF_FF00u ^ (uint)seed);
         ushort initialWindow = (ushort)Math.Min(config.ReceiveBufferSize >> Scale, ushort.MaxValue);
 
@@ -154,8 +172,9 @@ public static class ScenarioHarness
         long now = 0;
         var server = new TcpEndpoint(config, in serverHs, now) { LocalPort = 80, RemotePort = 40000 };
         var client = new TcpEndpoint(config, in clientHs, now) { LocalPort = 40000, RemotePort = 80 };
-        var serverApp = new ScenarioApp((ulong)seed * 7919 + 1, (ulong)seed * 104729 + 2, bytesEachWay) { ReadBytesPerMs = serverReadBytesPerMs };
-        var clientApp = new ScenarioApp((ulong)seed * 104729 + 2, (ulong)seed * 7919 + 1, bytesEachWay);
+        long upload = clientBytes ?? bytesEachWay;
+        var serverApp = new ScenarioApp((ulong)seed * 7919 + 1, (ulong)seed * 104729 + 2, bytesEachWay, upload) { ReadBytesPerMs = serverReadBytesPerMs };
+        var clientApp = new ScenarioApp((ulong)seed * 104729 + 2, (ulong)seed * 7919 + 1, upload, bytesEachWay);
         var link = new FaultInjector(faults, seed);
         var toClient = new LinkSink { Link = link, Direction = 0 };
         var toServer = new LinkSink { Link = link, Direction = 1 };
