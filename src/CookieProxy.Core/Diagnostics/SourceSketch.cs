@@ -12,6 +12,7 @@
 // while the swap runs) so a reader on another thread never sees a half-cleared table and the owner never waits.
 
 using System.Runtime.CompilerServices;
+using CookieProxy.Limits;
 using CookieProxy.Wire;
 
 namespace CookieProxy.Diagnostics;
@@ -37,9 +38,7 @@ public sealed class SourceSketch
     public const long WindowMs = 1000;
 
     private readonly int _sampleEvery;
-    private readonly ulong _v4LoMask;
-    private readonly ulong _v6HiMask;
-    private readonly ulong _v6LoMask;
+    private readonly SourcePrefixMask _prefix;
     private Entry[] _current;
     private Entry[] _completed;
     private int _currentUsed;
@@ -59,18 +58,11 @@ public sealed class SourceSketch
     public SourceSketch(int ipv4PrefixLength = 24, int ipv6PrefixLength = 48, int capacity = DefaultCapacity,
         int sampleEvery = DefaultSampleEvery)
     {
-        ArgumentOutOfRangeException.ThrowIfNegative(ipv4PrefixLength);
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(ipv4PrefixLength, 32);
-        ArgumentOutOfRangeException.ThrowIfNegative(ipv6PrefixLength);
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(ipv6PrefixLength, 128);
+        _prefix = new SourcePrefixMask(ipv4PrefixLength, ipv6PrefixLength);
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(sampleEvery, 1);
         Ipv4PrefixLength = ipv4PrefixLength;
         Ipv6PrefixLength = ipv6PrefixLength;
-        _v4LoMask = 0xFFFF_FFFF_0000_0000UL | (ipv4PrefixLength == 0 ? 0UL : (ulong)(uint.MaxValue << (32 - ipv4PrefixLength)));
-        // C# masks shift counts to 6 bits, so 0 and 64+ are spelled out.
-        _v6HiMask = ipv6PrefixLength == 0 ? 0UL : ipv6PrefixLength >= 64 ? ulong.MaxValue : ulong.MaxValue << (64 - ipv6PrefixLength);
-        _v6LoMask = ipv6PrefixLength <= 64 ? 0UL : ulong.MaxValue << (128 - ipv6PrefixLength);
         _sampleEvery = sampleEvery;
         _countdown = (uint)sampleEvery;
         _current = new Entry[capacity];
@@ -110,17 +102,7 @@ public sealed class SourceSketch
     {
         _countdown = (uint)_sampleEvery;
         _currentSamples++;
-        ulong hi, lo;
-        if (source.IsV4)
-        {
-            hi = source.Hi;
-            lo = source.Lo & _v4LoMask;
-        }
-        else
-        {
-            hi = source.Hi & _v6HiMask;
-            lo = source.Lo & _v6LoMask;
-        }
+        _prefix.Apply(source, out ulong hi, out ulong lo);
 
         Entry[] table = _current;
         int used = _currentUsed;

@@ -31,9 +31,7 @@ public sealed partial class SourceLimiter
 
     // Prefix masks over IpAddr's 128-bit value. IPv4 is held IPv4-mapped (::ffff:a.b.c.d), so its mask
     // keeps the ::ffff: part (which also keeps v4 keys apart from v6 keys) and cuts the low 32 bits.
-    private readonly ulong _v4LoMask;
-    private readonly ulong _v6HiMask;
-    private readonly ulong _v6LoMask;
+    private readonly SourcePrefixMask _prefix;
 
     private readonly Bucket _synBucket;
     private readonly Bucket _connectionBucket;
@@ -61,12 +59,7 @@ public sealed partial class SourceLimiter
         _config = config;
         _hashKey = hashKey;
 
-        int v4 = config.Ipv4PrefixLength;
-        _v4LoMask = 0xFFFF_FFFF_0000_0000UL | (v4 == 0 ? 0UL : (ulong)(uint.MaxValue << (32 - v4)));
-        int v6 = config.Ipv6PrefixLength;
-        // C# masks shift counts to 6 bits, so 0 and 128 are spelled out rather than shifted by 64.
-        _v6HiMask = v6 == 0 ? 0UL : v6 >= 64 ? ulong.MaxValue : ulong.MaxValue << (64 - v6);
-        _v6LoMask = v6 <= 64 ? 0UL : ulong.MaxValue << (128 - v6);
+        _prefix = new SourcePrefixMask(config.Ipv4PrefixLength, config.Ipv6PrefixLength);
 
         _synBucket = new Bucket(config.SynsPerSecond, config.EffectiveSynBurst);
         _connectionBucket = new Bucket(config.NewConnectionsPerSecond, config.Burst);
@@ -224,19 +217,7 @@ public sealed partial class SourceLimiter
         return slot < 0 ? 0 : _connectionTable[slot].Live;
     }
 
-    private void Mask(in IpAddr source, out ulong hi, out ulong lo)
-    {
-        if (source.IsV4)
-        {
-            hi = source.Hi;
-            lo = source.Lo & _v4LoMask;
-        }
-        else
-        {
-            hi = source.Hi & _v6HiMask;
-            lo = source.Lo & _v6LoMask;
-        }
-    }
+    private void Mask(in IpAddr source, out ulong hi, out ulong lo) => _prefix.Apply(source, out hi, out lo);
 
     // SipHash-2-4 keyed per instance: with a known hash an attacker could pick sources that all land in
     // one 4-way bucket and keep evicting a victim's SYN bucket (hash flooding). The third word is a

@@ -116,6 +116,23 @@ public sealed class SynResponder
         _slotsFor = endpoints;
     }
 
+    /// <summary>Whether a SYN or a cookie ACK may open a connection: not on a listener a reload removed (its
+    /// flows finish, it takes no new one) and not from a denied source. Counts the drop when not.</summary>
+    private bool MayOpen(int listener, in IpAddr source, ReadOnlySpan<byte> frame)
+    {
+        if (!_endpoints.Accepts(listener))
+        {
+            Drop(DropReason.NotProtected, frame);
+            return false;
+        }
+        if (!_deny.IsEmpty && _deny.Contains(source))
+        {
+            Drop(DropReason.SourceDenied, frame);
+            return false;
+        }
+        return true;
+    }
+
     /// <summary>Counts a drop and offers the frame to the sampler: for drops with the frame in hand.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Drop(DropReason reason, ReadOnlySpan<byte> frame)
@@ -220,15 +237,8 @@ public sealed class SynResponder
                     _counters.Drop(DropReason.Draining);    // not sampled: our own shutdown, not attack traffic
                     continue;
                 }
-                if (!_endpoints.Accepts(listener))
+                if (!MayOpen(listener, p.Flow.SrcAddr, frame))
                 {
-                    // A listener a reload removed: its flows finish, it takes no new connection.
-                    Drop(DropReason.NotProtected, frame);
-                    continue;
-                }
-                if (!_deny.IsEmpty && _deny.Contains(p.Flow.SrcAddr))
-                {
-                    Drop(DropReason.SourceDenied, frame);
                     continue;
                 }
                 // Per-source SYN budget (nmsynproxy's ratehash): sources are spoofable here, so this only
@@ -266,14 +276,8 @@ public sealed class SynResponder
                 continue;
             }
 
-            if (!_endpoints.Accepts(listener))
+            if (!MayOpen(listener, p.Flow.SrcAddr, frame))
             {
-                Drop(DropReason.NotProtected, frame);
-                continue;
-            }
-            if (!_deny.IsEmpty && _deny.Contains(p.Flow.SrcAddr))
-            {
-                Drop(DropReason.SourceDenied, frame);
                 continue;
             }
             reason = _codec.Validate(p.Flow, p.Tcp, unixMs, out CookieDecoded cookie);

@@ -92,6 +92,34 @@ internal sealed unsafe class BpfObject : IDisposable
         return new BpfObject(name, handle, copy);
     }
 
+    /// <summary>Opens the embedded object <paramref name="resource"/> and hands it to <paramref name="build"/>, which
+    /// sizes its maps, loads it, fills them and returns the owner of the object. Any failure closes the object and
+    /// becomes the device error the host reports in one line (a verifier refusal, or libbpf missing).</summary>
+    public static T OpenEmbedded<T>(string interfaceName, string resource, Func<BpfObject, T> build)
+    {
+        BpfObject? obj = null;
+        try
+        {
+            obj = Open(BpfObjectResources.Read(resource), resource);
+            return build(obj);
+        }
+        catch (BpfException e)
+        {
+            obj?.Dispose();
+            throw new PacketDeviceException(interfaceName, $"xdp: {e.Message}", e.Errno, e);
+        }
+        catch (DllNotFoundException e)
+        {
+            obj?.Dispose();
+            throw new PacketDeviceException(interfaceName, $"xdp: libbpf is not installed (install libbpf1): {e.Message}", 0, e);
+        }
+        catch
+        {
+            obj?.Dispose();
+            throw;
+        }
+    }
+
     public BpfObjectProgram Program(string name)
     {
         if (!_programs.TryGetValue(name, out BpfObjectProgram? program))

@@ -43,10 +43,8 @@ internal sealed unsafe class XdpRedirect : IDisposable
             throw new ArgumentException("At least one protected endpoint is required.", nameof(endpoints));
         }
         cp_endpoint_key[] keys = list.Select(EndpointKey).ToArray();
-        BpfObject? obj = null;
-        try
+        return BpfObject.OpenEmbedded(interfaceName, BpfObjectResources.Redirect, obj =>
         {
-            obj = BpfObject.Open(BpfObjectResources.Read(BpfObjectResources.Redirect), BpfObjectResources.Redirect);
             obj.Program(ProgramName);
             obj.Map("cp_xsks").SetMaxEntries((uint)queues);
             BpfObjectMap map = obj.Map("cp_endpoints");
@@ -59,22 +57,7 @@ internal sealed unsafe class XdpRedirect : IDisposable
                 map.Update(key, one);
             }
             return new XdpRedirect(interfaceName, obj);
-        }
-        catch (BpfException e)
-        {
-            obj?.Dispose();
-            throw new PacketDeviceException(interfaceName, $"xdp: {e.Message}", e.Errno, e);
-        }
-        catch (DllNotFoundException e)
-        {
-            obj?.Dispose();
-            throw new PacketDeviceException(interfaceName, $"xdp: libbpf is not installed (install libbpf1): {e.Message}", 0, e);
-        }
-        catch
-        {
-            obj?.Dispose();
-            throw;
-        }
+        });
     }
 
     public void InsertSocket(int queue, int xskFd)

@@ -82,10 +82,8 @@ public sealed unsafe class XdpSynResponder : IDisposable
     {
         ArgumentNullException.ThrowIfNull(settings);
         settings.Validate();
-        BpfObject? obj = null;
-        try
+        return BpfObject.OpenEmbedded(interfaceName, BpfObjectResources.SynResponder, obj =>
         {
-            obj = BpfObject.Open(BpfObjectResources.Read(BpfObjectResources.SynResponder), BpfObjectResources.SynResponder);
             BpfObjectProgram program = obj.Program(ProgramName);
             if (verifierStats)
             {
@@ -115,22 +113,7 @@ public sealed unsafe class XdpSynResponder : IDisposable
             cp_syn_config config = Config(settings, key, slot);
             obj.Map("cp_syn_config").Update(0u, config);
             return new XdpSynResponder(interfaceName, obj, config, keys, settings.EndpointCapacity);
-        }
-        catch (BpfException e)
-        {
-            obj?.Dispose();
-            throw new PacketDeviceException(interfaceName, $"xdp: {e.Message}", e.Errno, e);
-        }
-        catch (DllNotFoundException e)
-        {
-            obj?.Dispose();
-            throw new PacketDeviceException(interfaceName, $"xdp: libbpf is not installed (install libbpf1): {e.Message}", 0, e);
-        }
-        catch
-        {
-            obj?.Dispose();
-            throw;
-        }
+        });
     }
 
     private static cp_syn_config Config(XdpSynSettings s, XdpSynKey key, uint slot)
