@@ -45,7 +45,8 @@ public sealed class Ipv6Tests : NetLabTestBase
         ProxyStats s = WaitForStats(s => s.CookieValid >= 4, TimeSpan.FromSeconds(5), "four IPv6 flows validated");
         if (xdp == "generic")
         {
-            Assert.True(s["xdp_synack_sent"] >= 4, "the XDP program did not answer the IPv6 SYNs: " + s.Json);
+            // With the syncache (default) the calm program passes SYNs up to be remembered; either way it saw them.
+            Assert.True(s["xdp_synack_sent"] + s["xdp_syn_passed"] >= 4, "the XDP program did not see the IPv6 SYNs: " + s.Json);
         }
         Assert.Equal(0, s.CookieInvalid);
     }
@@ -68,7 +69,8 @@ public sealed class Ipv6Tests : NetLabTestBase
         Assert.Equal(0, after.CookieInvalid - before.CookieInvalid);
         if (xdp == "generic")
         {
-            Assert.True(after["xdp_synack_sent"] - before["xdp_synack_sent"] >= syns * 99 / 100, "the flood was not answered in XDP: " + after.Json);
+            // The first second went up to the threads (the syncache's gate), the rest the program answered.
+            Assert.True(after["xdp_synack_sent"] - before["xdp_synack_sent"] >= syns / 2, "the flood was not answered in XDP: " + after.Json);
         }
     }
 

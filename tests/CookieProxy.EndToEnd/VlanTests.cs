@@ -56,7 +56,8 @@ public sealed class VlanTests : NetLabTestBase
         ProxyStats s = WaitForStats(s => s.CookieValid >= 3, TimeSpan.FromSeconds(5), "three tagged flows validated");
         if (xdp == "generic")
         {
-            Assert.True(s["xdp_synack_sent"] >= 3, "the XDP program did not answer the tagged SYNs: " + s.Json);
+            // With the syncache (default) the calm program passes SYNs up to be remembered; either way it saw them.
+            Assert.True(s["xdp_synack_sent"] + s["xdp_syn_passed"] >= 3, "the XDP program did not see the tagged SYNs: " + s.Json);
         }
     }
 

@@ -83,8 +83,6 @@ public sealed class VlanDeviceFactAttribute : FactAttribute
 /// XDP mode under test, bounded floods counted by nftables in the client namespace.</summary>
 public abstract class NetLabTestBase : LabTestBase
 {
-    private static readonly Lazy<string> s_help = new(ReadHelp);
-
     protected NetLabTestBase(LabFixture lab, ITestOutputHelper output)
         : base(lab, output)
     {
@@ -92,34 +90,14 @@ public abstract class NetLabTestBase : LabTestBase
 
     /// <summary>
     /// The proxy arguments for an XDP mode under test: "off" (user space answers every SYN) or "generic" (the XDP
-    /// program answers them in the kernel). "off" is the explicit <c>--xdp-syn off</c> where the binary knows it
-    /// (where XDP is the default), else no flag.
+    /// program answers them in the kernel). "off" is the explicit <c>--xdp-syn off</c> (auto is the default).
     /// </summary>
     protected static string[] XdpArgs(string mode) => mode switch
     {
-        "off" => s_help.Value.Contains("--xdp-syn auto", StringComparison.Ordinal) || Regex.IsMatch(s_help.Value, @"--xdp-syn [a-z|]*off")
-            ? ["--xdp-syn", "off"]
-            : [],
+        "off" => ["--xdp-syn", "off"], // auto is the default
         "generic" => ["--xdp-syn", "generic"],
         _ => throw new ArgumentOutOfRangeException(nameof(mode), mode, "off or generic"),
     };
-
-    private static string ReadHelp()
-    {
-        string bin = Environment.GetEnvironmentVariable("COOKIEPROXY_BIN") ?? "out/cookieproxy";
-        string root = AppContext.BaseDirectory;
-        while (!File.Exists(Path.Combine(root, "CookieProxy.sln")) && Path.GetDirectoryName(root) is string up)
-        {
-            root = up;
-        }
-        string path = Path.IsPathRooted(bin) ? bin : Path.Combine(root, bin);
-        if (!File.Exists(path))
-        {
-            return "";
-        }
-        CommandResult r = CommandRunner.Run(path, ["--help"], TimeSpan.FromSeconds(30));
-        return r.StdOut + r.StdErr;
-    }
 
     /// <summary>
     /// <see cref="LabTestBase.StartProxy"/>, then waits until the proxy wrote its first stats file: lab.sh gives up
