@@ -78,7 +78,7 @@ public static class MetricsText
 
     private static string ListenerHelp(ListenerCounter c) => c switch
     {
-        ListenerCounter.SynReceived => "SYNs to the listener with no flow.",
+        ListenerCounter.SynReceived => "SYNs to the listener with no flow that reached user space (the XDP program counts its own per CPU, in the totals only).",
         ListenerCounter.SynRateLimited => "SYNs to the listener refused by the per-source SYN budget.",
         ListenerCounter.CookieValid => "ACKs to the listener whose cookie validated.",
         ListenerCounter.CookieInvalid => "ACKs to the listener with no flow and no valid cookie.",
