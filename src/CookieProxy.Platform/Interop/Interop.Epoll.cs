@@ -15,6 +15,7 @@ internal static partial class Interop
         internal const int EPOLL_CTL_DEL = 2;
         internal const int EPOLL_CTL_MOD = 3;
         internal const uint EPOLLIN = 0x001;
+        internal const uint EPOLLOUT = 0x004;
         internal const uint EPOLLERR = 0x008;
         internal const uint EPOLLHUP = 0x010;
         internal const uint EPOLLRDHUP = 0x2000;

@@ -37,19 +37,27 @@ public sealed unsafe class SocketReadiness : IDisposable
     /// Reports <paramref name="socket"/> once, through <see cref="Collect"/>, when it has data, EOF or an error
     /// (EPOLLIN | EPOLLRDHUP, one-shot: re-arm after each report). False if the socket is already closed.
     /// </summary>
-    public bool ArmReadable(SafeHandle socket, ulong token)
+    public bool ArmReadable(SafeHandle socket, ulong token) => Arm(socket, token, EPOLLIN | EPOLLRDHUP | EPOLLONESHOT);
+
+    /// <summary>
+    /// Reports <paramref name="socket"/> once when it turns writable or fails (EPOLLOUT, one-shot): a non-blocking
+    /// connect finished (<see cref="NonBlockingConnect"/>). Same token space as <see cref="ArmReadable"/>.
+    /// </summary>
+    public bool ArmWritable(SafeHandle socket, ulong token) => Arm(socket, token, EPOLLOUT | EPOLLONESHOT);
+
+    private bool Arm(SafeHandle socket, ulong token, uint events)
     {
         bool added = false;
         try
         {
             socket.DangerousAddRef(ref added);
             int fd = (int)socket.DangerousGetHandle();
-            if (Control(EPOLL_CTL_MOD, fd, token) == 0)
+            if (Control(EPOLL_CTL_MOD, fd, token, events) == 0)
             {
                 return true;
             }
             int errno = Marshal.GetLastPInvokeError();
-            if (errno == ENOENT && Control(EPOLL_CTL_ADD, fd, token) == 0)
+            if (errno == ENOENT && Control(EPOLL_CTL_ADD, fd, token, events) == 0)
             {
                 return true;
             }
@@ -68,15 +76,14 @@ public sealed unsafe class SocketReadiness : IDisposable
         }
     }
 
-    private int Control(int op, int fd, ulong token)
+    private int Control(int op, int fd, ulong token, uint events)
     {
-        const uint Events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
         if (s_packed)
         {
-            var ev = new epoll_event_packed { events = Events, data = token };
+            var ev = new epoll_event_packed { events = events, data = token };
             return epoll_ctl(_epoll.Fd, op, fd, &ev);
         }
-        var aligned = new epoll_event_aligned { events = Events, data = token };
+        var aligned = new epoll_event_aligned { events = events, data = token };
         return epoll_ctl(_epoll.Fd, op, fd, &aligned);
     }
 

@@ -45,7 +45,7 @@ public enum BackendCloseReason
 /// the owner. All other public members are called by the owner (capture) thread only and never block or await.
 /// </para>
 /// </summary>
-public sealed class BackendConnection : IDisposable
+public sealed partial class BackendConnection : IDisposable
 {
     private const int OutputSegmentSize = BlockMemoryPool.BlockSize;
 
@@ -136,6 +136,10 @@ public sealed class BackendConnection : IDisposable
             throw new InvalidOperationException("Already started.");
         }
         _started = true;
+        if (TryConnectOnOwner())
+        {
+            return;    // connect(2) started on this thread; the owner's event loop completes it
+        }
         ThreadPool.UnsafeQueueUserWorkItem(static c => _ = c.ConnectAsync(), this, preferLocal: false);
     }
 
@@ -340,6 +344,7 @@ public sealed class BackendConnection : IDisposable
             return;
         }
         _disposed = true;
+        _connectTimer?.Dispose();
         bool graceful = _inputEof && _outputShutDown;
         Close(graceful ? BackendCloseReason.Graceful : BackendCloseReason.Aborted, SocketError.Success, abortive: !graceful);
         _output.Writer.Complete();
@@ -397,13 +402,19 @@ public sealed class BackendConnection : IDisposable
             }
         }
 
+        EnterConnected();
+        _notify();
+    }
+
+    /// <summary>Connected (and the PROXY header sent or queued first): the owner may move bytes both ways.</summary>
+    private void EnterConnected()
+    {
         // Two halves end the connection gracefully: the owner's Receive seeing EOF, and the send loop's FIN.
         Volatile.Write(ref _halvesOpen, 2);
         // Non-blocking for the owner's synchronous Receive (it must never block the capture thread).
         _socket.Blocking = false;
         Volatile.Write(ref _readable, 1);
         _state = (int)BackendState.Connected;
-        _notify();
         _ = SendLoopAsync();
     }
 
@@ -423,6 +434,20 @@ public sealed class BackendConnection : IDisposable
 
     /// <summary>Owner thread: its event loop saw the socket readable (data, EOF or error): Receive will try again.</summary>
     public void MarkReadable() => Volatile.Write(ref _readable, 1);
+
+    /// <summary>
+    /// Owner thread: its event loop reported the socket it was asked to watch: the end of the owner's connect
+    /// (<see cref="IBackendReadiness.ArmWritable"/>) while that is in flight, else readability.
+    /// </summary>
+    public void OnReady()
+    {
+        if (OperatingSystem.IsLinux() && Interlocked.Exchange(ref _ownerConnect, 0) == 1)
+        {
+            FinishOwnerConnect();
+            return;
+        }
+        MarkReadable();
+    }
 
     private async Task WaitReadableAsync()
     {

@@ -10,7 +10,13 @@ public interface IBackendReadiness
 {
     /// <summary>
     /// Watch <paramref name="socket"/> once for data, EOF or error, then pump <paramref name="owner"/>'s flow and
-    /// call <see cref="BackendConnection.MarkReadable"/>. False when it cannot (the caller waits on the thread pool).
+    /// call <see cref="BackendConnection.OnReady"/>. False when it cannot (the caller waits on the thread pool).
     /// </summary>
     bool ArmReadable(Socket socket, object owner);
+
+    /// <summary>
+    /// Watch <paramref name="socket"/> once for writability or error (the end of a non-blocking connect), then pump
+    /// <paramref name="owner"/>'s flow and call <see cref="BackendConnection.OnReady"/>. False when it cannot.
+    /// </summary>
+    bool ArmWritable(Socket socket, object owner) => false;
 }

@@ -123,14 +123,24 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
         return null;
     }
 
-    bool IBackendReadiness.ArmReadable(Socket socket, object owner)
+    bool IBackendReadiness.ArmReadable(Socket socket, object owner) => Arm(socket, owner, writable: false);
+
+    bool IBackendReadiness.ArmWritable(Socket socket, object owner) => Arm(socket, owner, writable: true);
+
+    /// <summary>One-shot watch on this thread's epoll set; the event comes back through <see cref="CollectReadable"/>.</summary>
+    private bool Arm(Socket socket, object owner, bool writable)
     {
         var flow = (Flow)owner;
         int fd;
         try
         {
             fd = (int)socket.SafeHandle.DangerousGetHandle();
-            if (!OperatingSystem.IsLinux() || _readiness is null || fd < 0 || !_readiness.ArmReadable(socket.SafeHandle, (ulong)fd))
+            if (!OperatingSystem.IsLinux() || _readiness is null || fd < 0)
+            {
+                return false;
+            }
+            bool armed = writable ? _readiness.ArmWritable(socket.SafeHandle, (ulong)fd) : _readiness.ArmReadable(socket.SafeHandle, (ulong)fd);
+            if (!armed)
             {
                 return false;
             }
@@ -155,7 +165,7 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
             {
                 if (_armed.Remove((int)_readyTokens[i], out Flow? flow) && !flow.Removed)
                 {
-                    flow.Backend.MarkReadable();
+                    flow.Backend.OnReady();
                     _flows.MarkForSettle(flow);
                 }
             }

@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using CookieProxy.Diagnostics;
 using CookieProxy.Host.Backend;
 using CookieProxy.Host.Flows;
+using CookieProxy.Platform;
 using CookieProxy.Tcp;
 using CookieProxy.Wire;
 
@@ -166,7 +167,7 @@ internal sealed class SpliceHarness : IDisposable
     public readonly FlowTable Table;
     public int Wakes;
 
-    public SpliceHarness(FlowTableOptions? options = null)
+    public SpliceHarness(FlowTableOptions? options = null, bool ownerEventLoop = false)
     {
         _dispatcher.Counters = Counters;
         Table = new FlowTable(options ?? new FlowTableOptions(), Counters, () =>
@@ -174,7 +175,16 @@ internal sealed class SpliceHarness : IDisposable
             Interlocked.Increment(ref Wakes);
             _wake.Set();
         });
+        if (ownerEventLoop && OperatingSystem.IsLinux())
+        {
+            // As the capture thread does: backend connects and readability on this thread's own epoll set.
+            EventLoop = new OwnerEventLoop();
+            Table.Readiness = EventLoop;
+        }
     }
+
+    /// <summary>The owner's epoll set when the harness was made with <c>ownerEventLoop</c> (Linux); else null.</summary>
+    public OwnerEventLoop? EventLoop { get; }
 
     public long NowMs => _clock.ElapsedMilliseconds + 1_000;
 
@@ -264,7 +274,16 @@ internal sealed class SpliceHarness : IDisposable
     /// <summary>One turn of the capture loop: backend work, timers, and the client's ACKs.</summary>
     public void Turn(int waitMs, params (Flow Flow, TestClient Client)[] clients)
     {
-        _wake.WaitOne(waitMs);
+        _wake.WaitOne(EventLoop is null ? waitMs : Math.Min(waitMs, 2));
+        if (EventLoop is not null && OperatingSystem.IsLinux())
+        {
+            foreach (Flow ready in EventLoop.Collect())
+            {
+                ready.Backend.OnReady();
+                Table.MarkForSettle(ready);
+            }
+            Table.SettleProcessed(NowMs, ref _dispatcher);
+        }
         Table.ProcessWork(NowMs, ref _dispatcher);
         Table.Tick(NowMs, ref _dispatcher);
         foreach ((Flow flow, TestClient client) in clients)
@@ -304,6 +323,10 @@ internal sealed class SpliceHarness : IDisposable
     {
         Table.Dispose();
         _wake.Dispose();
+        if (OperatingSystem.IsLinux())
+        {
+            EventLoop?.Dispose();
+        }
     }
 }
 
@@ -372,4 +395,48 @@ internal sealed class LoopbackBackend : IDisposable
     }
 
     public void Dispose() => _listener.Dispose();
+}
+
+/// <summary>The capture thread's backend event loop for the harness: a <see cref="SocketReadiness"/> and the flows armed on it.</summary>
+[System.Runtime.Versioning.SupportedOSPlatform("linux")]
+internal sealed class OwnerEventLoop : IBackendReadiness, IDisposable
+{
+    private readonly SocketReadiness _readiness = new();
+    private readonly Dictionary<int, Flow> _armed = new();
+    private readonly ulong[] _tokens = new ulong[64];
+
+    public int ReadableArms;
+    public int WritableArms;
+
+    public bool ArmReadable(Socket socket, object owner) => Arm(socket, owner, writable: false);
+
+    public bool ArmWritable(Socket socket, object owner) => Arm(socket, owner, writable: true);
+
+    private bool Arm(Socket socket, object owner, bool writable)
+    {
+        int fd = (int)socket.SafeHandle.DangerousGetHandle();
+        if (!(writable ? _readiness.ArmWritable(socket.SafeHandle, (ulong)fd) : _readiness.ArmReadable(socket.SafeHandle, (ulong)fd)))
+        {
+            return false;
+        }
+        _ = writable ? Interlocked.Increment(ref WritableArms) : Interlocked.Increment(ref ReadableArms);
+        _armed[fd] = (Flow)owner;
+        return true;
+    }
+
+    public List<Flow> Collect()
+    {
+        var ready = new List<Flow>();
+        int n = _readiness.Collect(_tokens);
+        for (int i = 0; i < n; i++)
+        {
+            if (_armed.Remove((int)_tokens[i], out Flow? flow) && !flow.Removed)
+            {
+                ready.Add(flow);
+            }
+        }
+        return ready;
+    }
+
+    public void Dispose() => _readiness.Dispose();
 }

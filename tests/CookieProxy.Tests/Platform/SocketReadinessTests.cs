@@ -88,4 +88,73 @@ public sealed class SocketReadinessTests
             Assert.Equal(WakePipe.Ready.Woken, wake.Poll(-1, 2000));
         }
     }
+
+    [Fact]
+    public void A_nonblocking_connect_is_reported_writable_once_and_its_error_is_zero()
+    {
+        using var readiness = new SocketReadiness();
+        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        listener.Listen(1);
+        using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { Blocking = false };
+
+        int started = NonBlockingConnect.Start(client.SafeHandle, (IPEndPoint)listener.LocalEndPoint!);
+
+        Assert.True(started is 0 or NonBlockingConnect.InProgress, $"connect: errno {started}");
+        Assert.True(readiness.ArmWritable(client.SafeHandle, 5));
+        Span<ulong> tokens = stackalloc ulong[8];
+        Assert.Equal(1, CollectWithin(readiness, tokens));
+        Assert.Equal(5UL, tokens[0]);
+        Assert.Equal(0, NonBlockingConnect.TakeError(client.SafeHandle));
+        Assert.Equal(0, readiness.Collect(tokens));    // one-shot
+        using Socket accepted = listener.Accept();    // .NET itself never saw this connect: ask the listener
+        Assert.Equal(IPAddress.Loopback, ((IPEndPoint)accepted.RemoteEndPoint!).Address);
+    }
+
+    [Fact]
+    public void A_refused_nonblocking_connect_ends_with_ECONNREFUSED()
+    {
+        using var readiness = new SocketReadiness();
+        int port;
+        using (var probe = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp))
+        {
+            probe.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+            port = ((IPEndPoint)probe.LocalEndPoint!).Port;
+        }
+        using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { Blocking = false };
+
+        int errno = NonBlockingConnect.Start(client.SafeHandle, new IPEndPoint(IPAddress.Loopback, port));
+        if (errno == NonBlockingConnect.InProgress)
+        {
+            Assert.True(readiness.ArmWritable(client.SafeHandle, 9));
+            Span<ulong> tokens = stackalloc ulong[8];
+            Assert.Equal(1, CollectWithin(readiness, tokens));
+            errno = NonBlockingConnect.TakeError(client.SafeHandle);
+        }
+
+        Assert.Equal(SocketError.ConnectionRefused, NonBlockingConnect.ToSocketError(errno));
+    }
+
+    [Fact]
+    public void A_nonblocking_connect_reaches_an_IPv6_listener()
+    {
+        using var listener = new Socket(AddressFamily.InterNetworkV6, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.IPv6Loopback, 0));
+        listener.Listen(1);
+        using var readiness = new SocketReadiness();
+        using var client = new Socket(AddressFamily.InterNetworkV6, SocketType.Stream, ProtocolType.Tcp) { Blocking = false };
+
+        int started = NonBlockingConnect.Start(client.SafeHandle, (IPEndPoint)listener.LocalEndPoint!);
+        if (started == NonBlockingConnect.InProgress)
+        {
+            Assert.True(readiness.ArmWritable(client.SafeHandle, 1));
+            Span<ulong> tokens = stackalloc ulong[8];
+            Assert.Equal(1, CollectWithin(readiness, tokens));
+            started = NonBlockingConnect.TakeError(client.SafeHandle);
+        }
+
+        Assert.Equal(0, started);
+        using Socket accepted = listener.Accept();
+        Assert.Equal(IPAddress.IPv6Loopback, ((IPEndPoint)accepted.RemoteEndPoint!).Address);
+    }
 }
