@@ -383,7 +383,8 @@ stop_cookieproxy() {
         kill -INT "$CP_PID" 2>/dev/null || true
         for _ in $(seq 1 20); do kill -0 "$CP_PID" 2>/dev/null || break; sleep 0.1; done
         kill_pid "$CP_PID"
-        for _ in $(seq 1 30); do kill -0 "$CP_PID" 2>/dev/null || break; sleep 0.1; done
+        # the second signal ends the drain (resets what is left); give the exit up to 12 s on a loaded machine
+        for _ in $(seq 1 120); do kill -0 "$CP_PID" 2>/dev/null || break; sleep 0.1; done
         kill -0 "$CP_PID" 2>/dev/null && kill -KILL "$CP_PID" 2>/dev/null || true
         CP_PID=""
         # A proxy that died without cleaning up would leave its hide rule and spoil the next system's run.
@@ -393,6 +394,7 @@ stop_cookieproxy() {
         fi
         # ... and an XDP program of a crashed --xdp-syn run
         in_srv ip link set dev fl-s0 xdpgeneric off 2>/dev/null || true
+        in_srv ip link set dev fl-s0 xdpdrv off 2>/dev/null || true
     fi
 }
 
