@@ -17,11 +17,11 @@ public sealed class SlowlorisTests : FaultTestBase
 
     /// <summary>
     /// RSS the proxy may grow by while it holds a table of idle flows. Each holds its endpoint, a backend socket and
-    /// two ring buffers whose pages stay untouched while nothing is sent. Measured on the 2-core lab host: see the
-    /// test output (reported in the closing note of issue 12); the bound sits well above it and far below what
-    /// 2,000 flows of 2 × 256 KiB touched rings would take (1 GiB).
+    /// two ring buffers whose pages stay untouched while nothing is sent. Measured on the 2-core lab host: +8 MiB for
+    /// 500 idle flows, +24 MiB for 2,000; the bound sits 4x above the larger and far below what 2,000 flows of
+    /// 2 × 256 KiB touched rings would take (1 GiB).
     /// </summary>
-    private const long MaxIdleTableGrowthKiB = 192 * 1024;
+    private const long MaxIdleTableGrowthKiB = 96 * 1024;
 
     public SlowlorisTests(LabFixture lab, ITestOutputHelper output)
         : base(lab, output)
@@ -134,7 +134,9 @@ public sealed class SlowlorisTests : FaultTestBase
             + $"flows_evicted {evictedBefore} -> {after["flows_evicted"]}; holder now: {stillHeld}");
 
         Assert.All(results, r => Assert.Equal((0, "200"), (r.Exit, r.Code)));
-        Assert.True(after["flows_evicted"] >= evictedBefore + results.Count, "the new clients got in without evicting dribblers");
+        // Room is made only as needed, one dribbler per newcomer at most (a finished client's slot serves the next).
+        Assert.True(after["flows_evicted"] > evictedBefore, "the new clients got in without evicting a dribbler from the full table");
+        Assert.InRange(stillHeld.Reset - held.Reset, 1, results.Count);
         Assert.True(stillHeld.Open > MaxFlows / 2, $"only {stillHeld.Open} dribblers still open: evicting the idle must not clear the table");
     }
 }
