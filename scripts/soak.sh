@@ -48,6 +48,7 @@ samples="$workdir/samples.tsv"
 curl_log="$workdir/curl.log"
 workers=()
 proxy_pid=""
+keep_workdir=0
 
 cleanup()
 {
@@ -60,7 +61,11 @@ cleanup()
   done
   "${lab[@]}" impair-off >/dev/null 2>&1 || true
   "${lab[@]}" down >/dev/null 2>&1 || true
-  rm -rf "$workdir"
+  if ((keep_workdir)); then
+    cp_log "soak: logs kept in $workdir (curl, wrk, hping3, lab, samples)"
+  else
+    rm -rf "$workdir"
+  fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -147,7 +152,8 @@ curl_loop()
     if ((rc == 0)) && [[ "$got" == "${sha[$name]}" ]]; then
       echo "$((SECONDS - t0)) ok $id $name $src" >>"$curl_log"
     else
-      echo "$((SECONDS - t0)) FAIL $id $name $src rc=$rc sha=${got:-none}" >>"$curl_log"
+      echo "$((SECONDS - t0)) FAIL $id $name $src rc=$rc sha=${got:-none} size=$(stat -c %s "$out" 2>/dev/null)" >>"$curl_log"
+      mv -f "$out" "$workdir/failed-$id-$n-$name" 2>/dev/null || true
     fi
   done
 }
@@ -216,6 +222,9 @@ while ((SECONDS - t0 < run_s)); do
 done
 
 cp_log "soak: traffic stops; waiting for the flows to close"
+# Impairment off first: a client's RST or FIN lost to it would leave its flow waiting for the idle timeout.
+"${lab[@]}" impair-off >/dev/null 2>&1 || true
+sleep 2
 for pid in "${workers[@]}"; do
   kill -TERM "$pid" 2>/dev/null || true
 done
@@ -285,5 +294,6 @@ check "flows_active $final_flows back at the baseline $base_flows" test "$final_
 check "ring_buffers_in_use $final_inuse back at the baseline $base_inuse (pooled $final_pooled, created $final_created)" \
   test "$final_inuse" == "$base_inuse"
 check "no curl failure ($ok_curls downloads, sha256 checked)" test "${failed_curls:-0}" -eq 0 -a "${ok_curls:-0}" -gt 0
+((failed == 0)) || keep_workdir=1
 echo "$passed passed, $failed failed"
 ((failed == 0))
