@@ -189,6 +189,10 @@ public sealed class Flow
                 {
                     _counters[Counter.BackendConnectFailed]++;
                 }
+                else
+                {
+                    _counters[Counter.BackendResets]++;    // mid-stream: the client's RST says the response is not complete
+                }
                 AbortClient();
             }
             return allowance;
