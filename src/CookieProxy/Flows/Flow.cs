@@ -45,6 +45,7 @@ public sealed class Flow
     internal bool Removed;
     internal bool SettlePending;
     internal int ReadinessFd = -1;
+    internal ulong ReadinessToken;
     internal long ReportedRetransmits;
     // Owned by FlowTable: the idle list (least recently active first) and the source-share accounting.
     internal Flow? IdlePrev;
