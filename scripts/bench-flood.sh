@@ -20,7 +20,7 @@
 # (and RPS on fl-c0 steers the client's receive softirq to CPU 0), so the kernel systems'
 # SYN work is measurable as CPU-1 softirq time.
 #
-# Usage: scripts/bench-flood.sh [--quick] [--phases latency,flood] [--systems a,o,b,c,d,e] [--hping]
+# Usage: scripts/bench-flood.sh [--quick] [--phases latency,flood] [--systems a,o,n,b,c,d,e] [--hping]
 #                               [--trace] [--merge] [--tag NAME] [--out-dir DIR]
 #   --quick    short phases (a few minutes in all); the full run takes about 8-10 minutes.
 #   --phases   which phases to run (default both); each system runs only the phases it belongs to.
@@ -37,6 +37,11 @@
 #   o = CookieProxy --xdp-syn off: the user-space SYN path (flood). A binary without that value (before the
 #       XDP path became the default) runs without the flag, which is the same thing.
 #   x = CookieProxy --xdp-syn generic (flood; not in the default set)
+#   n = CookieProxy, default command line, with an XDP_PASS program on the CLIENT veth (flood): a veth's native
+#       XDP_TX reaches its peer only while the peer runs native XDP, so this is the lab in which `auto` picks
+#       native XDP, as it would on a NIC. Native XDP on a veth runs in the NAPI poll the sender schedules, i.e.
+#       on the generator's CPU 0: compare its "both cores" figure, not the server core's. b and c run without
+#       the client program (it would put the client veth's NAPI poll for their SYN+ACKs on CPU 1).
 #   b = nft SYNPROXY (flood), c = kernel syncookies (flood),
 #   d = haproxy 2.6 `mode tcp`, nbthread 1, same core (latency), e = the kernel alone: Apache on
 #       198.19.0.1:8080 (latency).
@@ -53,7 +58,7 @@ MERGE=0
 HPING=0
 TRACE=0
 TAG=""
-SYSTEMS="a,o,b,c,d,e"
+SYSTEMS="a,o,n,b,c,d,e"
 PHASES="latency,flood"
 OUT_DIR="$ROOT/docs/bench"
 COOKIEPROXY_BIN="${COOKIEPROXY_BIN:-$ROOT/out/cookieproxy}"
@@ -74,7 +79,7 @@ while [[ $# -gt 0 ]]; do
     shift
 done
 for s in ${SYSTEMS//,/ }; do
-    [[ "$s" =~ ^[aoxbcde]$ ]] || { echo "--systems: unknown system '$s' (a, o, x, b, c, d, e)" >&2; exit 2; }
+    [[ "$s" =~ ^[aoxnbcde]$ ]] || { echo "--systems: unknown system '$s' (a, o, x, n, b, c, d, e)" >&2; exit 2; }
 done
 for p in ${PHASES//,/ }; do
     [[ "$p" == latency || "$p" == flood ]] || { echo "--phases: unknown phase '$p' (latency, flood)" >&2; exit 2; }
@@ -289,7 +294,22 @@ cp_system_args() {
         a) echo "" ;;
         o) if "$COOKIEPROXY_BIN" run --help 2>&1 | grep -qE -- '--xdp-syn <[^>]*\boff\b'; then echo "--xdp-syn off"; else echo ""; fi ;;
         x) echo "--xdp-syn generic" ;;
+        n) echo "" ;;
     esac
+}
+
+# client_xdp on|off: an XDP_PASS program on the client veth (system n), built with the clang the build uses.
+client_xdp() {
+    if [[ "$1" == on ]]; then
+        # no headers needed: XDP_PASS is 2 (include/uapi/linux/bpf.h, enum xdp_action)
+        printf '%s\n' '__attribute__((section("xdp"), used)) int xdp_pass(void *ctx) { return 2; }' \
+            'char _license[] __attribute__((section("license"), used)) = "GPL";' > "$TMP/xdp_pass.c"
+        clang -O2 -target bpf -c "$TMP/xdp_pass.c" -o "$TMP/xdp_pass.o"
+        in_cli ip link set dev fl-c0 xdpdrv obj "$TMP/xdp_pass.o" sec xdp
+        log "client veth fl-c0: native XDP_PASS attached (system n)"
+    else
+        in_cli ip link set dev fl-c0 xdpdrv off 2>/dev/null || true
+    fi
 }
 
 # start_cookieproxy SYSTEM: the default command line (+ the system's flag, $COOKIEPROXY_CAPTURE, $CP_EXTRA)
@@ -363,7 +383,8 @@ stop_cookieproxy() {
         kill -INT "$CP_PID" 2>/dev/null || true
         for _ in $(seq 1 20); do kill -0 "$CP_PID" 2>/dev/null || break; sleep 0.1; done
         kill_pid "$CP_PID"
-        for _ in $(seq 1 30); do kill -0 "$CP_PID" 2>/dev/null || break; sleep 0.1; done
+        # the second signal ends the drain (resets what is left); give the exit up to 12 s on a loaded machine
+        for _ in $(seq 1 120); do kill -0 "$CP_PID" 2>/dev/null || break; sleep 0.1; done
         kill -0 "$CP_PID" 2>/dev/null && kill -KILL "$CP_PID" 2>/dev/null || true
         CP_PID=""
         # A proxy that died without cleaning up would leave its hide rule and spoil the next system's run.
@@ -373,6 +394,7 @@ stop_cookieproxy() {
         fi
         # ... and an XDP program of a crashed --xdp-syn run
         in_srv ip link set dev fl-s0 xdpgeneric off 2>/dev/null || true
+        in_srv ip link set dev fl-s0 xdpdrv off 2>/dev/null || true
     fi
 }
 
@@ -577,7 +599,7 @@ if [[ -n "${BENCH_PCAP:-}" ]]; then
     OUR_PIDS+=("$!")
 fi
 
-for sys in a o x; do
+for sys in a o x n; do
     has_sys "$sys" || continue
     want_latency=0; want_flood=0
     [[ "$sys" == a ]] && has_phase latency && want_latency=1
@@ -585,6 +607,7 @@ for sys in a o x; do
     [[ $want_latency -eq 0 && $want_flood -eq 0 ]] && continue
     start_apache 127.0.0.1:8080
     CP_RSS_BEFORE=""; CP_RSS_AFTER=""
+    [[ "$sys" == n ]] && client_xdp on
     if start_cookieproxy "$sys"; then
         write_pids "$CP_PID" "$APACHE_PID"
         [[ $want_latency -eq 1 ]] && latency_suite "$sys" 80
@@ -594,6 +617,7 @@ for sys in a o x; do
         cp "$CP_STATS" "$TMP/cookieproxy-stats-$sys.json" 2>/dev/null || true
         cp_info "$sys"
     fi
+    [[ "$sys" == n ]] && client_xdp off
     stop_apache
 done
 

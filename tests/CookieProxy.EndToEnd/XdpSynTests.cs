@@ -203,6 +203,45 @@ public sealed class XdpSynTests : LabTestBase
         Assert.Equal(0, after["xdp_internal_errors"]);
     }
 
+    [LabFact]
+    public void A_listener_added_by_a_reload_is_answered_in_the_kernel()
+    {
+        // The program's endpoint map is the listener set: a reload that adds :81 must put it there, or its SYNs
+        // would go to user space (or, hidden, nowhere). Without the syncache the program answers every bare SYN.
+        string config = Path.Combine(Lab.LabDir, "xdp-reload.yaml");
+        string Listeners(params int[] ports) => string.Concat(ports.Select(p => $"  - listen: {LabFixture.ServerIp}:{p}\n    backend: 127.0.0.1:8080\n"));
+        string Config(params int[] ports) =>
+            $"interface: {LabFixture.ServerDev}\nsyncache: 0\nhide-port: true\nrun-dir: {Path.Combine(Lab.LabDir, "run")}\nlisteners:\n{Listeners(ports)}";
+        File.WriteAllText(config, Config(80));
+        StartXdpProxy("--config", config);
+        Assert.Equal("connected", TryConnect());
+
+        File.WriteAllText(config, Config(80, 81));
+        CommandResult hup = CommandRunner.Run("kill", ["-HUP", ProxyPid.ToString(CultureInfo.InvariantCulture)], ShortTimeout, Log);
+        Assert.True(hup.Succeeded, hup.ToString());
+        DateTime end = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (!ProxyLog().Contains("listener added: 198.18.0.1:81", StringComparison.Ordinal) && DateTime.UtcNow < end)
+        {
+            Thread.Sleep(100);
+        }
+        Assert.Contains("listener added: 198.18.0.1:81", ProxyLog());
+
+        ProxyStats before = WaitForQuietStats(TimeSpan.FromSeconds(6));
+        // 300 bare SYNs to the new listener, then a real client on it
+        CommandResult flood = InClient(TimeSpan.FromSeconds(20), "timeout", "10", "hping3", "-q", "-S", "-p", "81", "-i", "u2000",
+            "-c", "300", "-a", "198.18.1.9", LabFixture.ServerIp);
+        Log(flood.ToString());
+        CommandResult curl = InClient(TimeSpan.FromSeconds(20), "curl", "-fsS", "-o", "/dev/null", "--max-time", "10",
+            "--interface", "198.18.1.40", $"http://{LabFixture.ServerIp}:81/index.html");
+        Assert.True(curl.Succeeded, curl + "\nproxy log:\n" + ProxyLog());
+        ProxyStats after = WaitForQuietStats(TimeSpan.FromSeconds(10));
+        long inKernel = after["xdp_synack_sent"] - before["xdp_synack_sent"];
+        long syns = after.SynReceived - before.SynReceived;
+        Log($"after the reload: {syns} SYNs to :81, {inKernel} answered by the program");
+        Assert.True(inKernel >= 290, $"only {inKernel} of ~301 SYNs to the added listener were answered in the kernel");
+        Assert.Equal(0, after["xdp_internal_errors"]);
+    }
+
     [LabTheory]
     [InlineData("INT")]
     [InlineData("TERM")]

@@ -7,10 +7,17 @@ using CookieProxy.Host.Control;
 namespace CookieProxy.Host.Diagnostics;
 
 /// <summary>
-/// <c>--metrics-listen ADDR:PORT</c>: serves <c>GET /metrics</c> (Prometheus text, <see cref="MetricsText"/>) on a
-/// thread of its own. A minimal HTTP/1.1 responder, one connection at a time with a two-second budget each
+/// <c>--metrics-listen ADDR:PORT</c>: serves <c>GET /metrics</c> (Prometheus text, written by prometheus-net:
+/// <see cref="PrometheusMetrics"/>) on a thread of its own. A minimal HTTP/1.1 responder, one connection at a time with a two-second budget each
 /// (a scraper is one client a few times a minute; a stuck one cannot hold the thread): every reply closes the
 /// connection. Anything but GET or HEAD of /metrics gets 404 or 405.
+/// <para>
+/// Our responder rather than prometheus-net's <c>MetricServer</c>: that one is an <c>HttpListener</c> on a URL
+/// prefix whose <c>Start</c> both binds and serves (we bind in <see cref="Open"/>, before the capture opens, so a
+/// taken address is exit 2 at start), answers every method (POST /metrics is 200), and runs each request as a
+/// thread-pool task with no deadline for a scraper that sends nothing. The library writes the body into our
+/// buffer; this class keeps only the socket and the HTTP framing.
+/// </para>
 /// </summary>
 public sealed class MetricsServer : IDisposable
 {
@@ -18,16 +25,16 @@ public sealed class MetricsServer : IDisposable
     private const int ClientBudgetMs = 2000;
 
     private readonly Socket _listener;
-    private readonly ProxyView _view;
     private readonly Thread _thread;
     private readonly byte[] _request = new byte[MaxRequestBytes];
-    private readonly StringBuilder _text = new(16 * 1024);
+    private readonly PrometheusMetrics _metrics;
+    private readonly MemoryStream _body = new(16 * 1024);
     private volatile bool _stop;
 
     private MetricsServer(Socket listener, ProxyView view)
     {
         _listener = listener;
-        _view = view;
+        _metrics = new PrometheusMetrics(view, ProxyView.Version);
         _thread = new Thread(Run) { IsBackground = true, Name = "cookieproxy-metrics" };
     }
 
@@ -73,8 +80,7 @@ public sealed class MetricsServer : IDisposable
     private void Run()
     {
         // Compiled before the first scrape (the host runs without tiered compilation; see ControlHandler.WarmUp).
-        MetricsText.Write(_text, _view.Capture(), ProxyView.Version);
-        _text.Clear();
+        _metrics.WriteTo(Stream.Null);
         while (!_stop)
         {
             Socket client;
@@ -160,10 +166,9 @@ public sealed class MetricsServer : IDisposable
             return;
         }
 
-        _text.Clear();
-        MetricsText.Write(_text, _view.Capture(), ProxyView.Version);
-        byte[] body = Encoding.UTF8.GetBytes(_text.ToString());
-        Respond(client, "200 OK", MetricsText.ContentType, body, head);
+        _body.SetLength(0);
+        _metrics.WriteTo(_body);
+        Respond(client, "200 OK", PrometheusMetrics.ContentType, _body.GetBuffer().AsSpan(0, (int)_body.Length), head);
         Scrapes++;
     }
 

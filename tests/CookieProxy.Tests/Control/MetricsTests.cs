@@ -1,5 +1,4 @@
 using System.Net;
-using System.Text;
 using System.Text.RegularExpressions;
 using CookieProxy.Diagnostics;
 using CookieProxy.Host.Control;
@@ -7,19 +6,21 @@ using CookieProxy.Host.Diagnostics;
 
 namespace CookieProxy.Tests.Control;
 
-/// <summary>The Prometheus text and the /metrics endpoint (promtool checks the real one in the e2e MetricsTests).</summary>
+/// <summary>The Prometheus text (written by prometheus-net from the counter table) and the /metrics endpoint
+/// (promtool checks the real one in the e2e MetricsTests).</summary>
 public partial class MetricsTests
 {
     private readonly FakeProxy _proxy = new();
+    private PrometheusMetrics? _metrics;
 
     [GeneratedRegex(@"^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*=""([^""\\]|\\.)*"",?)*\})? -?[0-9.e+]+$")]
     private static partial Regex SampleLine();
 
+    /// <summary>One scrape; the same registry across calls, as the server keeps it.</summary>
     private string Text()
     {
-        var sb = new StringBuilder();
-        MetricsText.Write(sb, _proxy.View.Capture(), "1.2.3+abc\"quoted\"");
-        return sb.ToString();
+        _metrics ??= new PrometheusMetrics(_proxy.View, "1.2.3+abc\"quoted\"");
+        return _metrics.WriteToString();
     }
 
     private static Dictionary<string, double> Samples(string text) =>
@@ -46,8 +47,48 @@ public partial class MetricsTests
         Assert.Equal(2, samples["cookieproxy_capture_threads"]);
         for (var c = (Counter)0; c < Counter.Count; c++)
         {
-            Assert.True(samples.ContainsKey(MetricsText.NameOf(c)), MetricsText.NameOf(c));
-            Assert.Equal(CounterTable.Of(c).Kind == CounterKind.Counter, MetricsText.NameOf(c).EndsWith("_total", StringComparison.Ordinal));
+            Assert.True(samples.ContainsKey(PrometheusMetrics.NameOf(c)), PrometheusMetrics.NameOf(c));
+            Assert.Equal(CounterTable.Of(c).Kind == CounterKind.Counter, PrometheusMetrics.NameOf(c).EndsWith("_total", StringComparison.Ordinal));
+        }
+    }
+
+    [Fact]
+    public void EachScrapeShowsTheCountersOfItsOwnMoment()
+    {
+        _proxy.Syns(0, 10);
+        Assert.Equal(10, Samples(Text())["cookieproxy_syn_received_total"]);
+
+        _proxy.Syns(1, 7);
+        _proxy.Counters[0][Counter.FlowsActive] = 5;
+        Dictionary<string, double> second = Samples(Text());
+        Assert.Equal(17, second["cookieproxy_syn_received_total"]);
+        Assert.Equal(5, second["cookieproxy_flows_active"]);
+
+        _proxy.Counters[0][Counter.FlowsActive] = 1;
+        Assert.Equal(1, Samples(Text())["cookieproxy_flows_active"]);    // a gauge goes down too
+    }
+
+    [Fact]
+    public void AListenerThatLeavesTheViewLosesItsSeriesAndOneWithCountsKeepsThem()
+    {
+        _proxy.Syns(0, 3, listener: 0);
+        Assert.Contains("cookieproxy_listener_flows_active{listener=\"[2001:db8::1]:443\"}", Samples(Text()).Keys);
+
+        // A reload removes both: the first still has counts (the view keeps it as removed), the second has none.
+        _proxy.Listeners.Clear();
+        Dictionary<string, double> after = Samples(Text());
+        Assert.Equal(3, after["cookieproxy_listener_syn_received_total{listener=\"198.18.0.1:80\"}"]);
+        Assert.DoesNotContain(after.Keys, k => k.Contains("2001:db8::1", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void OnlyCookieProxyMetricsAreExposedNotTheLibrarysProcessDefaults()
+    {
+        string text = Text();
+        foreach (string line in text.TrimEnd('\n').Split('\n'))
+        {
+            string name = line.StartsWith('#') ? line.Split(' ')[2] : line.Split('{', ' ')[0];
+            Assert.StartsWith(PrometheusMetrics.Prefix, name, StringComparison.Ordinal);
         }
     }
 
