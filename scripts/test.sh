@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run every test: unit tests (twice: normally, and the SipHash subset with hardware intrinsics off so
-# the scalar path runs), publish the binary, then the netns end-to-end tests. Needs root (lab).
+# the scalar path runs), publish the binary, then the netns end-to-end tests, a 3-minute soak and the Debian
+# package. Needs root (lab).
 # The last line is always "N passed, N failed", summed over all `dotnet test` runs.
 set -uo pipefail
 # shellcheck source=scripts/lib/common.sh
@@ -89,6 +90,25 @@ if [[ -n "${COOKIEPROXY_E2E_FILTER:-}" ]]; then
   e2e_args+=(--filter "$COOKIEPROXY_E2E_FILTER")
 fi
 run_tests e2e -- "${e2e_args[@]}"
+
+# The soak (issue 12.6): scripts/soak.sh brings up its own lab after the end-to-end tests have torn theirs down,
+# runs the default binary for COOKIEPROXY_SOAK_MINUTES (default 3; 0 skips it) under mixed traffic, floods and
+# impairment, and asserts RSS, fds, flows and ring buffers back at baseline. Its "N passed, N failed" line joins
+# the totals.
+soak_minutes="${COOKIEPROXY_SOAK_MINUTES:-3}"
+if [[ "$soak_minutes" == 0 ]]; then
+  cp_log "scripts/soak.sh skipped (COOKIEPROXY_SOAK_MINUTES=0)"
+else
+  cp_log "scripts/soak.sh $soak_minutes"
+  soak_summary="$(bash scripts/soak.sh "$soak_minutes" 2>&1 | tee /dev/stderr | tail -1)"
+  if [[ "$soak_summary" =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+    passed=$((passed + BASH_REMATCH[1]))
+    failed=$((failed + BASH_REMATCH[2]))
+  else
+    cp_log "scripts/soak.sh ended without its summary line; counting 1 failure"
+    failed=$((failed + 1))
+  fi
+fi
 
 # The Debian package: dpkg -i, systemd-analyze verify, the daemon as its user with exactly the unit's
 # capabilities protecting the lab's port, dpkg --purge. Its "N passed, N failed" line joins the totals.

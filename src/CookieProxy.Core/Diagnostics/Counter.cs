@@ -63,6 +63,8 @@ public enum Counter : byte
     TcpWindowProbes,
     TcpChallengeAcks,
     CaptureDroppedFlow,
+    // faults: a backend that reset its connection after the connect (killed with unread bytes, crashed, RST).
+    BackendResets,
 
     Count,
 }
@@ -158,6 +160,8 @@ public static class CounterTable
         Set(Counter.TcpChallengeAcks, "tcp_challenge_acks", "Challenge ACKs sent to clients (RFC 5961), counted when the flow ends.");
         Set(Counter.CaptureDroppedFlow, "capture_dropped_flow",
             "Part of capture_dropped: segments of live flows (not bare SYNs) the kernel dropped because their own ring was full.");
+        Set(Counter.BackendResets, "backend_resets",
+            "Flows whose backend reset its connection (or a send or receive on it failed) after the connect: the client got an RST, not a FIN.");
 
         for (int i = 0; i < t.Length; i++)
         {

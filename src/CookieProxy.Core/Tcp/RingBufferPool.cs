@@ -37,6 +37,8 @@ public sealed class RingBufferPool
     private readonly byte[][] _cold;
     private int _coldCount;
     private readonly Func<byte[], int, bool>? _decommit;
+    /// <summary>Cold arrays shared with the other threads' pools (then <see cref="_cold"/> is empty).</summary>
+    private readonly ColdRingDepot? _depot;
     private readonly byte[][][] _grownFree = new byte[GrownClasses][][];
     private readonly int[] _grownCount = new int[GrownClasses];
 
@@ -45,7 +47,10 @@ public sealed class RingBufferPool
     /// <param name="maxColdPooled">Free arrays kept beyond those with their pages decommitted (needs <paramref name="decommit"/>).</param>
     /// <param name="decommit">Gives the pages of <c>array[0..length)</c> back and leaves the range reading zero; false
     /// when it could not (the pool then clears the range itself and keeps the array hot or drops it).</param>
-    public RingBufferPool(int arrayLength, int maxPooled, int maxColdPooled = 0, Func<byte[], int, bool>? decommit = null)
+    /// <param name="depot">Keep the cold arrays there, shared with other pools, instead of <paramref name="maxColdPooled"/>
+    /// of this pool's own (needs <paramref name="decommit"/>; its arrays must be <paramref name="arrayLength"/> long).</param>
+    public RingBufferPool(int arrayLength, int maxPooled, int maxColdPooled = 0, Func<byte[], int, bool>? decommit = null,
+        ColdRingDepot? depot = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(arrayLength, 1);
         ArgumentOutOfRangeException.ThrowIfNegative(maxPooled);
@@ -53,7 +58,12 @@ public sealed class RingBufferPool
         ArrayLength = arrayLength;
         _free = new byte[maxPooled][];
         _decommit = decommit;
-        _cold = new byte[decommit is null ? 0 : maxColdPooled][];
+        if (depot is not null && (decommit is null || depot.ArrayLength != arrayLength))
+        {
+            throw new ArgumentException("A shared cold depot needs a decommit function and arrays of the pool's length.", nameof(depot));
+        }
+        _depot = depot;
+        _cold = new byte[decommit is null || depot is not null ? 0 : maxColdPooled][];
         MaxPooledGrownBytes = (long)arrayLength * maxPooled;
         for (int k = 0; k < GrownClasses; k++)
         {
@@ -132,14 +142,18 @@ public sealed class RingBufferPool
     /// <summary>Free resident ("hot") arrays kept at most.</summary>
     public int MaxPooled => _free.Length;
 
-    /// <summary>Free decommitted ("cold") arrays kept at most beyond the hot ones (0 without a decommit function).</summary>
-    public int MaxColdPooled => _cold.Length;
+    /// <summary>Free decommitted ("cold") arrays kept at most beyond the hot ones (0 without a decommit function; the
+    /// shared depot's capacity with one).</summary>
+    public int MaxColdPooled => _depot?.Capacity ?? _cold.Length;
 
-    /// <summary>Free arrays held now, hot and cold.</summary>
+    /// <summary>Free arrays this pool holds now, hot and cold (not counting a shared depot's: see <see cref="SharedColdPooled"/>).</summary>
     public int Pooled => _count + _coldCount;
 
-    /// <summary>Free arrays held now whose pages were given back (no resident memory).</summary>
+    /// <summary>Free arrays this pool holds now whose pages were given back (no resident memory).</summary>
     public int ColdPooled => _coldCount;
+
+    /// <summary>The cold arrays of the shared depot (all pools together), 0 without one.</summary>
+    public int SharedColdPooled => _depot?.Count ?? 0;
 
     /// <summary>Times pages were given back: a cold return, a new array, or <see cref="Decommit"/>.</summary>
     public long Decommits { get; private set; }
@@ -175,6 +189,12 @@ public sealed class RingBufferPool
             _cold[_coldCount] = null!;
             AssertZero(array);
             return array;
+        }
+
+        if (_depot?.TryPop() is { } shared)
+        {
+            AssertZero(shared);
+            return shared;
         }
 
         Created++;
@@ -249,6 +269,16 @@ public sealed class RingBufferPool
             AssertZero(array);
             _cold[_coldCount++] = array;
             return;
+        }
+
+        if (_depot is not null && _depot.Count < _depot.Capacity && _decommit!(array, writtenLength))
+        {
+            Decommits++;
+            AssertZero(array);
+            if (_depot.TryPush(array))
+            {
+                return;
+            }
         }
 
         Discarded++;

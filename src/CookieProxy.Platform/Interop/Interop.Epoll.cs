@@ -20,6 +20,7 @@ internal static partial class Interop
         internal const uint EPOLLHUP = 0x010;
         internal const uint EPOLLRDHUP = 0x2000;
         internal const uint EPOLLONESHOT = 1u << 30;
+        internal const uint EPOLLET = 1u << 31;
         internal const int ENOENT = 2;
         internal const int EEXIST = 17;
 

@@ -45,19 +45,35 @@ public sealed unsafe class SocketReadiness : IDisposable
     /// </summary>
     public bool ArmWritable(SafeHandle socket, ulong token) => Arm(socket, token, EPOLLOUT | EPOLLONESHOT);
 
-    private bool Arm(SafeHandle socket, ulong token, uint events)
+    /// <summary>
+    /// Watches <paramref name="socket"/> for the rest of its life, edge-triggered (EPOLLIN | EPOLLRDHUP | EPOLLET):
+    /// every arrival of data, EOF or an error reports it once through <see cref="Collect(Span{ulong}, Span{uint})"/>,
+    /// with no re-arm (no epoll_ctl per response, as nginx registers its connections once). The reader must drain
+    /// what is there before it relies on the next report: a short read empties the socket's data, and the
+    /// report's <see cref="IsHangUp"/> says whether EOF or an error is also waiting behind it. Replaces a one-shot
+    /// watch on the same socket (a connect's <see cref="ArmWritable"/>). Closing the socket ends the watch.
+    /// </summary>
+    public bool WatchReadable(SafeHandle socket, ulong token) => Arm(socket, token, EPOLLIN | EPOLLRDHUP | EPOLLET, addFirst: true);
+
+    /// <summary>A reported event mask says EOF or an error waits (EPOLLRDHUP, EPOLLHUP, EPOLLERR): read until 0 or an error.</summary>
+    public static bool IsHangUp(uint events) => (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
+
+    /// <param name="addFirst">EPOLL_CTL_ADD first (a socket not yet on the set, the usual case), else MOD first.</param>
+    private bool Arm(SafeHandle socket, ulong token, uint events, bool addFirst = false)
     {
         bool added = false;
         try
         {
             socket.DangerousAddRef(ref added);
             int fd = (int)socket.DangerousGetHandle();
-            if (Control(EPOLL_CTL_MOD, fd, token, events) == 0)
+            int first = addFirst ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
+            if (Control(first, fd, token, events) == 0)
             {
                 return true;
             }
             int errno = Marshal.GetLastPInvokeError();
-            if (errno == ENOENT && Control(EPOLL_CTL_ADD, fd, token, events) == 0)
+            int second = addFirst ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+            if (errno == (addFirst ? EEXIST : ENOENT) && Control(second, fd, token, events) == 0)
             {
                 return true;
             }
@@ -88,15 +104,44 @@ public sealed unsafe class SocketReadiness : IDisposable
     }
 
     /// <summary>Tokens of the armed sockets that became ready since the last call (never blocks).</summary>
-    public int Collect(Span<ulong> tokens)
+    public int Collect(Span<ulong> tokens) => Collect(tokens, default);
+
+    /// <summary>
+    /// Tokens of the sockets that became ready since the last call, and (when <paramref name="masks"/> is not
+    /// empty; at least as long as <paramref name="tokens"/>) each one's event mask as epoll_wait saw it.
+    /// Never blocks.
+    /// </summary>
+    public int Collect(Span<ulong> tokens, Span<uint> masks)
     {
         int max = Math.Min(tokens.Length, MaxEvents);
+        bool withMasks = !masks.IsEmpty;
+        if (withMasks)
+        {
+            max = Math.Min(max, masks.Length);
+        }
         fixed (byte* events = _events)
         {
             int n = epoll_wait(_epoll.Fd, events, max, 0);
             for (int i = 0; i < n; i++)
             {
-                tokens[i] = s_packed ? ((epoll_event_packed*)events)[i].data : ((epoll_event_aligned*)events)[i].data;
+                if (s_packed)
+                {
+                    epoll_event_packed* e = (epoll_event_packed*)events + i;
+                    tokens[i] = e->data;
+                    if (withMasks)
+                    {
+                        masks[i] = e->events;
+                    }
+                }
+                else
+                {
+                    epoll_event_aligned* e = (epoll_event_aligned*)events + i;
+                    tokens[i] = e->data;
+                    if (withMasks)
+                    {
+                        masks[i] = e->events;
+                    }
+                }
             }
             return Math.Max(n, 0);
         }

@@ -16,6 +16,11 @@ namespace CookieProxy.Host.Backend;
 /// SYN+ACK in the softirq of the connect itself), so the request goes out in the same iteration.
 /// Not used with a custom <see cref="BackendOptions.Connector"/>, off Linux, or without the owner's event loop:
 /// the connect task on the thread pool does it then.
+/// <para>
+/// Once connected the socket stays on the owner's epoll set, edge-triggered (<see cref="IBackendReadiness.WatchReadable"/>),
+/// as nginx registers its connections once: a response costs the owner one recv(2) (a short read means the socket is
+/// empty; the report's hang-up bit says whether EOF waits behind the data), with no re-arm.
+/// </para>
 /// </summary>
 public sealed partial class BackendConnection
 {
@@ -37,6 +42,15 @@ public sealed partial class BackendConnection
         {
             CompleteOwnerConnect();
             return true;
+        }
+        if (errno == NonBlockingConnect.InProgress && NonBlockingConnect.HasEnded(_socket.SafeHandle))
+        {
+            errno = NonBlockingConnect.TakeError(_socket.SafeHandle);    // loopback: done within connect(2) itself
+            if (errno == 0)
+            {
+                CompleteOwnerConnect();
+                return true;
+            }
         }
         if (errno != NonBlockingConnect.InProgress)
         {
@@ -114,8 +128,18 @@ public sealed partial class BackendConnection
                 CopyToWriter(writer, rest);
                 Interlocked.Add(ref _outputPending, rest.Length);
                 _ = writer.FlushAsync().Result;    // no pause threshold: completes at once
+                EnsureSendLoop();
             }
         }
         EnterConnected();
+        // From now on the owner's epoll set reports every arrival on this socket by itself (edge-triggered):
+        // no epoll_ctl per response, and a short read needs no second recv(2) to meet EAGAIN.
+        _watched = _readiness!.WatchReadable(_socket, _readinessOwner ?? this);
+        if (_watched)
+        {
+            // Nothing can have come yet but a banner, and the watch reports what is there when it is added: no
+            // recv(2) that would only meet EAGAIN before the request has even gone out.
+            Volatile.Write(ref _readable, 0);
+        }
     }
 }

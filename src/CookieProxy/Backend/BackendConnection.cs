@@ -32,7 +32,8 @@ public enum BackendCloseReason
 
 /// <summary>
 /// The kernel socket to the backend, modelled on Kestrel's SocketConnection: a connect task and a send loop
-/// draining the output pipe (proxy→backend). Backend→proxy bytes are received by the owner itself
+/// draining the output pipe (proxy→backend), started only once the socket did not take client bytes at once
+/// (until then the owner sends them itself, and sends the FIN itself too). Backend→proxy bytes are received by the owner itself
 /// (<see cref="Receive"/>: non-blocking, straight into the client endpoint's send buffer, no pipe, no copy
 /// in between). When the socket runs dry, readability is awaited on the owner's own event loop
 /// (<see cref="IBackendReadiness"/>, Linux epoll) or else on the thread pool with a zero-byte receive
@@ -69,8 +70,11 @@ public sealed partial class BackendConnection : IDisposable
     private int _halvesOpen;                  // receive (owner, until EOF) and send loop: both ended with FIN = graceful
 
     // Owner-thread state.
+    private bool _watched;                    // on the owner's epoll set for good, edge-triggered (WatchReadable)
+    private bool _hangUpReported;             // a report of the watch said EOF or an error waits: read to the end
     private bool _started;
     private bool _outputCompleted;
+    private bool _sendLoopStarted;
     private bool _disposed;
 
     /// <param name="remote">The backend to connect to.</param>
@@ -222,6 +226,7 @@ public sealed partial class BackendConnection : IDisposable
             ValueTask<FlushResult> flush = writer.FlushAsync();
             Debug.Assert(flush.IsCompleted, "The output pipe has no pause threshold: flushing never pends.");
             _ = flush.Result;
+            EnsureSendLoop();
         }
 
         // Held back by the budget with little queued, a drain notify would come at once and find the budget still
@@ -258,10 +263,42 @@ public sealed partial class BackendConnection : IDisposable
     /// </summary>
     public void ShutdownSend()
     {
-        if (!_outputCompleted)
+        if (_outputCompleted)
         {
-            _outputCompleted = true;
-            _output.Writer.Complete();
+            return;
+        }
+        _outputCompleted = true;
+        _output.Writer.Complete();
+        if (_sendLoopStarted || State != BackendState.Connected)
+        {
+            return;    // the send loop sends what the pipe holds, then the FIN; or there is no connection to shut
+        }
+        // Nothing ever waited in the pipe, so there is no send loop: the FIN goes out from here, with no thread-pool
+        // hop (the usual request/response: every client byte went straight into the socket).
+        _output.Reader.Complete();
+        try
+        {
+            _socket.Shutdown(SocketShutdown.Send);
+            _outputShutDown = true;
+        }
+        catch (SocketException e)
+        {
+            Close(BackendCloseReason.Reset, e.SocketErrorCode, abortive: true);
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+        HalfExited();
+    }
+
+    /// <summary>Owner thread: the pipe got bytes (what the socket did not take at once): the send loop drains it.
+    /// It starts at the first such bytes, so a connection whose socket always takes everything never has one.</summary>
+    private void EnsureSendLoop()
+    {
+        if (!_sendLoopStarted)
+        {
+            _sendLoopStarted = true;
+            ThreadPool.UnsafeQueueUserWorkItem(static c => _ = c.SendLoopAsync(), this, preferLocal: false);
         }
     }
 
@@ -323,10 +360,17 @@ public sealed partial class BackendConnection : IDisposable
                 return total;
             }
             total += n;
+            buffer = buffer[n..];
+            if (_watched && !buffer.IsEmpty && !_hangUpReported)
+            {
+                // A short read emptied the socket (tcp_recvmsg stops only when its queues are empty), and no EOF
+                // was reported behind the data: the edge-triggered watch reports the next arrival by itself.
+                Volatile.Write(ref _readable, 0);
+                return total;
+            }
             // Keep reading until the space is full (the owner calls again when the client frees some: its ACK
             // settles the flow) or the socket says EWOULDBLOCK (the wait above is armed): no path leaves the
             // flow with bytes queued in the socket and nobody to fetch them.
-            buffer = buffer[n..];
         }
     }
 
@@ -415,7 +459,7 @@ public sealed partial class BackendConnection : IDisposable
         _socket.Blocking = false;
         Volatile.Write(ref _readable, 1);
         _state = (int)BackendState.Connected;
-        _ = SendLoopAsync();
+        // The send loop starts with the first bytes the socket does not take at once (EnsureSendLoop, owner thread).
     }
 
     /// <summary>
@@ -425,6 +469,10 @@ public sealed partial class BackendConnection : IDisposable
     private void ArmReadableWait()
     {
         Volatile.Write(ref _readable, 0);
+        if (_watched)
+        {
+            return;    // the edge-triggered watch reports the next arrival by itself
+        }
         if (_readiness is not null && _readiness.ArmReadable(_socket, _readinessOwner ?? this))
         {
             return;    // the owner's event loop reports it (MarkReadable): no thread-pool hop
@@ -439,15 +487,20 @@ public sealed partial class BackendConnection : IDisposable
     /// Owner thread: its event loop reported the socket it was asked to watch: the end of the owner's connect
     /// (<see cref="IBackendReadiness.ArmWritable"/>) while that is in flight, else readability.
     /// </summary>
-    public void OnReady()
+    /// <param name="hangUp">The report said EOF or an error waits behind any data (EPOLLRDHUP, EPOLLHUP, EPOLLERR).</param>
+    public void OnReady(bool hangUp = false)
     {
         if (OperatingSystem.IsLinux() && Interlocked.Exchange(ref _ownerConnect, 0) == 1)
         {
             FinishOwnerConnect();
             return;
         }
+        _hangUpReported |= hangUp;
         MarkReadable();
     }
+
+    /// <summary>The socket is on the owner's epoll set for good (edge-triggered): its entry there lives until the flow ends.</summary>
+    public bool Watched => _watched;
 
     private async Task WaitReadableAsync()
     {
@@ -473,6 +526,7 @@ public sealed partial class BackendConnection : IDisposable
         _notify();
     }
 
+    /// <summary>Thread pool, from the first bytes queued in the pipe (<see cref="EnsureSendLoop"/>) until the FIN.</summary>
     private async Task SendLoopAsync()
     {
         PipeReader reader = _output.Reader;

@@ -19,4 +19,11 @@ public interface IBackendReadiness
     /// <paramref name="owner"/>'s flow and call <see cref="BackendConnection.OnReady"/>. False when it cannot.
     /// </summary>
     bool ArmWritable(Socket socket, object owner) => false;
+
+    /// <summary>
+    /// Watch <paramref name="socket"/> for the rest of its life, edge-triggered: every arrival of data, EOF or an error
+    /// pumps <paramref name="owner"/>'s flow and calls <see cref="BackendConnection.OnReady"/> (with the hang-up bit),
+    /// with no re-arm. False when it cannot (the caller arms one-shot waits instead).
+    /// </summary>
+    bool WatchReadable(Socket socket, object owner) => false;
 }

@@ -31,6 +31,8 @@ internal sealed class CaptureService : IHostService, IDrainingService
     private ProxyOptions _o;
     private int _settingsVersion;
     private FanoutMode _fanout = FanoutMode.FlowHash;
+    /// <summary>faults: the capture threads' decommitted free ring arrays, shared (FlowTableOptions.SharedColdRings).</summary>
+    private ColdRingDepot? _coldRings;
     private readonly List<System.Net.IPEndPoint> _retired = [];
     private readonly Func<SynCookieCodec> _codec;
     private readonly HostLifetime _lifetime;
@@ -105,7 +107,11 @@ internal sealed class CaptureService : IHostService, IDrainingService
                 ? "AF_XDP capture here uses one socket on queue 0"
                 : "libpcap capture cannot share the frames between threads (no fanout)");
         }
-        FlowTableOptions FlowOptionsFor(int threadCount) => FlowOptions(o, listeners, threadCount);
+        // faults: the threads' decommitted free rings in one depot (FlowTableOptions.SharedColdRings), as many as one
+        // table of the whole --max-flows / --max-buffer-mb would keep.
+        _coldRings = new ColdRingDepot(o.FlowBufferBytes,
+            new FlowTableOptions { MaxFlows = o.MaxFlows, MaxBufferedBytesTotal = o.MaxBufferedBytes, Tcp = new TcpConfig { ReceiveBufferSize = o.FlowBufferBytes } }.MaxColdPooledRings);
+        FlowTableOptions FlowOptionsFor(int threadCount) => FlowOptions(o, listeners, threadCount, _coldRings);
         FlowTableOptions flowOptions = FlowOptionsFor(threads);
         try
         {
@@ -272,8 +278,10 @@ internal sealed class CaptureService : IHostService, IDrainingService
             RingBufferPool pool = workers[i].BufferPool;
             perThread[i][Counter.RingBuffersCreated] = pool.Created;
             perThread[i][Counter.RingBuffersInUse] = pool.Outstanding;
-            perThread[i][Counter.RingBuffersPooled] = pool.Pooled;
-            perThread[i][Counter.RingBuffersDecommitted] = pool.ColdPooled;
+            // faults: the shared depot's cold rings once, with thread 0's.
+            int shared = i == 0 ? pool.SharedColdPooled : 0;
+            perThread[i][Counter.RingBuffersPooled] = pool.Pooled + shared;
+            perThread[i][Counter.RingBuffersDecommitted] = pool.ColdPooled + shared;
         }
         return perThread;
     }
@@ -359,7 +367,7 @@ internal sealed class CaptureService : IHostService, IDrainingService
         SourceLimitConfig limits = LimitConfigFor(o);
         return new WorkerSettings(endpoints, [.. runtimes], codec,
             limits.SynLimitEnabled || limits.ConnectionLimitEnabled ? limits : null,
-            o.AllowSource, o.DenySource, FlowOptions(o, listeners, threads), ++_settingsVersion);
+            o.AllowSource, o.DenySource, FlowOptions(o, listeners, threads, _coldRings), ++_settingsVersion);
     }
 
     private static ListenerRuntime[] ListenersFor(ProxyOptions o) =>
@@ -369,8 +377,9 @@ internal sealed class CaptureService : IHostService, IDrainingService
             ProxyProtocol = l.ProxyProtocol,
         }))];
 
-    private static FlowTableOptions FlowOptions(ProxyOptions o, ListenerRuntime[] listeners, int threads) => new()
+    private static FlowTableOptions FlowOptions(ProxyOptions o, ListenerRuntime[] listeners, int threads, ColdRingDepot? coldRings) => new()
     {
+        SharedColdRings = coldRings,
         MaxFlows = Math.Max(1, o.MaxFlows / threads),
         MaxBufferedBytesTotal = o.MaxBufferedBytes / threads,
         // The per-flow size is --flow-buffer-kb itself (FlowTableOptions.WorstCaseBytesPerFlow derives it);

@@ -60,6 +60,10 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
     private readonly SocketReadiness? _readiness;
     private readonly Dictionary<int, Flow> _armed = new();
     private readonly ulong[] _readyTokens = new ulong[64];
+    private readonly uint[] _readyMasks = new uint[64];
+    /// <summary>The high half of each epoll token: a socket's descriptor number is reused once it closes (maybe by
+    /// another thread), so a report is taken only if its token is the one the flow registered last.</summary>
+    private uint _readinessGeneration;
     private volatile bool _stop;
     private volatile bool _drain;
     private long _nowMs;
@@ -123,15 +127,26 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
         return null;
     }
 
-    bool IBackendReadiness.ArmReadable(Socket socket, object owner) => Arm(socket, owner, writable: false);
+    bool IBackendReadiness.ArmReadable(Socket socket, object owner) => Arm(socket, owner, ArmKind.Readable);
 
-    bool IBackendReadiness.ArmWritable(Socket socket, object owner) => Arm(socket, owner, writable: true);
+    bool IBackendReadiness.ArmWritable(Socket socket, object owner) => Arm(socket, owner, ArmKind.Writable);
 
-    /// <summary>One-shot watch on this thread's epoll set; the event comes back through <see cref="CollectReadable"/>.</summary>
-    private bool Arm(Socket socket, object owner, bool writable)
+    bool IBackendReadiness.WatchReadable(Socket socket, object owner) => Arm(socket, owner, ArmKind.Watch);
+
+    private enum ArmKind
+    {
+        Readable,
+        Writable,
+        Watch,
+    }
+
+    /// <summary>A one-shot or (Watch) a lasting edge-triggered entry on this thread's epoll set; the events come back
+    /// through <see cref="CollectReadable"/>.</summary>
+    private bool Arm(Socket socket, object owner, ArmKind kind)
     {
         var flow = (Flow)owner;
         int fd;
+        ulong token;
         try
         {
             fd = (int)socket.SafeHandle.DangerousGetHandle();
@@ -139,7 +154,13 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
             {
                 return false;
             }
-            bool armed = writable ? _readiness.ArmWritable(socket.SafeHandle, (ulong)fd) : _readiness.ArmReadable(socket.SafeHandle, (ulong)fd);
+            token = ((ulong)++_readinessGeneration << 32) | (uint)fd;
+            bool armed = kind switch
+            {
+                ArmKind.Writable => _readiness.ArmWritable(socket.SafeHandle, token),
+                ArmKind.Watch => _readiness.WatchReadable(socket.SafeHandle, token),
+                _ => _readiness.ArmReadable(socket.SafeHandle, token),
+            };
             if (!armed)
             {
                 return false;
@@ -150,6 +171,7 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
             return false;    // closed under us: the thread-pool path sees it too and the close notifies the owner
         }
         flow.ReadinessFd = fd;
+        flow.ReadinessToken = token;
         _armed[fd] = flow;
         return true;
     }
@@ -159,13 +181,23 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
     private void CollectReadable()
     {
         int n;
-        while ((n = _readiness!.Collect(_readyTokens)) > 0)
+        while ((n = _readiness!.Collect(_readyTokens, _readyMasks)) > 0)
         {
             for (int i = 0; i < n; i++)
             {
-                if (_armed.Remove((int)_readyTokens[i], out Flow? flow) && !flow.Removed)
+                ulong token = _readyTokens[i];
+                int fd = (int)(uint)token;
+                if (!_armed.TryGetValue(fd, out Flow? flow) || flow.ReadinessToken != token)
                 {
-                    flow.Backend.OnReady();
+                    continue;    // a report for a descriptor since closed (and maybe reused by another flow)
+                }
+                if (!flow.Backend.Watched)
+                {
+                    _armed.Remove(fd);    // one-shot: re-armed by the backend when it needs another report
+                }
+                if (!flow.Removed)
+                {
+                    flow.Backend.OnReady(SocketReadiness.IsHangUp(_readyMasks[i]));
                     _flows.MarkForSettle(flow);
                 }
             }
@@ -256,6 +288,7 @@ internal sealed class CaptureWorker : IDisposable, IBackendReadiness
     private void Run()
     {
         var handler = new FlowHandler(this);
+        _flows.WorkQueue.SetOwnerThread();
         try
         {
             while (!_stop)

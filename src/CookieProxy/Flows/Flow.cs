@@ -45,6 +45,7 @@ public sealed class Flow
     internal bool Removed;
     internal bool SettlePending;
     internal int ReadinessFd = -1;
+    internal ulong ReadinessToken;
     internal long ReportedRetransmits;
     // Owned by FlowTable: the idle list (least recently active first) and the source-share accounting.
     internal Flow? IdlePrev;
@@ -187,6 +188,10 @@ public sealed class Flow
                 if (Backend.CloseReason is BackendCloseReason.ConnectRefused or BackendCloseReason.ConnectTimeout or BackendCloseReason.ConnectFailed)
                 {
                     _counters[Counter.BackendConnectFailed]++;
+                }
+                else
+                {
+                    _counters[Counter.BackendResets]++;    // mid-stream: the client's RST says the response is not complete
                 }
                 AbortClient();
             }

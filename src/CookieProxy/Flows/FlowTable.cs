@@ -63,7 +63,8 @@ public sealed class FlowTable : IDisposable
         Func<byte[], int, bool>? decommit = options.DecommitFreeRings && CookieProxy.Platform.PinnedPages.IsSupported
             ? CookieProxy.Platform.PinnedPages.TryDecommit
             : null;
-        BufferPool = new RingBufferPool(options.Tcp.ReceiveBufferSize, options.MaxPooledRings, options.MaxColdPooledRings, decommit);
+        BufferPool = new RingBufferPool(options.Tcp.ReceiveBufferSize, options.MaxPooledRings, options.MaxColdPooledRings, decommit,
+            decommit is null ? null : options.SharedColdRings);
         _v4LoMask = 0xFFFF_FFFF_0000_0000UL | (options.SourcePrefixV4 == 0 ? 0UL : uint.MaxValue << (32 - options.SourcePrefixV4));
         _v6HiMask = options.SourcePrefixV6 == 0 ? 0UL : options.SourcePrefixV6 >= 64 ? ulong.MaxValue : ulong.MaxValue << (64 - options.SourcePrefixV6);
         _v6LoMask = options.SourcePrefixV6 <= 64 ? 0UL : options.SourcePrefixV6 == 128 ? ulong.MaxValue : ulong.MaxValue << (128 - options.SourcePrefixV6);

@@ -52,6 +52,13 @@ public sealed class FlowTableOptions
         (int)Math.Min(2L * MaxFlows, Math.Min(4 * MaxBufferedBytesTotal / Math.Max(Tcp.ReceiveBufferSize, 1), int.MaxValue));
 
     /// <summary>
+    /// Where the decommitted free arrays go instead of this table's own cold list: one depot shared by every capture
+    /// thread's table, so a wave the threads split differently reuses the last wave's arrays (null: per table).
+    /// Its arrays must be <see cref="TcpConfig.ReceiveBufferSize"/> long; used only with <see cref="DecommitFreeRings"/>.
+    /// </summary>
+    public ColdRingDepot? SharedColdRings { get; init; }
+
+    /// <summary>
     /// The part of <see cref="MaxBufferedBytesTotal"/> kept for the first window of new connections: established
     /// flows grow their windows and buffers only while the table holds less than the rest, so under pressure a
     /// newcomer still gets in without waiting for an eviction.

@@ -12,13 +12,23 @@ public sealed class FlowWorkQueue
     private readonly ConcurrentQueue<Flow> _queue = new();
     private readonly Action _wake;
     private int _wakePending;
+    private int _ownerThreadId = -1;
 
     /// <param name="wake">Interrupts the owner's wait for frames (the capture device's Wake). Thread-safe, cheap.</param>
     public FlowWorkQueue(Action wake) => _wake = wake;
 
     public bool IsEmpty => _queue.IsEmpty;
 
-    /// <summary>Any thread. Queues the flow unless already queued, and wakes the owner unless a wake is pending.</summary>
+    /// <summary>
+    /// The owner's loop calls this from its thread before it starts: an event raised on that thread itself (the
+    /// owner's own receive saw EOF, or its close) is queued without a wake-up, since the loop drains the queue
+    /// later in the same turn, or skips its wait when the queue is not empty (a pipe write, a poll() return and a
+    /// read saved per connection). Unset (tests), every enqueue wakes.
+    /// </summary>
+    public void SetOwnerThread() => _ownerThreadId = Environment.CurrentManagedThreadId;
+
+    /// <summary>Any thread. Queues the flow unless already queued, and wakes the owner unless a wake is pending
+    /// or this is the owner's own thread.</summary>
     internal void Enqueue(Flow flow)
     {
         if (Interlocked.Exchange(ref flow.Queued, 1) != 0)
@@ -26,6 +36,10 @@ public sealed class FlowWorkQueue
             return;
         }
         _queue.Enqueue(flow);
+        if (Environment.CurrentManagedThreadId == _ownerThreadId)
+        {
+            return;
+        }
         if (Interlocked.Exchange(ref _wakePending, 1) == 0)
         {
             _wake();

@@ -99,6 +99,7 @@ public class BackendSpliceTests
         Assert.Equal(BackendCloseReason.ConnectRefused, flow.Backend.CloseReason);
         Assert.Equal(SocketError.ConnectionRefused, flow.Backend.SocketError);
         Assert.Equal(1, h.Counters[Counter.BackendConnectFailed]);
+        Assert.Equal(0, h.Counters[Counter.BackendResets]);
         Assert.Equal(1, h.Counters[Counter.RstSent]);
         Assert.Equal(1, h.Counters[Counter.FlowsClosed]);
         Assert.Equal(0, h.Counters[Counter.FlowsActive]);
@@ -192,6 +193,7 @@ public class BackendSpliceTests
         Assert.Equal(TcpCloseReason.Aborted, flow.Endpoint.CloseReason);
         Assert.Equal(1, h.Counters[Counter.RstSent]);
         Assert.Equal(0, h.Counters[Counter.BackendConnectFailed]);
+        Assert.Equal(1, h.Counters[Counter.BackendResets]);
     }
 
     [Fact]

@@ -39,9 +39,10 @@ public class OwnerConnectTests
         byte[] received = LoopbackBackend.ReadExactly(server, headerLength + s_request.Length);
         Assert.StartsWith("PROXY TCP4 198.18.1.7 198.18.0.1 ", System.Text.Encoding.ASCII.GetString(received, 0, headerLength));
         Assert.Equal(s_request, received[headerLength..]);
-        // On loopback connect(2) returns EINPROGRESS with the handshake already done: the owner armed the socket
-        // for writability once, and read the end of the connect from its own epoll set.
-        Assert.Equal(1, h.EventLoop!.WritableArms);
+        // On loopback connect(2) returns EINPROGRESS with the handshake already done: the owner sees that at once
+        // (poll, no wait), never arms the socket for writability, and puts it on its epoll set once for good.
+        Assert.Equal(0, h.EventLoop!.WritableArms);
+        Assert.Equal(1, h.EventLoop.Watches);
     }
 
     [Fact]
@@ -60,7 +61,52 @@ public class OwnerConnectTests
 
         Assert.True(h.RunUntil(() => client.Received.Length == 40, clients: (flow, client)));
         Assert.EndsWith("hi", System.Text.Encoding.ASCII.GetString(client.Received.ToArray()));
-        Assert.True(h.EventLoop!.ReadableArms >= 1);
+        Assert.True(h.EventLoop!.WatchReports >= 1);
+        Assert.Equal(0, h.EventLoop.ReadableArms);    // the lasting watch: no one-shot re-arm per response
+    }
+
+    [Fact]
+    public void Three_responses_on_one_connection_each_reach_the_client_with_no_rearm()
+    {
+        using var backend = new LoopbackBackend();
+        using var h = new SpliceHarness(Options(), ownerEventLoop: true);
+        var client = new TestClient();
+        Flow flow = h.Open(backend.EndPoint, client);
+        using Socket server = backend.Accept();
+        int expected = 0;
+        for (int i = 0; i < 3; i++)
+        {
+            h.SendData(flow, client, s_request);
+            Assert.True(h.RunUntil(() => h.Counters[Counter.BytesToBackend] == (i + 1) * s_request.Length));
+            LoopbackBackend.ReadExactly(server, s_request.Length);
+            byte[] response = System.Text.Encoding.ASCII.GetBytes($"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n{i}");
+            server.Send(response);
+            expected += response.Length;
+            Assert.True(h.RunUntil(() => client.Received.Length == expected, clients: (flow, client)), $"response {i}");
+        }
+        Assert.EndsWith("2", System.Text.Encoding.ASCII.GetString(client.Received.ToArray()));
+        Assert.Equal(1, h.EventLoop!.Watches);
+        Assert.Equal(0, h.EventLoop.ReadableArms);
+    }
+
+    [Fact]
+    public void A_response_and_the_backends_FIN_sent_together_reach_the_client_with_its_FIN()
+    {
+        using var backend = new LoopbackBackend();
+        using var h = new SpliceHarness(Options(), ownerEventLoop: true);
+        var client = new TestClient();
+        Flow flow = h.Open(backend.EndPoint, client);
+        h.SendData(flow, client, s_request);
+        using Socket server = backend.Accept();
+        Assert.True(h.RunUntil(() => h.Counters[Counter.BytesToBackend] == s_request.Length));
+        LoopbackBackend.ReadExactly(server, s_request.Length);
+
+        // Data and FIN before the owner looks: one report whose hang-up bit says the EOF waits behind the bytes.
+        server.Send("HTTP/1.0 200 OK\r\n\r\nbye"u8);
+        server.Shutdown(SocketShutdown.Send);
+
+        Assert.True(h.RunUntil(() => client.GotFin, clients: (flow, client)));
+        Assert.EndsWith("bye", System.Text.Encoding.ASCII.GetString(client.Received.ToArray()));
     }
 
     [Fact]

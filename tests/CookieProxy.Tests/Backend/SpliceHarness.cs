@@ -277,9 +277,9 @@ internal sealed class SpliceHarness : IDisposable
         _wake.WaitOne(EventLoop is null ? waitMs : Math.Min(waitMs, 2));
         if (EventLoop is not null && OperatingSystem.IsLinux())
         {
-            foreach (Flow ready in EventLoop.Collect())
+            foreach ((Flow ready, bool hangUp) in EventLoop.Collect())
             {
-                ready.Backend.OnReady();
+                ready.Backend.OnReady(hangUp);
                 Table.MarkForSettle(ready);
             }
             Table.SettleProcessed(NowMs, ref _dispatcher);
@@ -402,37 +402,61 @@ internal sealed class LoopbackBackend : IDisposable
 internal sealed class OwnerEventLoop : IBackendReadiness, IDisposable
 {
     private readonly SocketReadiness _readiness = new();
-    private readonly Dictionary<int, Flow> _armed = new();
+    private readonly Dictionary<int, (Flow Flow, ulong Token, bool Lasting)> _armed = new();
     private readonly ulong[] _tokens = new ulong[64];
+    private readonly uint[] _masks = new uint[64];
+    private uint _generation;
 
     public int ReadableArms;
     public int WritableArms;
+    public int Watches;
+    /// <summary>Reports taken for the edge-triggered watches (the owner's wake-ups for backend data).</summary>
+    public int WatchReports;
 
-    public bool ArmReadable(Socket socket, object owner) => Arm(socket, owner, writable: false);
+    public bool ArmReadable(Socket socket, object owner) => Arm(socket, owner, ref ReadableArms, lasting: false,
+        (s, t) => _readiness.ArmReadable(s, t));
 
-    public bool ArmWritable(Socket socket, object owner) => Arm(socket, owner, writable: true);
+    public bool ArmWritable(Socket socket, object owner) => Arm(socket, owner, ref WritableArms, lasting: false,
+        (s, t) => _readiness.ArmWritable(s, t));
 
-    private bool Arm(Socket socket, object owner, bool writable)
+    public bool WatchReadable(Socket socket, object owner) => Arm(socket, owner, ref Watches, lasting: true,
+        (s, t) => _readiness.WatchReadable(s, t));
+
+    private bool Arm(Socket socket, object owner, ref int count, bool lasting, Func<System.Runtime.InteropServices.SafeHandle, ulong, bool> arm)
     {
         int fd = (int)socket.SafeHandle.DangerousGetHandle();
-        if (!(writable ? _readiness.ArmWritable(socket.SafeHandle, (ulong)fd) : _readiness.ArmReadable(socket.SafeHandle, (ulong)fd)))
+        ulong token = ((ulong)++_generation << 32) | (uint)fd;    // as the capture thread does: fd numbers are reused
+        if (!arm(socket.SafeHandle, token))
         {
             return false;
         }
-        _ = writable ? Interlocked.Increment(ref WritableArms) : Interlocked.Increment(ref ReadableArms);
-        _armed[fd] = (Flow)owner;
+        Interlocked.Increment(ref count);
+        _armed[fd] = ((Flow)owner, token, lasting);
         return true;
     }
 
-    public List<Flow> Collect()
+    public List<(Flow Flow, bool HangUp)> Collect()
     {
-        var ready = new List<Flow>();
-        int n = _readiness.Collect(_tokens);
+        var ready = new List<(Flow, bool)>();
+        int n = _readiness.Collect(_tokens, _masks);
         for (int i = 0; i < n; i++)
         {
-            if (_armed.Remove((int)_tokens[i], out Flow? flow) && !flow.Removed)
+            int fd = (int)(uint)_tokens[i];
+            if (!_armed.TryGetValue(fd, out var entry) || entry.Token != _tokens[i])
             {
-                ready.Add(flow);
+                continue;
+            }
+            if (entry.Lasting)
+            {
+                WatchReports++;
+            }
+            else
+            {
+                _armed.Remove(fd);
+            }
+            if (!entry.Flow.Removed)
+            {
+                ready.Add((entry.Flow, SocketReadiness.IsHangUp(_masks[i])));
             }
         }
         return ready;

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using CookieProxy.Tcp;
 using CookieProxy.Tests.Support;
 using CookieProxy.Wire;
@@ -373,10 +374,42 @@ public class EndpointFuzzTests
         {
             if (!ok)
             {
-                throw new InvalidOperationException($"{what} [state {_ep.State} ({_ep.CloseReason}), RCV.NXT {_ep.ReceiveNext.Value}, "
-                    + $"client next {_clientNext.Value}, client max {_clientMax.Value}, IRS {_irs.Value}, ours acked {_ourAcked.Value}, ours max {_ourMax.Value}]");
+                Fail(what);
             }
         }
+
+        // The message is formatted only when the check fails: formatting it on every step was most of the
+        // harness's time (a few enum and number formats per segment).
+        private void Check(bool ok, [InterpolatedStringHandlerArgument(nameof(ok))] ref FailureMessage what)
+        {
+            if (!ok)
+            {
+                Fail(what.ToStringAndClear());
+            }
+        }
+
+        private void Fail(string what) =>
+            throw new InvalidOperationException($"{what} [state {_ep.State} ({_ep.CloseReason}), RCV.NXT {_ep.ReceiveNext.Value}, "
+                + $"client next {_clientNext.Value}, client max {_clientMax.Value}, IRS {_irs.Value}, ours acked {_ourAcked.Value}, ours max {_ourMax.Value}]");
+    }
+
+    /// <summary>An interpolated string that is built only when its check fails (<c>Debug.Assert</c>'s handler, kept in Release).</summary>
+    [InterpolatedStringHandler]
+    private ref struct FailureMessage
+    {
+        private DefaultInterpolatedStringHandler _inner;
+
+        public FailureMessage(int literalLength, int formattedCount, bool ok, out bool shouldAppend)
+        {
+            shouldAppend = !ok;
+            _inner = shouldAppend ? new DefaultInterpolatedStringHandler(literalLength, formattedCount) : default;
+        }
+
+        public void AppendLiteral(string value) => _inner.AppendLiteral(value);
+
+        public void AppendFormatted<T>(T value) => _inner.AppendFormatted(value);
+
+        public string ToStringAndClear() => _inner.ToStringAndClear();
     }
 
     private readonly record struct SegmentRecord(SeqNumber Seq, SeqNumber Ack, TcpFlags Flags, ushort SrcPort, ushort DstPort, int PayloadLength, bool PayloadMatches);

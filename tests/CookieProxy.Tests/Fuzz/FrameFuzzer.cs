@@ -11,7 +11,8 @@ namespace CookieProxy.Tests.Fuzz;
 
 /// <summary>
 /// Mutation fuzzing of captured frames (smoltcp's fuzz targets over a corpus of real packets): seeds are the wire
-/// corpus (tcpdump captures of Linux, curl, hping3 and wrk traffic) plus synthesized SYNs and the cookie ACKs that
+/// corpus (tcpdump captures of Linux, curl, hping3 and wrk traffic), the lab captures of Fuzz/Corpus/*.pcap
+/// (scripts/capture-corpus.sh: curl, wrk and hping3 against the published binary) plus synthesized SYNs and the cookie ACKs that
 /// answer them, so that mutants reach every layer: the parser, the SYN path, the cookie check and the flows.
 /// Each mutant gets one to four mutations (bit flips, interesting bytes, header fields, option blocks, truncation,
 /// insertion, splicing), and most get their IP and TCP checksums fixed afterwards so that the layers behind the
@@ -24,6 +25,9 @@ internal sealed class FrameFuzzer
 
     public static readonly IPEndPoint ServerV4Endpoint = new(new IPAddress(ServerV4), 80);
     public static readonly IPEndPoint ServerV6Endpoint = new(new IPAddress(ServerV6), 80);
+
+    public static readonly IpAddr ServerV4Key = IpAddr.FromBytes(ServerV4);
+    public static readonly IpAddr ServerV6Key = IpAddr.FromBytes(ServerV6);
 
     private static readonly byte[] s_interesting = [0x00, 0x01, 0x02, 0x05, 0x06, 0x0F, 0x10, 0x11, 0x12, 0x14, 0x40, 0x45, 0x60, 0x7F, 0x80, 0xFE, 0xFF];
 
@@ -356,6 +360,7 @@ internal sealed class FrameFuzzer
         {
             seeds.Add(Corpus(name));
         }
+        seeds.AddRange(LabCaptures());
 
         byte[] synV4 = Hex(LinuxSynV4);
         byte[] synV6 = Hex(LinuxSynV6);
@@ -405,6 +410,106 @@ internal sealed class FrameFuzzer
         seeds.Add(BuildV4(Segment(40005, 80, 5000, 12345, 0x11, 502)));
         seeds.Add(BuildV6(Segment(40006, 80, 5000, 0xDEADBEEF, 0x18, 502, payload: new byte[100])));
         return seeds;
+    }
+
+    /// <summary>
+    /// The frames of the lab captures (Fuzz/Corpus/*.pcap, written by scripts/capture-corpus.sh: curl, wrk and hping3
+    /// against the published binary), in file order, with the lab's server address (198.18.0.1, 2001:db8:18::1)
+    /// moved onto the fuzzer's protected endpoint and the checksums fixed, so they reach the SYN path and the
+    /// cookie check like the traffic they came from.
+    /// </summary>
+    public static List<byte[]> LabCaptures()
+    {
+        var frames = new List<byte[]>();
+        foreach (string file in Directory.EnumerateFiles(CaptureDirectory(), "*.pcap").Order())
+        {
+            foreach (byte[] frame in ReadPcap(File.ReadAllBytes(file)))
+            {
+                MoveServerAddress(frame);
+                FixChecksums(frame);
+                frames.Add(frame);
+            }
+        }
+        return frames;
+    }
+
+    private static readonly byte[] s_labServerV4 = [198, 18, 0, 1];
+    private static readonly byte[] s_labServerV6 = Hex("20010db8001800000000000000000001");
+
+    private static void MoveServerAddress(Span<byte> frame)
+    {
+        if (frame.Length < 14)
+        {
+            return;
+        }
+        ushort etherType = BinaryPrimitives.ReadUInt16BigEndian(frame[12..]);
+        (int src, int dst, byte[] lab, byte[] ours) = etherType switch
+        {
+            0x0800 => (26, 30, s_labServerV4, ServerV4),
+            0x86DD => (22, 38, s_labServerV6, ServerV6),
+            _ => (0, 0, [], []),
+        };
+        foreach (int at in (ReadOnlySpan<int>)[src, dst])
+        {
+            if (lab.Length > 0 && frame.Length >= at + lab.Length && frame.Slice(at, lab.Length).SequenceEqual(lab))
+            {
+                ours.CopyTo(frame[at..]);
+            }
+        }
+    }
+
+    /// <summary>The Ethernet frames of a classic pcap file (either byte order, µs or ns stamps); truncated frames are skipped.</summary>
+    internal static IEnumerable<byte[]> ReadPcap(byte[] file)
+    {
+        if (file.Length < 24)
+        {
+            throw new InvalidDataException("pcap file shorter than its header");
+        }
+        uint magic = BinaryPrimitives.ReadUInt32LittleEndian(file);
+        bool little = magic is 0xA1B2C3D4 or 0xA1B23C4D;
+        if (!little && BinaryPrimitives.ReadUInt32BigEndian(file) is not (0xA1B2C3D4 or 0xA1B23C4D))
+        {
+            throw new InvalidDataException("not a pcap file (magic)");
+        }
+        uint U32(int at) => little ? BinaryPrimitives.ReadUInt32LittleEndian(file.AsSpan(at)) : BinaryPrimitives.ReadUInt32BigEndian(file.AsSpan(at));
+        if (U32(20) != 1)
+        {
+            throw new InvalidDataException($"pcap link type {U32(20)}, not Ethernet (1)");
+        }
+        var frames = new List<byte[]>();
+        for (int at = 24; at + 16 <= file.Length;)
+        {
+            int captured = (int)U32(at + 8), original = (int)U32(at + 12);
+            at += 16;
+            if (captured < 0 || captured > file.Length - at)
+            {
+                throw new InvalidDataException("pcap record runs past the end of the file");
+            }
+            if (captured == original)
+            {
+                frames.Add(file.AsSpan(at, captured).ToArray());
+            }
+            at += captured;
+        }
+        return frames;
+    }
+
+    private static string CaptureDirectory([System.Runtime.CompilerServices.CallerFilePath] string thisFile = "")
+    {
+        string beside = Path.Combine(Path.GetDirectoryName(thisFile) ?? ".", "Corpus");
+        if (Directory.Exists(beside))
+        {
+            return beside;
+        }
+        for (DirectoryInfo? d = new(AppContext.BaseDirectory); d is not null; d = d.Parent)
+        {
+            string candidate = Path.Combine(d.FullName, "tests", "CookieProxy.Tests", "Fuzz", "Corpus");
+            if (Directory.Exists(candidate))
+            {
+                return candidate;
+            }
+        }
+        throw new DirectoryNotFoundException("fuzz capture corpus (tests/CookieProxy.Tests/Fuzz/Corpus) not found");
     }
 
     private static byte[] BigEndian(uint value)

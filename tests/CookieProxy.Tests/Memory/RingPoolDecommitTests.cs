@@ -28,6 +28,61 @@ public class RingPoolDecommitTests
     }
 
     [Fact]
+    public void A_second_wave_split_differently_over_two_threads_reuses_the_first_waves_arrays_through_the_shared_depot()
+    {
+        // Issue 12 regression: per-thread cold lists made the thread that got more flows in the second wave allocate
+        // while the other's cold arrays sat unused (856 rings created after the second of two 400-flow waves, 800 after the first).
+        var fake = new FakeDecommit();
+        var depot = new ColdRingDepot(Length, capacity: 100);
+        var a = new RingBufferPool(Length, maxPooled: 2, maxColdPooled: 100, fake.Decommit, depot);
+        var b = new RingBufferPool(Length, maxPooled: 2, maxColdPooled: 100, fake.Decommit, depot);
+
+        Wave(a, 30, b, 10);    // 40 flows: 30 on thread a, 10 on b
+        Assert.Equal(40, a.Created + b.Created);
+        Assert.Equal(36, depot.Count);    // all but the two hot arrays of each pool
+        Assert.Equal((2, 2, 0), (a.Pooled, b.Pooled, a.ColdPooled));
+        Assert.Equal(36, a.SharedColdPooled);
+
+        Wave(a, 10, b, 30);    // the same 40 flows, the other way round
+        Assert.Equal(40, a.Created + b.Created);
+        Assert.Equal(36, depot.Count);
+
+        static void Wave(RingBufferPool a, int onA, RingBufferPool b, int onB)
+        {
+            List<byte[]> fromA = Enumerable.Range(0, onA).Select(_ => a.Rent()).ToList();
+            List<byte[]> fromB = Enumerable.Range(0, onB).Select(_ => b.Rent()).ToList();
+            Assert.All(fromA.Concat(fromB), array => Assert.False(array.AsSpan().ContainsAnyExcept((byte)0)));
+            foreach (byte[] array in fromA)
+            {
+                array.AsSpan(0, 100).Fill(0xA5);
+                a.Return(array, 100);
+            }
+            foreach (byte[] array in fromB)
+            {
+                array.AsSpan(0, 100).Fill(0xA5);
+                b.Return(array, 100);
+            }
+        }
+    }
+
+    [Fact]
+    public void A_full_shared_depot_leaves_further_returns_to_the_gc()
+    {
+        var fake = new FakeDecommit();
+        var depot = new ColdRingDepot(Length, capacity: 3);
+        var pool = new RingBufferPool(Length, maxPooled: 1, maxColdPooled: 100, fake.Decommit, depot);
+        byte[][] rented = Enumerable.Range(0, 6).Select(_ => pool.Rent()).ToArray();
+        foreach (byte[] array in rented)
+        {
+            pool.Return(array, 0);
+        }
+
+        Assert.Equal((1, 3, 2L), (pool.Pooled, depot.Count, pool.Discarded));
+        Assert.Throws<ArgumentException>(() => new RingBufferPool(Length, 1, 0, decommit: null, depot));
+        Assert.Throws<ArgumentException>(() => new RingBufferPool(Length * 2, 1, 0, fake.Decommit, depot));
+    }
+
+    [Fact]
     public void Arrays_beyond_the_hot_ones_are_decommitted_kept_and_rented_again_before_any_allocation()
     {
         var fake = new FakeDecommit();

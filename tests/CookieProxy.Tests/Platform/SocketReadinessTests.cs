@@ -56,6 +56,69 @@ public sealed class SocketReadinessTests
     }
 
     [Fact]
+    public void A_watched_socket_is_reported_for_each_arrival_without_rearming_and_its_FIN_shows_as_hang_up()
+    {
+        using var readiness = new SocketReadiness();
+        (Socket client, Socket server) = Pair();
+        using (client)
+        using (server)
+        {
+            Span<ulong> tokens = stackalloc ulong[8];
+            Span<uint> masks = stackalloc uint[8];
+            Assert.True(readiness.WatchReadable(server.SafeHandle, 11));
+            Assert.Equal(0, readiness.Collect(tokens, masks));
+
+            client.Send(new byte[10]);
+            Assert.Equal(1, CollectWithin(readiness, tokens));
+            server.Receive(new byte[64]);    // drained
+            Assert.Equal(0, readiness.Collect(tokens, masks));    // edge-triggered: nothing new, no report
+
+            client.Send(new byte[10]);    // a new arrival reports again, with no re-arm
+            Assert.Equal(1, CollectWithin(readiness, tokens));
+            Assert.Equal(11UL, tokens[0]);
+
+            client.Send(new byte[5]);
+            client.Shutdown(SocketShutdown.Send);
+            Thread.Sleep(20);
+            Assert.Equal(1, readiness.Collect(tokens, masks));
+            Assert.True(SocketReadiness.IsHangUp(masks[0]));
+        }
+    }
+
+    [Fact]
+    public void A_watch_replaces_a_connects_one_shot_entry_on_the_same_socket()
+    {
+        using var readiness = new SocketReadiness();
+        (Socket client, Socket server) = Pair();
+        using (client)
+        using (server)
+        {
+            Span<ulong> tokens = stackalloc ulong[8];
+            Assert.True(readiness.ArmWritable(server.SafeHandle, 1));
+            Assert.Equal(1, CollectWithin(readiness, tokens));    // writable at once
+            Assert.True(readiness.WatchReadable(server.SafeHandle, 2));    // EEXIST, then MOD
+            client.Send(new byte[1]);
+            Assert.Equal(1, CollectWithin(readiness, tokens));
+            Assert.Equal(2UL, tokens[0]);
+        }
+    }
+
+    [Fact]
+    public void A_nonblocking_loopback_connect_has_ended_when_connect_returns()
+    {
+        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        listener.Listen(1);
+        using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { Blocking = false };
+
+        int started = NonBlockingConnect.Start(client.SafeHandle, (IPEndPoint)listener.LocalEndPoint!);
+
+        Assert.True(started is 0 or NonBlockingConnect.InProgress, $"connect: errno {started}");
+        Assert.True(NonBlockingConnect.HasEnded(client.SafeHandle));
+        Assert.Equal(0, NonBlockingConnect.TakeError(client.SafeHandle));
+    }
+
+    [Fact]
     public void EOF_is_reported_and_a_closed_socket_cannot_be_armed()
     {
         using var readiness = new SocketReadiness();
