@@ -8,7 +8,7 @@ namespace CookieProxy.EndToEnd;
 /// <summary>
 /// The published binary with <c>--capture pcap</c>: the portable backend (libpcap through SharpPcap, the path
 /// macOS and FreeBSD always take) carrying the real handshake, downloads and an upload, and a bounded hping3
-/// flood answered at least 99%. Run alone with <c>--filter Tier=pcap</c>.
+/// flood (<= 20 kpps) answered at least 99%. Run alone with <c>--filter Tier=pcap</c>.
 /// </summary>
 [Trait("Tier", "pcap")]
 public sealed partial class PcapCaptureTests : LabTestBase
@@ -40,14 +40,19 @@ public sealed partial class PcapCaptureTests : LabTestBase
     {
         StartProxy("--capture", "pcap");
         Assert.Equal("connected", TryConnect()); // warm up (JIT, first flow)
+        // And the SYN path: in the flood bench the first flood of a fresh process lost ~10% at 80 kpps where later,
+        // faster ones lost nothing (docs/pcap.md). 5,000 SYNs at <= 5 kpps.
+        _ = InClient(TimeSpan.FromSeconds(15), "timeout", "-s", "INT", "5", "hping3", "-q", "-S", "-p", "80", "-i", "u200", "-c", "5000",
+            "-a", "198.18.1.9", LabFixture.ServerIp);
         ProxyStats before = WaitForQuietStats(TimeSpan.FromSeconds(6));
 
-        // Bounded in count and time: at most 10 kpps and 30,000 SYNs from one of our own client addresses (never
-        // --rand-source). hping3 in this lab reaches a few kpps, far below the one-core capacity of the libpcap
-        // path that the flood bench measures (README, "Capacity on the libpcap path").
+        // Paced at <= 20 kpps (-i u50), bounded in time (4 s, then SIGINT, which prints the summary) and count (80,000
+        // SYNs), from one of our own client addresses (never --rand-source). Not --flood: in the flood bench (hping3
+        // and the proxy pinned to a core each) this path answered 100% of 100-167 kpps floods (docs/pcap.md), but in
+        // this lab nothing is pinned, and on the shared 2-core box hping3 --flood (35-45 kpps here) was 82-89% answered.
         CommandResult flood;
-        using (RunningCommand running = StartInClient("timeout", "10", "hping3", "-q", "-S", "-p", "80", "-i", "u100",
-            "-c", "30000", "-a", "198.18.1.9", LabFixture.ServerIp))
+        using (RunningCommand running = StartInClient("timeout", "-s", "INT", "4", "hping3", "-q", "-S", "-p", "80", "-i", "u50",
+            "-c", "80000", "-a", "198.18.1.9", LabFixture.ServerIp))
         {
             Thread.Sleep(1000);
             AssertDownloadIntact("1m.bin", "198.18.1.77", "pcap");

@@ -19,6 +19,17 @@ public enum ReceiveRings
     Single,
 }
 
+/// <summary>How the libpcap device sends its frames.</summary>
+public enum PcapSendMode
+{
+    /// <summary>On Linux: queue the replies and send each batch with one sendmmsg on libpcap's own descriptor
+    /// (<see cref="PcapTxQueue"/>). BSD/macOS BPF has no batch write: there this is <see cref="Inject"/>.</summary>
+    Batch,
+
+    /// <summary>One pcap_inject (one system call) per frame, as on BSD/macOS.</summary>
+    Inject,
+}
+
 /// <summary>Tuning knobs shared by both backends. The defaults suit a proxy on one 1-10 GbE port.</summary>
 public sealed record class PacketDeviceOptions
 {
@@ -30,8 +41,15 @@ public sealed record class PacketDeviceOptions
     /// <summary>Accept frames not addressed to the interface's MAC. Off: the proxy owns the protected IP's MAC.</summary>
     public bool Promiscuous { get; init; }
 
-    /// <summary>libpcap kernel buffer (pcap_set_buffer_size).</summary>
-    public int PcapBufferBytes { get; init; } = 16 << 20;
+    /// <summary>
+    /// libpcap kernel buffer (pcap_set_buffer_size); the host passes <c>--ring-mb</c>. On Linux, in immediate mode,
+    /// libpcap makes it a TPACKET_V2 ring of MTU-sized slots (~1.6 KiB each on a 1500-byte MTU: 32 MiB is ~20,000
+    /// frames, ~170 ms of a 120 kpps flood while the capture thread is off the CPU).
+    /// </summary>
+    public int PcapBufferBytes { get; init; } = DefaultRingMegabytes << 20;
+
+    /// <summary>How the libpcap device sends (<see cref="PcapSendMode"/>); <c>--pcap-send</c>.</summary>
+    public PcapSendMode PcapSend { get; init; } = PcapSendMode.Batch;
 
     /// <summary>Ring block size (all rings): a multiple of the page size and of the frame size.</summary>
     /// <remarks>

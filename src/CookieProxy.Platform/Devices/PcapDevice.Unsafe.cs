@@ -202,14 +202,38 @@ public sealed unsafe partial class PcapDevice
     public bool Send(ReadOnlySpan<byte> frame)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        if (OperatingSystem.IsLinux() && _txQueue is not null)
+        {
+            if (frame.Length <= _txQueue.MaxFrameBytes)
+            {
+                // Sent with the rest of the batch at Flush: one sendmmsg for every reply of a receive batch.
+                _txQueue.Add(frame);
+                return true;
+            }
+            _txQueue.Flush(); // keep the order: what was queued goes first
+        }
+        return Inject(frame);
+    }
+
+    public void Flush()
+    {
+        if (OperatingSystem.IsLinux() && _txQueue is not null)
+        {
+            _txQueue.Flush();
+        }
+    }
+
+    /// <summary>One frame through pcap_inject (one system call): BSD/macOS always, Linux for an oversized frame.</summary>
+    private bool Inject(ReadOnlySpan<byte> frame)
+    {
         fixed (byte* data = frame)
         {
             // The descriptor is non-blocking (for the receive side), so a burst that fills the socket's send
-            // buffer (Linux: SO_SNDBUF of libpcap's AF_PACKET socket, ~200 KiB) fails with EAGAIN/ENOBUFS instead
-            // of waiting. Each such frame used to be a TxFailed drop and a TCP retransmission a full RTO later (a
-            // 100 MiB download in the flood bench lab: 734 of them). Wait for room, briefly and a bounded number of
-            // times: backpressure on the capture thread, the way a blocking send would be. A real error (an
-            // oversized frame) finds the descriptor writable and fails again at once.
+            // buffer (Linux: SO_SNDBUF of libpcap's AF_PACKET socket, ~200 KiB; BSD: the interface queue, ENOBUFS)
+            // fails instead of waiting. Each such frame used to be a TxFailed drop and a TCP retransmission a full
+            // RTO later (a 100 MiB download in the flood bench lab: 734 of them). Wait for room, briefly and a
+            // bounded number of times: backpressure on the capture thread, the way a blocking send would be. A
+            // real error (an oversized frame) finds the descriptor writable and fails again at once.
             for (int attempt = 0; attempt < SendAttempts; attempt++)
             {
                 if (Interop.Pcap.pcap_inject(_rawPcap, data, (nuint)frame.Length) >= 0)

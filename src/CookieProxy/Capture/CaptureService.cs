@@ -151,7 +151,9 @@ internal sealed class CaptureService : IHostService, IDrainingService
             Fanout = Steering(fanoutMode, threads, o),
             SegmentationOffload = o.TxOffload,
             RingBlockCount = PacketDeviceOptions.RingBlocksFor(o.RingMegabytes),
+            PcapBufferBytes = (int)Math.Min((long)o.RingMegabytes << 20, int.MaxValue), // the libpcap buffer: --ring-mb too
             Rings = o.RxRings,
+            PcapSend = o.PcapSend,
         };
         ILogger? flowLog = o.Verbose ? _log : null;
         for (int t = 0; t < threads; t++)

@@ -55,6 +55,9 @@ public sealed record ProxyOptions
 
     /// <summary>AF_PACKET receive rings: SYNs apart from the rest (default) or one ring (<see cref="ReceiveRings"/>).</summary>
     public ReceiveRings RxRings { get; init; } = ReceiveRings.Separate;
+
+    /// <summary>libpcap on Linux: each batch of replies in one sendmmsg, or one pcap_inject per frame.</summary>
+    public PcapSendMode PcapSend { get; init; } = PcapSendMode.Batch;
     public int FlowBufferBytes { get; init; } = 256 * 1024;
     /// <summary>The client-facing TCP's congestion controller (loss recovery is RACK-TLP + PRR with either).</summary>
     public TcpCongestionControl Congestion { get; init; } = TcpCongestionControl.Cubic;

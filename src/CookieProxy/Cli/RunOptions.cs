@@ -42,7 +42,8 @@ public static class RunOptions
         ParseCapture, o => o.Capture, (o, v) => o with { Capture = v }, reloadable: false));
 
     public static readonly RunOption<int> RingMegabytes = Add(new RunOption<int>("--ring-mb", "N",
-        "AF_PACKET receive ring per capture thread, MiB (default 32: ~250 ms of slack when sparse, ~250k SYN frames when busy)",
+        "AF_PACKET receive ring per capture thread, MiB (default 32: ~250 ms of slack when sparse, ~250k SYN frames when busy); "
+        + "with libpcap its buffer (pcap_set_buffer_size: ~20k frames at 32)",
         Int(1, 4096), o => o.RingMegabytes, (o, v) => o with { RingMegabytes = v }, reloadable: false));
 
     public static readonly RunOption<ReceiveRings> RxRings = Add(new RunOption<ReceiveRings>("--rx-rings", "separate|separate-v3|single",
@@ -51,6 +52,11 @@ public static class RunOptions
         + "TPACKET_V3 blocks (fewer wake-ups, a SYN may wait up to 1 ms); single = one TPACKET_V3 ring for every frame "
         + "(each may wait up to 1 ms, overflow drops any frame) (default separate)",
         ParseRxRings, o => o.RxRings, (o, v) => o with { RxRings = v }, reloadable: false));
+
+    public static readonly RunOption<PcapSendMode> PcapSend = Add(new RunOption<PcapSendMode>("--pcap-send", "batch|inject",
+        "libpcap on Linux: batch (default) = the replies to a receive batch leave with one sendmmsg on libpcap's "
+        + "descriptor; inject = one pcap_inject system call per frame, as on macOS/FreeBSD (whose BPF has no batch write)",
+        ParsePcapSend, o => o.PcapSend, (o, v) => o with { PcapSend = v }, reloadable: false));
 
     public static readonly RunOption<XdpSynMode> XdpSyn = Add(new RunOption<XdpSynMode>("--xdp-syn", "auto|native|generic|off",
         "answer SYNs with cookie SYN+ACKs in an XDP program on the interface (XDP_TX), byte for byte what user space "
@@ -537,6 +543,18 @@ public static class RunOptions
         value = mode ?? XdpSynMode.Auto;
         error = mode is null ? "expected auto, native, generic or off" : "";
         return mode is not null;
+    }
+
+    private static bool ParsePcapSend(string text, out PcapSendMode value, out string error)
+    {
+        (bool known, value) = text.ToLowerInvariant() switch
+        {
+            "batch" => (true, PcapSendMode.Batch),
+            "inject" => (true, PcapSendMode.Inject),
+            _ => (false, PcapSendMode.Batch),
+        };
+        error = known ? "" : "expected batch or inject";
+        return known;
     }
 
     private static bool ParseRxRings(string text, out ReceiveRings value, out string error)

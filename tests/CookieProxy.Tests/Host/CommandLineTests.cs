@@ -121,6 +121,21 @@ public class CommandLineTests
     }
 
     [Theory]
+    [InlineData("", PcapSendMode.Batch)]
+    [InlineData("--pcap-send batch", PcapSendMode.Batch)]
+    [InlineData("--pcap-send Inject", PcapSendMode.Inject)]
+    public void PcapSendDefaultsToOneSendmmsgPerBatch(string extra, PcapSendMode expected) =>
+        Assert.Equal(expected, Parse($"{Minimal} {extra}").Options!.PcapSend);
+
+    [Fact]
+    public void AnUnknownPcapSendValueNamesTheChoices()
+    {
+        CliParse r = Parse($"{Minimal} --pcap-send mmsg");
+        Assert.Null(r.Options);
+        Assert.Contains("expected batch or inject", r.Error);
+    }
+
+    [Theory]
     [InlineData("", XdpSynMode.Auto)]
     [InlineData("--xdp-syn auto", XdpSynMode.Auto)]
     [InlineData("--xdp-syn generic", XdpSynMode.Generic)]
