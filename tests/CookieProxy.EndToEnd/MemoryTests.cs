@@ -101,7 +101,8 @@ public sealed class MemoryTests : FaultTestBase
 
         // A backend socket each (a few may still be connecting, or closing, as the count is taken).
         Assert.True(fdsHeld >= fdsBefore + 490, $"{fdsHeld - fdsBefore} new fds for 500 flows (a backend socket each)");
-        Assert.Equal(fdsBefore, fdsAfter);
+        // Back to the baseline (one below it is a transient descriptor of the baseline moment, e.g. the stats file being written).
+        Assert.True(fdsAfter <= fdsBefore, $"the proxy holds {fdsAfter} fds after the idle timeout, {fdsBefore} before the 500 flows");
         Assert.EndsWith("open=0", backendSide);
         Assert.Equal(0, idle["ring_buffers_in_use"]);
 
