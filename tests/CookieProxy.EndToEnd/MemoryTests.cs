@@ -101,7 +101,8 @@ public sealed class MemoryTests : FaultTestBase
 
         // A backend socket each (a few may still be connecting, or closing, as the count is taken).
         Assert.True(fdsHeld >= fdsBefore + 490, $"{fdsHeld - fdsBefore} new fds for 500 flows (a backend socket each)");
-        Assert.Equal(fdsBefore, fdsAfter);
+        // Back to the baseline (one below it is a transient descriptor of the baseline moment, e.g. the stats file being written).
+        Assert.True(fdsAfter <= fdsBefore, $"the proxy holds {fdsAfter} fds after the idle timeout, {fdsBefore} before the 500 flows");
         Assert.EndsWith("open=0", backendSide);
         Assert.Equal(0, idle["ring_buffers_in_use"]);
 
@@ -122,7 +123,10 @@ public sealed class MemoryTests : FaultTestBase
         int clients = EnvInt("CP_FAULTS_WAVE_CLIENTS", 400);
         int capMb = EnvInt("CP_FAULTS_WAVE_MAX_BUFFER_MB", 64);
         StartPythonBackend("silent");
-        int pid = StartProxy("--listen", Listen, "--backend", PythonBackend, "--max-buffer-mb", capMb.ToString(CultureInfo.InvariantCulture));
+        // --idle-timeout 10: the backstop for a client RST the capture ring dropped (5,000 pushing clients overrun it;
+        // an RST is never retransmitted, and these flows have nothing to send that would find the client gone).
+        int pid = StartProxy("--listen", Listen, "--backend", PythonBackend, "--max-buffer-mb", capMb.ToString(CultureInfo.InvariantCulture),
+            "--idle-timeout", "10");
 
         // Warm-up: a small wave (JIT, the first rings), then the baseline.
         long warmFlows = RunWave(20, "warm-up").FlowsCreated;
@@ -203,7 +207,7 @@ public sealed class MemoryTests : FaultTestBase
             """;
         CommandResult r = InClient(TimeSpan.FromSeconds(90), "python3", "-c", Script, clients.ToString(CultureInfo.InvariantCulture), "150");
         Assert.True(r.Succeeded, r.ToString());
-        ProxyStats stats = WaitForStats(s => s["flows_active"] == 0, TimeSpan.FromSeconds(30), $"every flow of the {name} gone");
+        ProxyStats stats = WaitForStats(s => s["flows_active"] == 0, TimeSpan.FromSeconds(45), $"every flow of the {name} gone");
         Log($"{name}: {r.StdOut.Trim()}; flows_created {stats.FlowsCreated}, flow_buffer_bytes {stats["flow_buffer_bytes"]}");
         return stats;
     }
