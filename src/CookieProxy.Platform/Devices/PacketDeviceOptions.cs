@@ -23,7 +23,7 @@ public enum ReceiveRings
 public enum PcapSendMode
 {
     /// <summary>On Linux: queue the replies and send each batch with one sendmmsg on libpcap's own descriptor
-    /// (<see cref="PcapTxQueue"/>). BSD/macOS BPF has no batch write: there this is <see cref="Inject"/>.</summary>
+    /// (<see cref="PacketTxQueue"/>). BSD/macOS BPF has no batch write: there this is <see cref="Inject"/>.</summary>
     Batch,
 
     /// <summary>One pcap_inject (one system call) per frame, as on BSD/macOS.</summary>

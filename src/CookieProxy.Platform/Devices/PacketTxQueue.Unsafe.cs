@@ -11,12 +11,27 @@ namespace CookieProxy.Platform;
 /// and handed to the kernel with one sendmmsg(2) per <see cref="Flush"/>. On a PACKET_VNET_HDR socket every
 /// message is two iovecs, [virtio_net_hdr, frame]: the header says what the kernel or NIC finishes
 /// (checksum, segmentation), see packet_snd / virtio_net_hdr_to_skb in net/packet/af_packet.c.
+/// <para>
+/// The libpcap device on Linux uses it too, on libpcap's own bound AF_PACKET descriptor: pcap_inject there is
+/// send(fd, frame, length, 0) (pcap_inject_linux in libpcap's pcap-linux.c), so a batch per sendmmsg sends exactly
+/// what pcap_inject would. That descriptor is non-blocking (pcap_setnonblock, for the receive side), so a burst that
+/// fills the socket's send buffer (SO_SNDBUF, ~200 KiB) fails with EAGAIN or ENOBUFS instead of waiting; with
+/// <c>waitForRoom</c> the queue then waits for room, briefly and a bounded number of times per frame (backpressure
+/// on the capture thread, as a blocking send would be). A frame that still does not go, or that the kernel refuses
+/// (EMSGSIZE, ENETDOWN), is counted and dropped alone.
+/// </para>
 /// </summary>
 [SupportedOSPlatform("linux")]
 internal sealed unsafe class PacketTxQueue
 {
+    /// <summary>With waitForRoom: tries per frame before it counts as failed; between two, at most <see cref="WaitMs"/> in poll(2).</summary>
+    internal const int Attempts = 4;
+
+    internal const int WaitMs = 2;
+
     private readonly FrameBatch _frames;
     private readonly bool _vnetHeaders;
+    private readonly bool _waitForRoom;
     // sendmmsg's vectors live in pinned arrays: no native allocation to free, addresses never move.
     private readonly mmsghdr[] _messageArray;
     private readonly iovec[] _iovecArray;
@@ -26,10 +41,11 @@ internal sealed unsafe class PacketTxQueue
     private readonly virtio_net_hdr* _headers;
     private bool _reserved;
 
-    public PacketTxQueue(int slots, int maxFrameBytes, int bufferBytes, bool vnetHeaders)
+    public PacketTxQueue(int slots, int maxFrameBytes, int bufferBytes, bool vnetHeaders, bool waitForRoom = false)
     {
         _frames = new FrameBatch(slots, maxFrameBytes, bufferBytes);
         _vnetHeaders = vnetHeaders;
+        _waitForRoom = waitForRoom;
         int iovPerMessage = vnetHeaders ? 2 : 1;
         _messageArray = GC.AllocateArray<mmsghdr>(slots, pinned: true);
         _iovecArray = GC.AllocateArray<iovec>(slots * iovPerMessage, pinned: true);
@@ -129,6 +145,7 @@ internal sealed unsafe class PacketTxQueue
             iov->iov_len = (nuint)frame.Length;
         }
         int next = 0;
+        int failures = 0; // of the frame at `next`
         while (next < count)
         {
             // A bound packet socket needs no msg_name: frames leave on the bound interface.
@@ -137,6 +154,7 @@ internal sealed unsafe class PacketTxQueue
             {
                 next += sent;
                 Sent += sent;
+                failures = 0;
                 continue;
             }
             int errno = Marshal.GetLastPInvokeError();
@@ -144,10 +162,23 @@ internal sealed unsafe class PacketTxQueue
             {
                 continue;
             }
-            // ENOBUFS (driver queue full under qdisc bypass), EINVAL (malformed frame): drop this frame only.
+            if (_waitForRoom && (errno == EAGAIN || errno == ENOBUFS) && ++failures < Attempts)
+            {
+                WaitWritable(fd);
+                continue;
+            }
+            // ENOBUFS (driver queue full under qdisc bypass; or still no room after the waits), EINVAL or EMSGSIZE
+            // (malformed frame), ENETDOWN: drop this frame only.
             SendFailed++;
             next++;
+            failures = 0;
         }
         _frames.Clear();
+    }
+
+    private static void WaitWritable(int fd)
+    {
+        var pfd = new Interop.Libc.pollfd { fd = fd, events = Interop.Libc.POLLOUT };
+        _ = Interop.Libc.poll(&pfd, 1, WaitMs); // EINTR or a timeout: the next sendmmsg tells
     }
 }

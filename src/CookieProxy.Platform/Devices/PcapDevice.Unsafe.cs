@@ -207,10 +207,10 @@ public sealed unsafe partial class PcapDevice
             if (frame.Length <= _txQueue.MaxFrameBytes)
             {
                 // Sent with the rest of the batch at Flush: one sendmmsg for every reply of a receive batch.
-                _txQueue.Add(frame);
+                _txQueue.Add(_selectableFd, frame);
                 return true;
             }
-            _txQueue.Flush(); // keep the order: what was queued goes first
+            _txQueue.Flush(_selectableFd); // keep the order: what was queued goes first
         }
         return Inject(frame);
     }
@@ -219,7 +219,7 @@ public sealed unsafe partial class PcapDevice
     {
         if (OperatingSystem.IsLinux() && _txQueue is not null)
         {
-            _txQueue.Flush();
+            _txQueue.Flush(_selectableFd);
         }
     }
 

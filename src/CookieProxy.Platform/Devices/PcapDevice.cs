@@ -21,7 +21,7 @@ namespace CookieProxy.Platform;
 /// where poll() does not see it: with 64 frames queued it returned ReadTimeout after 32, the others still
 /// buffered. We drain first, then poll.</item>
 /// <item>Send on Linux queues the frame; Flush hands the queue to the kernel with one sendmmsg on libpcap's own
-/// descriptor, which is what pcap_inject does there one frame per system call (<see cref="PcapTxQueue"/>). In the
+/// descriptor, which is what pcap_inject does there one frame per system call (<see cref="PacketTxQueue"/>, waiting for room). In the
 /// flood bench that took the path from 8.3-9.3 to 5.4-7.2 µs of server CPU per SYN+ACK, and from 85-88% to 100% of a
 /// 100-167 kpps flood answered (docs/pcap.md). Elsewhere (BSD/macOS BPF has no batch
 /// write) send is pcap_inject: SharpPcap's <c>SendPacket(ReadOnlySpan&lt;byte&gt;)</c> allocates nothing when the
@@ -41,7 +41,7 @@ public sealed partial class PcapDevice : IPacketDevice
     private readonly int _selectableFd;
     private readonly WakePipe _wake;
     // Linux only: replies queued and sent with one sendmmsg per Flush on libpcap's descriptor (null elsewhere).
-    private readonly PcapTxQueue? _txQueue;
+    private readonly PacketTxQueue? _txQueue;
     private readonly Lock _statsLock = new();
     private long _sent;
     private long _sendFailed;
@@ -79,7 +79,7 @@ public sealed partial class PcapDevice : IPacketDevice
             _wake = new WakePipe(interfaceName);
             if (OperatingSystem.IsLinux() && options.PcapSend == PcapSendMode.Batch)
             {
-                _txQueue = new PcapTxQueue(_selectableFd, options.TxBatchFrames, MaxQueuedFrameBytes);
+                _txQueue = new PacketTxQueue(options.TxBatchFrames, MaxQueuedFrameBytes, bufferBytes: 0, vnetHeaders: false, waitForRoom: true);
             }
         }
         catch
