@@ -27,6 +27,27 @@ public enum ListenerCounter : byte
     Count,
 }
 
+/// <summary>The per-listener counters' names and help, defined once (JSON keys, <c>top</c>, Prometheus).</summary>
+public static class ListenerCounterTable
+{
+    /// <summary>The stable snake_case name (JSON key and Prometheus name part).</summary>
+    public static string NameOf(ListenerCounter c) => Entry(c).Name;
+
+    public static string HelpOf(ListenerCounter c) => Entry(c).Help;
+
+    private static (string Name, string Help) Entry(ListenerCounter c) => c switch
+    {
+        ListenerCounter.SynReceived => ("syn_received",
+            "SYNs to the listener with no flow that reached user space (the XDP program counts its own per CPU, in the totals only)."),
+        ListenerCounter.SynRateLimited => ("syn_rate_limited", "SYNs to the listener refused by the per-source SYN budget."),
+        ListenerCounter.CookieValid => ("cookie_valid", "ACKs to the listener whose cookie validated."),
+        ListenerCounter.CookieInvalid => ("cookie_invalid", "ACKs to the listener with no flow and no valid cookie."),
+        ListenerCounter.FlowsCreated => ("flows_created", "Flows of the listener created."),
+        ListenerCounter.FlowsClosed => ("flows_closed", "Flows of the listener removed."),
+        _ => throw new ArgumentOutOfRangeException(nameof(c), c, null),
+    };
+}
+
 /// <summary>
 /// Per-listener counts of one capture thread (<c>cookieproxy top</c>): one small array of
 /// slots times <see cref="ListenerCounter"/>. A slot belongs to one endpoint for the life of the process

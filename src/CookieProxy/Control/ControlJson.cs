@@ -101,7 +101,7 @@ public static class ControlJson
             w.WriteString("backend", info.Backend);
             for (var c = (ListenerCounter)0; c < ListenerCounter.Count; c++)
             {
-                w.WriteNumber(ListenerCounterName(c), now.Listeners.Read(ep, c));
+                w.WriteNumber(ListenerCounterTable.NameOf(c), now.Listeners.Read(ep, c));
             }
             w.WriteNumber("flows_active", FlowsActive(now.Listeners, ep));
             w.WriteStartObject("rates");
@@ -110,7 +110,7 @@ public static class ControlJson
                 double seconds = now.SecondsSince(earlier);
                 for (var c = (ListenerCounter)0; c < ListenerCounter.Count; c++)
                 {
-                    w.WriteNumber(ListenerCounterName(c), Rate(now.Listeners.Read(ep, c), earlier.Listeners.Read(ep, c), seconds));
+                    w.WriteNumber(ListenerCounterTable.NameOf(c), Rate(now.Listeners.Read(ep, c), earlier.Listeners.Read(ep, c), seconds));
                 }
             }
             w.WriteEndObject();
@@ -121,18 +121,6 @@ public static class ControlJson
 
     public static long FlowsActive(ListenerCounters l, IPEndPoint listener) =>
         Math.Max(0, l.Read(listener, ListenerCounter.FlowsCreated) - l.Read(listener, ListenerCounter.FlowsClosed));
-
-    /// <summary>The stable snake_case name of a per-listener counter (JSON key and Prometheus name part).</summary>
-    public static string ListenerCounterName(ListenerCounter c) => c switch
-    {
-        ListenerCounter.SynReceived => "syn_received",
-        ListenerCounter.SynRateLimited => "syn_rate_limited",
-        ListenerCounter.CookieValid => "cookie_valid",
-        ListenerCounter.CookieInvalid => "cookie_invalid",
-        ListenerCounter.FlowsCreated => "flows_created",
-        ListenerCounter.FlowsClosed => "flows_closed",
-        _ => throw new ArgumentOutOfRangeException(nameof(c), c, null),
-    };
 
     /// <summary>The <c>top</c> reply: rates per listener and per drop reason, and the top sources.</summary>
     public static void WriteTop(Utf8JsonWriter w, StatsSnapshot now, StatsSnapshot? earlier, TopSources sources)

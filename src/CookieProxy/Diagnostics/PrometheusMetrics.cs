@@ -73,7 +73,7 @@ public sealed class PrometheusMetrics
         for (var lc = (ListenerCounter)0; lc < ListenerCounter.Count; lc++)
         {
             _listenerCounters[(int)lc] = factory.CreateCounter(
-                Prefix + "listener_" + ControlJson.ListenerCounterName(lc) + "_total", ListenerHelp(lc), ListenerLabel);
+                Prefix + "listener_" + ListenerCounterTable.NameOf(lc) + "_total", ListenerCounterTable.HelpOf(lc), ListenerLabel);
         }
         _listenerFlowsActive = factory.CreateGauge(Prefix + "listener_flows_active", "Flows of the listener in the flow tables now.", ListenerLabel);
 
@@ -169,15 +169,4 @@ public sealed class PrometheusMetrics
         _captureThreads.Set(s.PerThread.Count);
         _uptime.Set(Math.Round(s.UptimeSeconds, 3));
     }
-
-    private static string ListenerHelp(ListenerCounter c) => c switch
-    {
-        ListenerCounter.SynReceived => "SYNs to the listener with no flow that reached user space (the XDP program counts its own per CPU, in the totals only).",
-        ListenerCounter.SynRateLimited => "SYNs to the listener refused by the per-source SYN budget.",
-        ListenerCounter.CookieValid => "ACKs to the listener whose cookie validated.",
-        ListenerCounter.CookieInvalid => "ACKs to the listener with no flow and no valid cookie.",
-        ListenerCounter.FlowsCreated => "Flows of the listener created.",
-        ListenerCounter.FlowsClosed => "Flows of the listener removed.",
-        _ => throw new ArgumentOutOfRangeException(nameof(c), c, null),
-    };
 }
