@@ -50,7 +50,8 @@ workers=()
 proxy_pid=""
 keep_workdir=0
 
-cleanup()
+# Ends the background traffic loops and forgets them.
+stop_workers()
 {
   local pid
   for pid in "${workers[@]}"; do
@@ -59,6 +60,12 @@ cleanup()
   for pid in "${workers[@]}"; do
     wait "$pid" 2>/dev/null || true
   done
+  workers=()
+}
+
+cleanup()
+{
+  stop_workers
   "${lab[@]}" impair-off >/dev/null 2>&1 || true
   "${lab[@]}" down >/dev/null 2>&1 || true
   if ((keep_workdir)); then
@@ -225,15 +232,9 @@ cp_log "soak: traffic stops; waiting for the flows to close"
 # Impairment off first: a client's RST or FIN lost to it would leave its flow waiting for the idle timeout.
 "${lab[@]}" impair-off >/dev/null 2>&1 || true
 sleep 2
-for pid in "${workers[@]}"; do
-  kill -TERM "$pid" 2>/dev/null || true
-done
-for pid in "${workers[@]}"; do
-  wait "$pid" 2>/dev/null || true
-done
-workers=()
+stop_workers
 # A curl killed mid-transfer is not a failure of the proxy; its line is never written.
-"${lab[@]}" impair-off >/dev/null 2>&1 || true
+"${lab[@]}" impair-off >/dev/null 2>&1 || true    # again: a cycle's worker may have turned it on before it ended
 settle_end=$((SECONDS + 60))
 while ((SECONDS < settle_end)); do
   sleep 5
